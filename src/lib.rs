@@ -1,1 +1,15 @@
-//! lib
+//! nacos-drift: audit and repair drift between a source and a target Nacos cluster during a live migration.
+//!
+//! The binary is a thin wrapper over [`app::run`]; everything else is here so the integration tests
+//! can use the same model and sources.
+
+pub mod app;
+pub mod cli;
+pub mod diff;
+pub mod error;
+pub mod exit;
+pub mod finding;
+pub mod model;
+pub mod report;
+pub mod settings;
+pub mod source;

@@ -1,0 +1,368 @@
+//! Orchestration of each subcommand: resolve settings → capture (async) → hash and diff (rayon) → report → exit status.
+
+use crate::cli::{AuditArgs, Cli, Command, DiffArgs, SnapshotArgs};
+use crate::diff::{self, Scope};
+use crate::error::{Error, ErrorKind, Result};
+use crate::exit::ExitStatus;
+use crate::finding::{Code, Finding, Layer};
+use crate::model::{Side, SideSnapshot, SNAPSHOT_SCHEMA_VERSION};
+use crate::report::{Report, SideInfo};
+use crate::settings::{self, Inputs, Settings};
+use crate::source::{self, NamespaceFilter};
+use std::collections::HashSet;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Most content diffs fetched from the DBs per run; the rest show digests only.
+const MAX_DB_DIFFS: usize = 200;
+
+/// Run a parsed command line; the returned status becomes the process exit code.
+pub fn run(cli: Cli) -> Result<ExitStatus> {
+    let env = |k: &str| std::env::var(k).ok();
+    match cli.command {
+        Command::Audit(a) => audit(&a, &env),
+        Command::Snapshot(a) => snapshot(&a, &env),
+        Command::Diff(a) => diff_files(&a, &env),
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::with_source(ErrorKind::Source, "starting the async runtime", e))
+}
+
+/// Namespace filters for both sides, from the scope (source ids for the source, mapped ids for the target).
+fn filters(scope: &Arc<Scope>) -> (NamespaceFilter, NamespaceFilter) {
+    let s = scope.clone();
+    let t = scope.clone();
+    (
+        Arc::new(move |ns: &str| s.namespace_in_scope(&crate::model::canonical_namespace(ns))),
+        Arc::new(move |ns: &str| t.namespace_in_scope(&t.to_source(ns))),
+    )
+}
+
+fn audit(a: &AuditArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<ExitStatus> {
+    let settings = settings::resolve(&Inputs {
+        sides: Some(&a.sides),
+        report: Some(&a.report),
+        config: a.sides.config.as_deref(),
+        namespaces: &[],
+        settle: a.settle,
+        env,
+    })?;
+    let nothing = |s: &settings::SideSettings| s.nacos.is_empty() && s.db.is_none();
+    if nothing(&settings.source) || nothing(&settings.target) {
+        return Err(Error::new(
+            ErrorKind::Usage,
+            "nothing to compare: give each side Nacos nodes and/or a database \
+             (--source-nacos/--source-db and --target-nacos/--target-db, or a [source]/[target] section in --config)",
+        ));
+    }
+    let scope = Arc::new(Scope::new(&settings));
+    let rt = runtime()?;
+    let (source, target) = capture_both(&rt, &settings, &scope);
+    let first = compare(&source, &target, &scope);
+    let mut settled = 0;
+    let (source, target, findings) = if settings.settle_secs > 0 && first.iter().any(|f| f.code != Code::SourceError) {
+        tracing::info!("{} difference(s); re-checking in {} s before confirming", first.len(), settings.settle_secs);
+        std::thread::sleep(std::time::Duration::from_secs(settings.settle_secs));
+        let (source2, target2) = capture_both(&rt, &settings, &scope);
+        let second = compare(&source2, &target2, &scope);
+        let seen: HashSet<String> = first.iter().map(Finding::identity).collect();
+        let confirmed: Vec<Finding> =
+            second.into_iter().filter(|f| f.code == Code::SourceError || seen.contains(&f.identity())).collect();
+        settled = first.iter().filter(|f| f.code != Code::SourceError).count()
+            - confirmed.iter().filter(|f| f.code != Code::SourceError).count().min(first.len());
+        (source2, target2, confirmed)
+    } else {
+        (source, target, first)
+    };
+    let mut findings = findings;
+    rt.block_on(fill_db_diffs(&settings, &mut findings, scope.show_secrets()));
+    let mut report = finish(&settings, "audit", findings, &source, &target);
+    report.summary.settled = settled;
+    emit(&report, &settings)
+}
+
+fn capture_both(rt: &tokio::runtime::Runtime, settings: &Settings, scope: &Arc<Scope>) -> (SideSnapshot, SideSnapshot) {
+    let (sf, tf) = filters(scope);
+    let (mut source, mut target) = rt.block_on(async {
+        tokio::join!(
+            source::capture(Side::Source, &settings.source, settings, sf),
+            source::capture(Side::Target, &settings.target, settings, tf)
+        )
+    });
+    // CPU-bound hashing runs on rayon, outside the async runtime.
+    for snap in [&mut source, &mut target] {
+        if let Some(api) = &mut snap.api {
+            diff::hash_contents(&mut api.configs);
+        }
+    }
+    (source, target)
+}
+
+/// Diff two snapshots and add a `source-error` finding for every capture failure.
+fn compare(source: &SideSnapshot, target: &SideSnapshot, scope: &Scope) -> Vec<Finding> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()
+        .and_then(|d| i64::try_from(d.as_millis()).ok());
+    let mut out = diff::compare(source, target, scope, now);
+    out.extend(capture_errors(source, Side::Source));
+    out.extend(capture_errors(target, Side::Target));
+    out
+}
+
+fn capture_errors(snap: &SideSnapshot, side: Side) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let mut push = |layer: Layer, e: &crate::model::CaptureError| {
+        let mut f = Finding::new(Code::SourceError, layer, e.namespace.as_deref().unwrap_or(""), "", "");
+        f.side = Some(side.as_str().to_owned());
+        f.node = Some(e.origin.clone());
+        f.detail = format!("{side}: {}", e.message);
+        out.push(f);
+    };
+    if let Some(db) = &snap.db {
+        for e in &db.errors {
+            push(Layer::L1, e);
+        }
+    }
+    if let Some(api) = &snap.api {
+        for e in &api.errors {
+            push(Layer::L3, e);
+        }
+    }
+    out
+}
+
+/// For L1 content differences, fetch both rows' content and attach a masked diff.
+async fn fill_db_diffs(settings: &Settings, findings: &mut [Finding], show_secrets: bool) {
+    let (Some(sdsn), Some(tdsn)) = (&settings.source.db, &settings.target.db) else { return };
+    let scope = Scope::new(settings);
+    let idx: Vec<usize> = findings
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| f.layer == Layer::L1 && f.code == Code::ConfigContentDiffers)
+        .map(|(i, _)| i)
+        .take(MAX_DB_DIFFS)
+        .collect();
+    if idx.is_empty() {
+        return;
+    }
+    let key = |f: &Finding, ns: String| crate::model::ConfigKey {
+        namespace: ns,
+        group: f.group.clone(),
+        data_id: f.name.clone(),
+        variant: f.variant.clone().unwrap_or_default(),
+    };
+    let skeys: Vec<_> = idx.iter().map(|i| key(&findings[*i], findings[*i].namespace.clone())).collect();
+    let tkeys: Vec<_> = idx.iter().map(|i| key(&findings[*i], scope.to_target(&findings[*i].namespace))).collect();
+    let fetch = |dsn: &String, pw: Option<&settings::Secret>, keys: Vec<crate::model::ConfigKey>| {
+        let dsn = dsn.clone();
+        let pw = pw.cloned();
+        let timeout = settings.timeout_secs;
+        async move {
+            let db = source::mysql::NacosDb::new(&dsn, pw.as_ref(), timeout).ok()?;
+            let r = db.contents(&keys).await.ok();
+            db.close().await;
+            r
+        }
+    };
+    let (s, t) = tokio::join!(
+        fetch(sdsn, settings.source.db_password.as_ref(), skeys.clone()),
+        fetch(tdsn, settings.target.db_password.as_ref(), tkeys.clone())
+    );
+    let (Some(s), Some(t)) = (s, t) else { return };
+    for (n, i) in idx.iter().enumerate() {
+        if let (Some(a), Some(b)) = (s.get(&skeys[n]), t.get(&tkeys[n])) {
+            findings[*i].diff = Some(diff::text::unified(a, b, show_secrets));
+        }
+    }
+}
+
+fn side_info(conf: Option<&settings::SideSettings>, snap: &SideSnapshot) -> SideInfo {
+    SideInfo {
+        nacos: conf.map(|c| c.nacos.clone()).unwrap_or_else(|| snap.api.iter().map(|a| a.origin.clone()).collect()),
+        version: snap.api.as_ref().map(|a| a.version.clone()),
+        db: conf.and_then(|c| c.db.clone()).or_else(|| snap.db.as_ref().map(|d| d.origin.clone())),
+        db_configs: snap.db.as_ref().map(|d| d.configs.len()),
+        api_configs: snap.api.as_ref().map(|a| a.configs.len()),
+        api_services: snap.api.as_ref().map(|a| a.services.len()),
+        api_instances: snap.api.as_ref().map(|a| a.services.iter().map(|s| s.instances.len()).sum()),
+    }
+}
+
+/// Apply levels and the gate, then build the report.
+fn finish(settings: &Settings, mode: &str, mut findings: Vec<Finding>, source: &SideSnapshot, target: &SideSnapshot) -> Report {
+    for f in &mut findings {
+        f.level = settings.level_of(f.code);
+        f.in_gate = settings.gate.is_none_or(|g| g.includes(f.code, f.layer, f.side.as_deref()));
+    }
+    let mut report = Report::new(mode, run_id(), settings.gate.map(|g| g.name().to_owned()), findings);
+    let live = mode == "audit";
+    report.source = side_info(live.then_some(&settings.source), source);
+    report.target = side_info(live.then_some(&settings.target), target);
+    match (&source.db, &target.db) {
+        (Some(_), Some(_)) => report.compared.push("L1 (DB ↔ DB)".into()),
+        (None, None) => report.not_compared.push("L1 (DB ↔ DB): no database configured on either side".into()),
+        (None, Some(_)) => report.not_compared.push("L1 (DB ↔ DB): the source has no database configured".into()),
+        (Some(_), None) => report.not_compared.push("L1 (DB ↔ DB): the target has no database configured".into()),
+    }
+    report.not_compared.push("L2 (DB ↔ node caches): not implemented in this version".into());
+    match (&source.api, &target.api) {
+        (Some(_), Some(_)) => report.compared.push("L3 (cluster ↔ cluster API)".into()),
+        (None, None) => report.not_compared.push("L3 (cluster ↔ cluster): no Nacos nodes configured on either side".into()),
+        (None, Some(_)) => report.not_compared.push("L3 (cluster ↔ cluster): the source has no Nacos nodes configured".into()),
+        (Some(_), None) => report.not_compared.push("L3 (cluster ↔ cluster): the target has no Nacos nodes configured".into()),
+    }
+    report
+}
+
+/// Write the reports, print the text summary, and return the status.
+fn emit(report: &Report, settings: &Settings) -> Result<ExitStatus> {
+    let dir = settings.out.clone().unwrap_or_else(|| PathBuf::from("reports").join(&report.run_id));
+    let written = report.write_all(&dir, &settings.formats);
+    let mut text = Vec::new();
+    let _ = report.render(crate::settings::Format::Text, &mut text);
+    let mut stdout = std::io::stdout().lock();
+    // A closed pipe (`| head`) is not an error worth failing the gate over.
+    let _ = stdout.write_all(&text);
+    let _ = stdout.flush();
+    match written {
+        Ok(()) => {
+            tracing::info!("reports written to {}", dir.display());
+            eprintln_safe(&format!("reports written to {}", dir.display()));
+            Ok(report.status())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn eprintln_safe(msg: &str) {
+    let mut e = std::io::stderr().lock();
+    let _ = writeln!(e, "{msg}");
+}
+
+fn snapshot(a: &SnapshotArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<ExitStatus> {
+    let settings = settings::resolve(&Inputs {
+        sides: Some(&a.sides),
+        report: None,
+        config: a.sides.config.as_deref(),
+        namespaces: &[],
+        settle: None,
+        env,
+    })?;
+    let side = match a.side.as_str() {
+        "source" => Side::Source,
+        "target" => Side::Target,
+        other => return Err(Error::new(ErrorKind::Usage, format!("--side must be `source` or `target`, not `{other}`"))),
+    };
+    let conf = if side == Side::Source { &settings.source } else { &settings.target };
+    if conf.nacos.is_empty() && conf.db.is_none() {
+        return Err(Error::new(ErrorKind::Usage, format!("nothing to snapshot: the {side} has no Nacos nodes and no database configured")));
+    }
+    let scope = Arc::new(Scope::new(&settings));
+    let (sf, tf) = filters(&scope);
+    let rt = runtime()?;
+    let mut snap = rt.block_on(source::capture(side, conf, &settings, if side == Side::Source { sf } else { tf }));
+    if let Some(api) = &mut snap.api {
+        diff::hash_contents(&mut api.configs);
+    }
+    let errors = snap.db.iter().flat_map(|d| d.errors.iter()).chain(snap.api.iter().flat_map(|a| a.errors.iter())).count();
+    let json = serde_json::to_vec_pretty(&snap).map_err(|e| Error::with_source(ErrorKind::Report, "serialising the snapshot", e))?;
+    write_atomic(&a.output, &json)?;
+    for e in snap.db.iter().flat_map(|d| d.errors.iter()).chain(snap.api.iter().flat_map(|a| a.errors.iter())) {
+        eprintln_safe(&format!("error: {}", e.message));
+    }
+    eprintln_safe(&format!("snapshot of the {side} written to {}", a.output.display()));
+    Ok(if errors > 0 { ExitStatus::Incomplete } else { ExitStatus::Clean })
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes)
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(|e| Error::with_source(ErrorKind::Report, format!("writing {}", path.display()), e))
+}
+
+/// Read and check a snapshot file.
+pub fn load_snapshot(path: &Path) -> Result<SideSnapshot> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::with_source(ErrorKind::Usage, format!("reading snapshot {}", path.display()), e))?;
+    let snap: SideSnapshot = serde_json::from_str(&text).map_err(|e| {
+        Error::new(ErrorKind::Usage, format!("{}:{}:{}: invalid snapshot: {e}", path.display(), e.line(), e.column()))
+    })?;
+    if snap.schema_version != SNAPSHOT_SCHEMA_VERSION {
+        return Err(Error::new(
+            ErrorKind::Usage,
+            format!("{}: snapshot schema_version {} is not supported (expected {SNAPSHOT_SCHEMA_VERSION})", path.display(), snap.schema_version),
+        ));
+    }
+    Ok(snap)
+}
+
+fn diff_files(a: &DiffArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<ExitStatus> {
+    let settings = settings::resolve(&Inputs {
+        sides: None,
+        report: Some(&a.report),
+        config: a.config.as_deref(),
+        namespaces: &a.namespaces,
+        settle: None,
+        env,
+    })?;
+    let mut source = load_snapshot(&a.source)?;
+    let mut target = load_snapshot(&a.target)?;
+    for snap in [&mut source, &mut target] {
+        if let Some(api) = &mut snap.api {
+            diff::hash_contents(&mut api.configs);
+        }
+        if let Some(db) = &mut snap.db {
+            diff::hash_contents(&mut db.configs);
+        }
+    }
+    let scope = Scope::new(&settings);
+    let mut findings = diff::compare(&source, &target, &scope, None);
+    findings.extend(capture_errors(&source, Side::Source));
+    findings.extend(capture_errors(&target, Side::Target));
+    let report = finish(&settings, "diff", findings, &source, &target);
+    emit(&report, &settings)
+}
+
+/// `YYYYMMDDTHHMMSSZ` of now (UTC), used as the run id.
+fn run_id() -> String {
+    if let Ok(fixed) = std::env::var("NACOS_DRIFT_RUN_ID") {
+        // Lets golden tests and CI pin the folder name.
+        return fixed;
+    }
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let days = i64::try_from(secs / 86_400).unwrap_or(0);
+    let rem = secs % 86_400;
+    let (y, m, d) = civil_from_days(days);
+    format!("{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z", rem / 3600, (rem % 3600) / 60, rem % 60)
+}
+
+/// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = u32::try_from(doy - (153 * mp + 2) / 5 + 1).unwrap_or(1);
+    let m = u32::try_from(if mp < 10 { mp + 3 } else { mp - 9 }).unwrap_or(1);
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn civil_dates() {
+        assert_eq!(super::civil_from_days(0), (1970, 1, 1));
+        assert_eq!(super::civil_from_days(20_784), (2026, 11, 27));
+    }
+}

@@ -1,0 +1,118 @@
+//! Command-line types (clap derive) and nothing else: turned into `Settings` in `settings.rs`.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+/// Audit and repair drift between a source and a target Nacos cluster during a live migration.
+///
+/// Exit codes: 0 clean, 1 drift at deny level, 2 usage/config error, 3 incomplete audit.
+#[derive(Debug, Parser)]
+#[command(name = "nacos-drift", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Snapshot both sides, diff them, write reports, gate by exit code.
+    Audit(AuditArgs),
+    /// Capture one side to a JSON snapshot file.
+    Snapshot(SnapshotArgs),
+    /// Compare two snapshot files offline (A = source, B = target): same findings and reports as `audit`.
+    Diff(DiffArgs),
+}
+
+/// Where the two sides are (all optional here; they may come from the config file or environment).
+#[derive(Debug, Args, Default, Clone)]
+pub struct SidesArgs {
+    /// TOML config file.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Source Nacos node base URLs, with context path (`http://host:8848/nacos`), comma-separated.
+    #[arg(long, value_name = "URL[,URL...]")]
+    pub source_nacos: Option<String>,
+    /// Target Nacos node base URLs, comma-separated.
+    #[arg(long, value_name = "URL[,URL...]")]
+    pub target_nacos: Option<String>,
+    /// Source database DSN `mysql://user@host:port/db` (put the password in NACOS_DRIFT_SOURCE_DB_PASSWORD).
+    #[arg(long, value_name = "DSN")]
+    pub source_db: Option<String>,
+    /// Target database DSN.
+    #[arg(long, value_name = "DSN")]
+    pub target_db: Option<String>,
+    /// Restrict to these source namespaces (repeatable; default all). `public` is the default namespace.
+    #[arg(long = "namespace", value_name = "ID")]
+    pub namespaces: Vec<String>,
+    /// Per-request timeout in seconds.
+    #[arg(long, value_name = "SECS")]
+    pub timeout: Option<u64>,
+    /// Concurrent requests per node.
+    #[arg(long, value_name = "N")]
+    pub concurrency: Option<u64>,
+}
+
+/// Report options shared by `audit` and `diff`.
+#[derive(Debug, Args, Default, Clone)]
+pub struct ReportArgs {
+    /// Gate to evaluate: db-synced, caches-fresh, dual-registered, cutover-ready, decommission-ready (default: every finding counts).
+    #[arg(long, value_name = "NAME")]
+    pub gate: Option<String>,
+    /// Report format, repeatable: text, json, csv, markdown.
+    #[arg(long = "format", value_name = "FORMAT")]
+    pub formats: Vec<String>,
+    /// Output directory (default `reports/<run-id>/`).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Show secret values in diffs instead of masking them.
+    #[arg(long)]
+    pub show_secrets: bool,
+}
+
+/// `audit` arguments.
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// Sides.
+    #[command(flatten)]
+    pub sides: SidesArgs,
+    /// Reports.
+    #[command(flatten)]
+    pub report: ReportArgs,
+    /// Seconds to wait before re-checking differences, so replication lag is not reported as drift.
+    #[arg(long, value_name = "SECS")]
+    pub settle: Option<u64>,
+}
+
+/// `snapshot` arguments.
+#[derive(Debug, Args)]
+pub struct SnapshotArgs {
+    /// Sides.
+    #[command(flatten)]
+    pub sides: SidesArgs,
+    /// Which side to capture: source or target.
+    #[arg(long, value_name = "SIDE")]
+    pub side: String,
+    /// Output file.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: PathBuf,
+}
+
+/// `diff` arguments.
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// Source snapshot file.
+    pub source: PathBuf,
+    /// Target snapshot file.
+    pub target: PathBuf,
+    /// TOML config file (for ignore rules, namespace map, levels).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Restrict to these source namespaces.
+    #[arg(long = "namespace", value_name = "ID")]
+    pub namespaces: Vec<String>,
+    /// Reports.
+    #[command(flatten)]
+    pub report: ReportArgs,
+}

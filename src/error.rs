@@ -1,0 +1,77 @@
+//! The one error type: something that stopped a run (findings are data, not errors).
+
+use crate::exit::ExitStatus;
+
+/// What kind of failure stopped the run; decides the exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// Bad flags or environment.
+    Usage,
+    /// Invalid configuration file.
+    Config,
+    /// A source (node, database, snapshot file) could not be read.
+    Source,
+    /// A report could not be written.
+    Report,
+}
+
+/// An error with the operation and object in its message and never a secret.
+#[derive(Debug, thiserror::Error)]
+#[error("{msg}")]
+pub struct Error {
+    /// The kind, which picks the exit code.
+    pub kind: ErrorKind,
+    /// Human message naming what failed and where.
+    pub msg: String,
+    #[source]
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl Error {
+    /// A new error without an underlying cause.
+    pub fn new(kind: ErrorKind, msg: impl Into<String>) -> Self {
+        Self {
+            kind,
+            msg: msg.into(),
+            source: None,
+        }
+    }
+
+    /// A new error wrapping its cause.
+    pub fn with_source(
+        kind: ErrorKind,
+        msg: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            kind,
+            msg: msg.into(),
+            source: Some(Box::new(source)),
+        }
+    }
+
+    /// The exit status this error maps to.
+    #[must_use]
+    pub fn exit_status(&self) -> ExitStatus {
+        match self.kind {
+            ErrorKind::Usage | ErrorKind::Config => ExitStatus::Usage,
+            ErrorKind::Source | ErrorKind::Report => ExitStatus::Incomplete,
+        }
+    }
+
+    /// The message followed by each cause, `a: b: c`.
+    #[must_use]
+    pub fn chain(&self) -> String {
+        let mut out = self.msg.clone();
+        let mut cur: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(self);
+        while let Some(e) = cur {
+            out.push_str(": ");
+            out.push_str(&e.to_string());
+            cur = e.source();
+        }
+        out
+    }
+}
+
+/// Result alias for this crate.
+pub type Result<T> = std::result::Result<T, Error>;

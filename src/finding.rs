@@ -1,0 +1,275 @@
+//! Findings: the drift kinds with their stable codes, levels, layers and the finding record itself.
+
+use serde::{Deserialize, Serialize};
+
+/// Stable kebab-case codes of every finding kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Code {
+    /// A namespace of the source has no counterpart on the target.
+    NamespaceMissing,
+    /// A namespace exists only on the target.
+    NamespaceExtra,
+    /// A config of the source is absent on the target.
+    ConfigMissing,
+    /// A config exists only on the target.
+    ConfigExtra,
+    /// Same key, different content.
+    ConfigContentDiffers,
+    /// Same content, different type/app/desc/tags.
+    ConfigMetaDiffers,
+    /// A node serves an md5 other than its DB's (or its cluster's API content).
+    CacheStale,
+    /// A node does not serve a config that its DB has.
+    CacheMissing,
+    /// A node serves a config whose DB row is gone.
+    CacheExtra,
+    /// A node's cache is newer than the DB row: no reload will take the row.
+    CacheTimestampTrap,
+    /// A configured node is not a member of its cluster, or a member is unreachable.
+    NodeNotMember,
+    /// A service of the source is absent on the target.
+    ServiceMissing,
+    /// A service exists only on the target.
+    ServiceExtra,
+    /// Protect threshold, metadata or selector differ.
+    ServiceMetaDiffers,
+    /// An instance of the source is absent on the target.
+    InstanceMissing,
+    /// An instance exists only on the target.
+    InstanceExtra,
+    /// Weight, health, enabled, ephemeral or metadata differ.
+    InstanceDiffers,
+    /// Something could not be read: the audit is incomplete.
+    SourceError,
+}
+
+impl Code {
+    /// Every code, in report order.
+    pub const ALL: [Code; 18] = [
+        Code::NamespaceMissing,
+        Code::NamespaceExtra,
+        Code::ConfigMissing,
+        Code::ConfigExtra,
+        Code::ConfigContentDiffers,
+        Code::ConfigMetaDiffers,
+        Code::CacheStale,
+        Code::CacheMissing,
+        Code::CacheExtra,
+        Code::CacheTimestampTrap,
+        Code::NodeNotMember,
+        Code::ServiceMissing,
+        Code::ServiceExtra,
+        Code::ServiceMetaDiffers,
+        Code::InstanceMissing,
+        Code::InstanceExtra,
+        Code::InstanceDiffers,
+        Code::SourceError,
+    ];
+
+    /// The kebab-case code.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Code::NamespaceMissing => "namespace-missing",
+            Code::NamespaceExtra => "namespace-extra",
+            Code::ConfigMissing => "config-missing",
+            Code::ConfigExtra => "config-extra",
+            Code::ConfigContentDiffers => "config-content-differs",
+            Code::ConfigMetaDiffers => "config-meta-differs",
+            Code::CacheStale => "cache-stale",
+            Code::CacheMissing => "cache-missing",
+            Code::CacheExtra => "cache-extra",
+            Code::CacheTimestampTrap => "cache-timestamp-trap",
+            Code::NodeNotMember => "node-not-member",
+            Code::ServiceMissing => "service-missing",
+            Code::ServiceExtra => "service-extra",
+            Code::ServiceMetaDiffers => "service-meta-differs",
+            Code::InstanceMissing => "instance-missing",
+            Code::InstanceExtra => "instance-extra",
+            Code::InstanceDiffers => "instance-differs",
+            Code::SourceError => "source-error",
+        }
+    }
+
+    /// Parse a kebab-case code.
+    #[must_use]
+    pub fn parse(s: &str) -> Option<Code> {
+        Code::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for Code {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How much a finding matters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    /// Reported in the details only; never fails a gate.
+    Allow,
+    /// Reported; never fails a gate.
+    Warn,
+    /// Fails the gate (exit 1).
+    Deny,
+}
+
+impl Level {
+    /// `allow`, `warn` or `deny`.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Allow => "allow",
+            Level::Warn => "warn",
+            Level::Deny => "deny",
+        }
+    }
+
+    /// Parse a level name.
+    #[must_use]
+    pub fn parse(s: &str) -> Option<Level> {
+        match s {
+            "allow" => Some(Level::Allow),
+            "warn" => Some(Level::Warn),
+            "deny" => Some(Level::Deny),
+            _ => None,
+        }
+    }
+}
+
+/// Which comparison found it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Layer {
+    /// DB ↔ DB.
+    L1,
+    /// DB ↔ each node's cache.
+    L2,
+    /// Cluster ↔ cluster through the API.
+    L3,
+}
+
+impl Layer {
+    /// `L1`, `L2` or `L3`.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Layer::L1 => "L1",
+            Layer::L2 => "L2",
+            Layer::L3 => "L3",
+        }
+    }
+}
+
+/// One difference (or read failure) between source and target.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Finding {
+    /// Stable code.
+    pub code: Code,
+    /// Level after configuration.
+    pub level: Level,
+    /// Comparison layer.
+    pub layer: Layer,
+    /// Whether this finding counts for the selected gate.
+    pub in_gate: bool,
+    /// Namespace (source id; the target id when it differs is in `detail`).
+    pub namespace: String,
+    /// Group.
+    pub group: String,
+    /// dataId or service name.
+    pub name: String,
+    /// `beta`, `tag:<t>` or `gray:<g>` for config variants.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
+    /// `ip:port` (with cluster) for instance findings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
+    /// Node URL for per-node findings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    /// Which side the finding is about (for source errors and node findings).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub side: Option<String>,
+    /// Fields that differ.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<String>,
+    /// Digest on the source side.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_digest: Option<String>,
+    /// Digest on the target side.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_digest: Option<String>,
+    /// Human explanation.
+    pub detail: String,
+    /// Masked unified diff (source → target) for content differences.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diff: Option<String>,
+    /// Seconds since the source row last changed, when known: a young difference may be replication lag.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub age_secs: Option<i64>,
+}
+
+impl Finding {
+    /// A finding with the identity filled and everything else empty; levels are applied later.
+    #[must_use]
+    pub fn new(code: Code, layer: Layer, namespace: &str, group: &str, name: &str) -> Self {
+        Finding {
+            code,
+            level: Level::Deny,
+            layer,
+            in_gate: true,
+            namespace: namespace.to_owned(),
+            group: group.to_owned(),
+            name: name.to_owned(),
+            variant: None,
+            instance: None,
+            node: None,
+            side: None,
+            fields: Vec::new(),
+            source_digest: None,
+            target_digest: None,
+            detail: String::new(),
+            diff: None,
+            age_secs: None,
+        }
+    }
+
+    /// Sort key: findings are always rendered in this order.
+    #[must_use]
+    pub fn sort_key(&self) -> impl Ord + '_ {
+        (
+            self.layer,
+            self.code,
+            &self.namespace,
+            &self.group,
+            &self.name,
+            &self.variant,
+            &self.instance,
+            &self.node,
+        )
+    }
+
+    /// Identity used to match a finding across the settling re-check.
+    #[must_use]
+    pub fn identity(&self) -> String {
+        format!(
+            "{}|{}|{}|{}|{}|{:?}|{:?}|{:?}",
+            self.code, self.layer.as_str(), self.namespace, self.group, self.name, self.variant, self.instance, self.node
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_round_trip() {
+        for c in Code::ALL {
+            assert_eq!(Code::parse(c.as_str()), Some(c));
+            assert_eq!(serde_json::to_string(&c).unwrap(), format!("\"{}\"", c.as_str()));
+        }
+    }
+}

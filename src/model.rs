@@ -1,0 +1,272 @@
+//! The snapshot model: what one side (source or target) looks like, captured from its DB and/or its Nacos API.
+//!
+//! A snapshot is plain data, serialisable to the JSON files that `snapshot` writes and `diff` reads.
+//! Config content is optional: the DB layer normally carries only the MD5 computed inside MySQL,
+//! and content is fetched later for the few keys that differ.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Version of the snapshot file format.
+pub const SNAPSHOT_SCHEMA_VERSION: u32 = 1;
+
+/// Which side of the migration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Side {
+    /// The cluster being migrated from.
+    Source,
+    /// The cluster being migrated to.
+    Target,
+}
+
+impl Side {
+    /// `source` or `target`.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Side::Source => "source",
+            Side::Target => "target",
+        }
+    }
+}
+
+impl std::fmt::Display for Side {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Everything captured of one side.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SideSnapshot {
+    /// File format version.
+    pub schema_version: u32,
+    /// `source` or `target` (informational: `diff A B` treats A as source, B as target).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub side: Option<Side>,
+    /// Capture from the database, if one was configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub db: Option<DbSnapshot>,
+    /// Capture through the Nacos API, if nodes were configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api: Option<ApiSnapshot>,
+}
+
+/// A read failure recorded during capture; it makes the audit incomplete.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaptureError {
+    /// What could not be read (`db`, a node URL without credentials, ...).
+    pub origin: String,
+    /// Namespace concerned, if the failure was limited to one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// What went wrong, without secrets.
+    pub message: String,
+}
+
+/// What the DB layer captured.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DbSnapshot {
+    /// The DSN with the password removed.
+    pub origin: String,
+    /// Namespaces from `tenant_info`.
+    pub namespaces: Vec<Namespace>,
+    /// Config rows (`config_info`, beta/tag or gray tables).
+    pub configs: Vec<ConfigItem>,
+    /// Failures while reading.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<CaptureError>,
+}
+
+/// What the API layer captured.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiSnapshot {
+    /// The node the cluster-wide data was read from.
+    pub origin: String,
+    /// Server version as reported by the node (`unknown` if it does not say).
+    pub version: String,
+    /// Namespaces; the public one is `public`.
+    pub namespaces: Vec<Namespace>,
+    /// Every config with content.
+    pub configs: Vec<ConfigItem>,
+    /// Every service with its instances.
+    pub services: Vec<Service>,
+    /// Failures while reading.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<CaptureError>,
+}
+
+/// A namespace. The default namespace is always `public` here, whatever the server calls it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Namespace {
+    /// Namespace id (`public` for the default one).
+    pub id: String,
+    /// Display name.
+    #[serde(default)]
+    pub name: String,
+    /// Description.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub desc: String,
+}
+
+/// Identity of a config item.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigKey {
+    /// Namespace id (`public` for the default one).
+    pub namespace: String,
+    /// Group.
+    pub group: String,
+    /// dataId.
+    pub data_id: String,
+    /// Empty for the formal config; `beta`, `tag:<name>` or `gray:<name>` otherwise.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub variant: String,
+}
+
+impl ConfigKey {
+    /// `namespace/group/dataId[#variant]`, for messages.
+    #[must_use]
+    pub fn display(&self) -> String {
+        if self.variant.is_empty() {
+            format!("{}/{}/{}", self.namespace, self.group, self.data_id)
+        } else {
+            format!("{}/{}/{}#{}", self.namespace, self.group, self.data_id, self.variant)
+        }
+    }
+}
+
+/// One config item.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigItem {
+    /// Identity.
+    #[serde(flatten)]
+    pub key: ConfigKey,
+    /// Lowercase hex MD5 of the UTF-8 content, as Nacos computes it. Filled from content if absent.
+    #[serde(default)]
+    pub md5: String,
+    /// Content, when captured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
+    /// `type` column (yaml, properties, ...).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub r#type: String,
+    /// `app_name`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub app: String,
+    /// `c_desc`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub desc: String,
+    /// Tags, sorted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    /// `gmt_modified` in epoch milliseconds, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub modified_ms: Option<i64>,
+}
+
+/// Identity of a service.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceKey {
+    /// Namespace id.
+    pub namespace: String,
+    /// Group.
+    pub group: String,
+    /// Service name without the group prefix.
+    pub name: String,
+}
+
+/// A service with its instances.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Service {
+    /// Identity.
+    #[serde(flatten)]
+    pub key: ServiceKey,
+    /// Protect threshold.
+    #[serde(default)]
+    pub protect_threshold: f64,
+    /// Service metadata.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub metadata: BTreeMap<String, String>,
+    /// Selector, rendered as compact JSON (`{"type":"none"}` when unset).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub selector: String,
+    /// Instances of every cluster, including disabled ones where the server lists them.
+    #[serde(default)]
+    pub instances: Vec<Instance>,
+}
+
+/// One registered instance.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Instance {
+    /// Cluster name.
+    pub cluster: String,
+    /// IP.
+    pub ip: String,
+    /// Port.
+    pub port: u16,
+    /// Weight.
+    pub weight: f64,
+    /// Health as the server sees it.
+    pub healthy: bool,
+    /// Enabled flag.
+    pub enabled: bool,
+    /// Ephemeral (true) or persistent.
+    pub ephemeral: bool,
+    /// Instance metadata.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub metadata: BTreeMap<String, String>,
+}
+
+impl Instance {
+    /// `ip:port`.
+    #[must_use]
+    pub fn address(&self) -> String {
+        format!("{}:{}", self.ip, self.port)
+    }
+}
+
+/// Lowercase hex MD5 of a string's UTF-8 bytes: the digest Nacos serves in `Content-MD5`.
+#[must_use]
+pub fn md5_hex(content: &str) -> String {
+    use md5::{Digest, Md5};
+    hex::encode(Md5::digest(content.as_bytes()))
+}
+
+/// Normalise a namespace id: `""`, `"public"` and `"null"` all mean the default namespace.
+#[must_use]
+pub fn canonical_namespace(id: &str) -> String {
+    match id {
+        "" | "public" | "null" => "public".to_owned(),
+        other => other.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn md5_matches_nacos_lowercase_hex() {
+        assert_eq!(md5_hex(""), "d41d8cd98f00b204e9800998ecf8427e");
+        // UTF-8 bytes, not Latin-1 or GBK (nacos-internals §1.2).
+        assert_eq!(md5_hex("héllo"), "be50e8478cf24ff3595bc7307fb91b50");
+    }
+
+    #[test]
+    fn default_namespace_spellings_are_one() {
+        assert_eq!(canonical_namespace(""), "public");
+        assert_eq!(canonical_namespace("public"), "public");
+        assert_eq!(canonical_namespace("dev"), "dev");
+    }
+}

@@ -1,0 +1,193 @@
+//! The report model: one sorted, serialisable record of a run, rendered by one module per format.
+
+pub mod csv;
+pub mod json;
+pub mod markdown;
+pub mod text;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::exit::ExitStatus;
+use crate::finding::{Code, Finding, Level};
+use crate::settings::Format;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// Version of the JSON report contract (see README, "JSON report").
+pub const REPORT_SCHEMA_VERSION: u32 = 1;
+
+/// What was read of one side.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SideInfo {
+    /// Node URLs.
+    pub nacos: Vec<String>,
+    /// Server version reported by the nodes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// DB DSN without password.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub db: Option<String>,
+    /// Configs read from the DB.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub db_configs: Option<usize>,
+    /// Configs read through the API.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_configs: Option<usize>,
+    /// Services read through the API.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_services: Option<usize>,
+    /// Instances read through the API.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_instances: Option<usize>,
+}
+
+/// Counts.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Summary {
+    /// All findings.
+    pub total: usize,
+    /// At `deny` level.
+    pub deny: usize,
+    /// At `warn` level.
+    pub warn: usize,
+    /// At `allow` level.
+    pub allow: usize,
+    /// At `deny` level and inside the gate: these decide exit 1.
+    pub failing: usize,
+    /// Findings per code.
+    pub by_code: BTreeMap<String, usize>,
+    /// Differences seen on the first pass that were gone at the settling re-check.
+    pub settled: usize,
+}
+
+/// A whole run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// JSON contract version.
+    pub schema_version: u32,
+    /// nacos-drift version.
+    pub tool_version: String,
+    /// Run id (also the default output folder name).
+    pub run_id: String,
+    /// `audit` or `diff`.
+    pub mode: String,
+    /// Whether every configured source was read; false means exit 3.
+    pub complete: bool,
+    /// Gate evaluated, if any.
+    pub gate: Option<String>,
+    /// Exit code of the run.
+    pub exit_code: u8,
+    /// Source side.
+    pub source: SideInfo,
+    /// Target side.
+    pub target: SideInfo,
+    /// Layers compared (`L1`, `L2`, `L3`).
+    pub compared: Vec<String>,
+    /// What could not be compared and why.
+    pub not_compared: Vec<String>,
+    /// Counts.
+    pub summary: Summary,
+    /// Findings, sorted by layer, code, namespace, group, name.
+    pub findings: Vec<Finding>,
+}
+
+impl Report {
+    /// Build a report from findings; computes the summary and the exit code.
+    #[must_use]
+    pub fn new(mode: &str, run_id: String, gate: Option<String>, mut findings: Vec<Finding>) -> Self {
+        findings.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
+        let mut summary = Summary { total: findings.len(), ..Summary::default() };
+        for f in &findings {
+            match f.level {
+                Level::Deny => summary.deny += 1,
+                Level::Warn => summary.warn += 1,
+                Level::Allow => summary.allow += 1,
+            }
+            if f.level == Level::Deny && f.in_gate {
+                summary.failing += 1;
+            }
+            *summary.by_code.entry(f.code.as_str().to_owned()).or_default() += 1;
+        }
+        let complete = !findings.iter().any(|f| f.code == Code::SourceError);
+        let mut r = Report {
+            schema_version: REPORT_SCHEMA_VERSION,
+            tool_version: env!("CARGO_PKG_VERSION").to_owned(),
+            run_id,
+            mode: mode.to_owned(),
+            complete,
+            gate,
+            exit_code: 0,
+            source: SideInfo::default(),
+            target: SideInfo::default(),
+            compared: Vec::new(),
+            not_compared: Vec::new(),
+            summary,
+            findings,
+        };
+        r.exit_code = r.status().code();
+        r
+    }
+
+    /// The exit status the findings call for.
+    #[must_use]
+    pub fn status(&self) -> ExitStatus {
+        if !self.complete {
+            ExitStatus::Incomplete
+        } else if self.summary.failing > 0 {
+            ExitStatus::Drift
+        } else {
+            ExitStatus::Clean
+        }
+    }
+
+    /// Render one format into a byte buffer.
+    pub fn render(&self, format: Format, out: &mut Vec<u8>) -> std::io::Result<()> {
+        match format {
+            Format::Text => text::write(self, out),
+            Format::Json => json::write(self, out),
+            Format::Csv => csv::write(self, out),
+            Format::Markdown => markdown::write(self, out),
+        }
+    }
+
+    /// Write every format into `dir`, each file written whole then renamed so none is half-written.
+    pub fn write_all(&self, dir: &Path, formats: &[Format]) -> Result<()> {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            Error::with_source(ErrorKind::Report, format!("creating report folder {}", dir.display()), e)
+        })?;
+        for f in formats {
+            let mut buf = Vec::new();
+            self.render(*f, &mut buf)
+                .map_err(|e| Error::with_source(ErrorKind::Report, format!("rendering {}", f.file_name()), e))?;
+            let path = dir.join(f.file_name());
+            let tmp = dir.join(format!(".{}.tmp", f.file_name()));
+            std::fs::write(&tmp, &buf)
+                .and_then(|()| std::fs::rename(&tmp, &path))
+                .map_err(|e| Error::with_source(ErrorKind::Report, format!("writing {}", path.display()), e))?;
+        }
+        Ok(())
+    }
+}
+
+/// The `namespace/group/name[#variant][ instance][ @node]` label of a finding.
+#[must_use]
+pub fn location(f: &Finding) -> String {
+    let mut s = if f.group.is_empty() && f.name.is_empty() {
+        f.namespace.clone()
+    } else {
+        format!("{}/{}/{}", f.namespace, f.group, f.name)
+    };
+    if let Some(v) = &f.variant {
+        s.push('#');
+        s.push_str(v);
+    }
+    if let Some(i) = &f.instance {
+        s.push(' ');
+        s.push_str(i);
+    }
+    if let Some(n) = &f.node {
+        s.push_str(" @");
+        s.push_str(n);
+    }
+    s
+}

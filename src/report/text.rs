@@ -1,0 +1,94 @@
+//! Terminal report: a summary readable without colour, then one block per finding.
+
+use super::{location, Report};
+use std::io::Write;
+
+/// Write the human summary.
+pub fn write(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
+    let verdict = match r.exit_code {
+        0 => "PASS",
+        1 => "FAIL (drift)",
+        _ => "INCOMPLETE",
+    };
+    let gate = r.gate.as_deref().unwrap_or("all findings");
+    writeln!(out, "nacos-drift {} — {} — gate: {gate} — {verdict}", r.tool_version, r.mode)?;
+    for (name, side) in [("source", &r.source), ("target", &r.target)] {
+        let mut parts = Vec::new();
+        if !side.nacos.is_empty() {
+            let v = side.version.as_deref().map(|v| format!(" (Nacos {v})")).unwrap_or_default();
+            parts.push(format!("nacos {}{v}", side.nacos.join(",")));
+        }
+        if let Some(db) = &side.db {
+            parts.push(format!("db {db}"));
+        }
+        let mut counts = Vec::new();
+        if let Some(n) = side.db_configs {
+            counts.push(format!("{n} DB configs"));
+        }
+        if let Some(n) = side.api_configs {
+            counts.push(format!("{n} API configs"));
+        }
+        if let Some(n) = side.api_services {
+            counts.push(format!("{n} services"));
+        }
+        if let Some(n) = side.api_instances {
+            counts.push(format!("{n} instances"));
+        }
+        if !counts.is_empty() {
+            parts.push(counts.join(", "));
+        }
+        if parts.is_empty() {
+            parts.push("(nothing configured)".to_owned());
+        }
+        writeln!(out, "  {name}: {}", parts.join("; "))?;
+    }
+    writeln!(out, "  compared: {}", if r.compared.is_empty() { "nothing".to_owned() } else { r.compared.join(", ") })?;
+    for n in &r.not_compared {
+        writeln!(out, "  not compared: {n}")?;
+    }
+    if !r.complete {
+        writeln!(out, "  INCOMPLETE: some sources could not be read; see source-error findings below")?;
+    }
+    let s = &r.summary;
+    writeln!(
+        out,
+        "  findings: {} ({} deny, {} warn, {} allow; {} failing the gate){}",
+        s.total,
+        s.deny,
+        s.warn,
+        s.allow,
+        s.failing,
+        if s.settled > 0 { format!("; {} settled on re-check", s.settled) } else { String::new() }
+    )?;
+    for (code, n) in &s.by_code {
+        writeln!(out, "    {code:<24} {n}")?;
+    }
+    if r.findings.is_empty() {
+        writeln!(out, "\nNo drift.")?;
+        return Ok(());
+    }
+    writeln!(out)?;
+    for f in &r.findings {
+        let gate_note = if f.in_gate { "" } else { " (outside gate)" };
+        writeln!(out, "{:<5} {} {} {}{gate_note}", f.level.as_str().to_uppercase(), f.layer.as_str(), f.code, location(f))?;
+        if let Some(side) = &f.side {
+            writeln!(out, "      side: {side}")?;
+        }
+        writeln!(out, "      {}", f.detail)?;
+        match (&f.source_digest, &f.target_digest) {
+            (Some(s), Some(t)) => writeln!(out, "      md5/digest: source {s}  target {t}")?,
+            (Some(s), None) => writeln!(out, "      md5/digest: source {s}")?,
+            (None, Some(t)) => writeln!(out, "      md5/digest: target {t}")?,
+            (None, None) => {}
+        }
+        if let Some(a) = f.age_secs {
+            writeln!(out, "      source changed {a} s ago")?;
+        }
+        if let Some(d) = &f.diff {
+            for line in d.lines() {
+                writeln!(out, "      | {line}")?;
+            }
+        }
+    }
+    Ok(())
+}

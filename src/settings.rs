@@ -1,0 +1,792 @@
+//! Resolved settings: the config file, the environment and the flags merged by one precedence rule (flag > env > file > default).
+//!
+//! The config file is TOML and strict: unknown sections and keys are rejected, and every problem is
+//! reported at once with file, line and key. Secrets are read from the environment or from files,
+//! never from argv.
+
+use crate::cli::{ReportArgs, SidesArgs};
+use crate::error::{Error, ErrorKind, Result};
+use crate::finding::{Code, Layer, Level};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+/// A secret string: never printed by `Debug`.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wrap a value.
+    #[must_use]
+    pub fn new(s: String) -> Self {
+        Secret(s)
+    }
+    /// The value, for the one place that sends it.
+    #[must_use]
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(****)")
+    }
+}
+
+/// Connection settings of one side.
+#[derive(Debug, Clone, Default)]
+pub struct SideSettings {
+    /// Node base URLs, with context path, no trailing slash.
+    pub nacos: Vec<String>,
+    /// Nacos username.
+    pub nacos_username: Option<String>,
+    /// Nacos password.
+    pub nacos_password: Option<Secret>,
+    /// DB DSN without the password.
+    pub db: Option<String>,
+    /// DB password (from the DSN, the environment or a file).
+    pub db_password: Option<Secret>,
+}
+
+/// Report formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Format {
+    /// Terminal summary.
+    Text,
+    /// Versioned JSON.
+    Json,
+    /// One row per finding.
+    Csv,
+    /// Markdown for CI summaries.
+    Markdown,
+}
+
+impl Format {
+    fn parse(s: &str) -> Option<Format> {
+        match s {
+            "text" => Some(Format::Text),
+            "json" => Some(Format::Json),
+            "csv" => Some(Format::Csv),
+            "markdown" | "md" => Some(Format::Markdown),
+            _ => None,
+        }
+    }
+    /// File name of the report in the output directory.
+    #[must_use]
+    pub fn file_name(self) -> &'static str {
+        match self {
+            Format::Text => "report.txt",
+            Format::Json => "report.json",
+            Format::Csv => "report.csv",
+            Format::Markdown => "report.md",
+        }
+    }
+}
+
+/// Named sets of codes that must be clean before a migration step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gate {
+    /// L1: the target DB equals the source DB.
+    DbSynced,
+    /// L2: every target node serves what its DB holds.
+    CachesFresh,
+    /// No source instance or service missing from the target.
+    DualRegistered,
+    /// All of the above plus configs and namespaces equal through the API.
+    CutoverReady,
+    /// Nothing left only on the source.
+    DecommissionReady,
+}
+
+impl Gate {
+    /// Every gate name.
+    pub const NAMES: [&'static str; 5] = [
+        "db-synced",
+        "caches-fresh",
+        "dual-registered",
+        "cutover-ready",
+        "decommission-ready",
+    ];
+
+    fn parse(s: &str) -> Option<Gate> {
+        match s {
+            "db-synced" => Some(Gate::DbSynced),
+            "caches-fresh" => Some(Gate::CachesFresh),
+            "dual-registered" => Some(Gate::DualRegistered),
+            "cutover-ready" => Some(Gate::CutoverReady),
+            "decommission-ready" => Some(Gate::DecommissionReady),
+            _ => None,
+        }
+    }
+
+    /// The gate's name.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Gate::DbSynced => "db-synced",
+            Gate::CachesFresh => "caches-fresh",
+            Gate::DualRegistered => "dual-registered",
+            Gate::CutoverReady => "cutover-ready",
+            Gate::DecommissionReady => "decommission-ready",
+        }
+    }
+
+    /// Whether a finding with this code, layer and side counts for the gate.
+    #[must_use]
+    pub fn includes(self, code: Code, layer: Layer, side: Option<&str>) -> bool {
+        use Code::*;
+        if code == SourceError {
+            return true;
+        }
+        match self {
+            Gate::DbSynced => layer == Layer::L1,
+            Gate::CachesFresh => layer == Layer::L2 && side != Some("source"),
+            Gate::DualRegistered => matches!(code, ServiceMissing | InstanceMissing),
+            Gate::CutoverReady => {
+                Gate::DbSynced.includes(code, layer, side)
+                    || Gate::CachesFresh.includes(code, layer, side)
+                    || Gate::DualRegistered.includes(code, layer, side)
+                    || (layer == Layer::L3
+                        && matches!(
+                            code,
+                            NamespaceMissing
+                                | ConfigMissing
+                                | ConfigContentDiffers
+                                | ConfigMetaDiffers
+                                | InstanceDiffers
+                                | ServiceMetaDiffers
+                        ))
+            }
+            Gate::DecommissionReady => {
+                matches!(code, NamespaceMissing | ConfigMissing | ServiceMissing | InstanceMissing)
+            }
+        }
+    }
+}
+
+/// Ignore rules.
+#[derive(Debug, Clone, Default)]
+pub struct IgnoreSettings {
+    /// Namespace id globs.
+    pub namespaces: Vec<String>,
+    /// Group globs.
+    pub groups: Vec<String>,
+    /// dataId globs.
+    pub data_ids: Vec<String>,
+    /// Service name globs.
+    pub services: Vec<String>,
+    /// Metadata keys ignored when comparing services and instances.
+    pub metadata_keys: Vec<String>,
+}
+
+/// Metadata keys that sync tools and dual-registration agents add on one side only.
+pub const DEFAULT_IGNORED_METADATA_KEYS: [&str; 6] = [
+    "nacos.cluster.name",
+    "syncSource",
+    "sourceClusterId",
+    "destClusterId",
+    "sync.instance.tag",
+    "preserved.register.source",
+];
+
+/// Everything a run needs, resolved.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Source connection.
+    pub source: SideSettings,
+    /// Target connection.
+    pub target: SideSettings,
+    /// Source namespaces to audit (empty = all).
+    pub namespaces: Vec<String>,
+    /// Gate, if any.
+    pub gate: Option<Gate>,
+    /// Formats to write.
+    pub formats: Vec<Format>,
+    /// Output dir, if set (otherwise `reports/<run-id>`).
+    pub out: Option<PathBuf>,
+    /// Show secrets in diffs.
+    pub show_secrets: bool,
+    /// Settling re-check delay, seconds (0 = no re-check).
+    pub settle_secs: u64,
+    /// Per-request timeout, seconds.
+    pub timeout_secs: u64,
+    /// Concurrent requests per node.
+    pub concurrency: usize,
+    /// Retries on transient errors.
+    pub retries: u32,
+    /// Source namespace id → target namespace id (after `''` → `public`).
+    pub namespace_map: BTreeMap<String, String>,
+    /// Ignore rules.
+    pub ignore: IgnoreSettings,
+    /// Level per code, overriding the defaults.
+    pub levels: BTreeMap<Code, Level>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            source: SideSettings::default(),
+            target: SideSettings::default(),
+            namespaces: Vec::new(),
+            gate: None,
+            formats: vec![Format::Text, Format::Json],
+            out: None,
+            show_secrets: false,
+            settle_secs: 3,
+            timeout_secs: 10,
+            concurrency: 8,
+            retries: 2,
+            namespace_map: BTreeMap::new(),
+            ignore: IgnoreSettings {
+                metadata_keys: DEFAULT_IGNORED_METADATA_KEYS.iter().map(|s| (*s).to_owned()).collect(),
+                ..IgnoreSettings::default()
+            },
+            levels: BTreeMap::new(),
+        }
+    }
+}
+
+impl Settings {
+    /// The level of a code: as configured in `[levels]`, else `deny` (every drift kind fails a gate by default).
+    #[must_use]
+    pub fn level_of(&self, code: Code) -> Level {
+        self.levels.get(&code).copied().unwrap_or(Level::Deny)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Raw values with their origin, so that problems can name the file and line or the variable.
+
+#[derive(Debug, Clone)]
+enum Raw {
+    Str(String),
+    List(Vec<String>),
+    Bool(bool),
+    Int(i64),
+    Map(Vec<(String, String, String)>), // key, value, location
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Str,
+    List,
+    Bool,
+    Int,
+}
+
+/// Known keys: (section, key, kind). `nacos` accepts a string or a list.
+const KEYS: &[(&str, &str, Kind)] = &[
+    ("source", "nacos", Kind::List),
+    ("source", "nacos_username", Kind::Str),
+    ("source", "nacos_password_file", Kind::Str),
+    ("source", "db", Kind::Str),
+    ("source", "db_password_file", Kind::Str),
+    ("target", "nacos", Kind::List),
+    ("target", "nacos_username", Kind::Str),
+    ("target", "nacos_password_file", Kind::Str),
+    ("target", "db", Kind::Str),
+    ("target", "db_password_file", Kind::Str),
+    ("audit", "namespaces", Kind::List),
+    ("audit", "gate", Kind::Str),
+    ("audit", "formats", Kind::List),
+    ("audit", "out", Kind::Str),
+    ("audit", "show_secrets", Kind::Bool),
+    ("audit", "settle_secs", Kind::Int),
+    ("audit", "timeout_secs", Kind::Int),
+    ("audit", "concurrency", Kind::Int),
+    ("audit", "retries", Kind::Int),
+    ("ignore", "namespaces", Kind::List),
+    ("ignore", "groups", Kind::List),
+    ("ignore", "data_ids", Kind::List),
+    ("ignore", "services", Kind::List),
+    ("ignore", "metadata_keys", Kind::List),
+    ("ignore", "default_metadata_keys", Kind::Bool),
+];
+
+/// Free-form tables: every key allowed, values strings.
+const MAP_SECTIONS: &[&str] = &["namespace_map", "levels"];
+
+/// Merged raw values: `section.key` → (value, where it came from).
+#[derive(Debug, Default)]
+struct RawSet {
+    values: BTreeMap<String, (Raw, String)>,
+    problems: Vec<String>,
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].bytes().filter(|b| *b == b'\n').count() + 1
+}
+
+fn load_file(path: &Path, set: &mut RawSet) {
+    use toml::de::{DeTable, DeValue};
+    let shown = path.display().to_string();
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) => {
+            set.problems.push(format!("{shown}: cannot read config file: {e}"));
+            return;
+        }
+    };
+    let doc = match DeTable::parse(&text) {
+        Ok(d) => d,
+        Err(e) => {
+            let line = e.span().map_or(0, |s| line_of(&text, s.start));
+            set.problems.push(format!("{shown}:{line}: TOML syntax error: {}", e.message()));
+            return;
+        }
+    };
+    let loc = |span: std::ops::Range<usize>| format!("{shown}:{}", line_of(&text, span.start));
+    for (section, value) in doc.get_ref() {
+        let sname = section.get_ref().as_ref();
+        let Some(table) = value.get_ref().as_table() else {
+            set.problems.push(format!(
+                "{}: `{sname}` must be a table ([{sname}])",
+                loc(section.span())
+            ));
+            continue;
+        };
+        let known_section = KEYS.iter().any(|(s, _, _)| *s == sname) || MAP_SECTIONS.contains(&sname);
+        if !known_section {
+            set.problems.push(format!(
+                "{}: unknown section `[{sname}]` (expected one of: source, target, audit, ignore, namespace_map, levels)",
+                loc(section.span())
+            ));
+            continue;
+        }
+        if MAP_SECTIONS.contains(&sname) {
+            let mut entries = Vec::new();
+            for (k, v) in table {
+                match v.get_ref().as_str() {
+                    Some(s) => entries.push((k.get_ref().to_string(), s.to_owned(), loc(k.span()))),
+                    None => set.problems.push(format!(
+                        "{}: `{sname}.{}` must be a string, found {}",
+                        loc(k.span()),
+                        k.get_ref(),
+                        v.get_ref().type_str()
+                    )),
+                }
+            }
+            set.values.insert(format!("{sname}._"), (Raw::Map(entries), shown.clone()));
+            continue;
+        }
+        for (k, v) in table {
+            let kname = k.get_ref().as_ref();
+            let at = loc(k.span());
+            let Some((_, _, kind)) = KEYS.iter().find(|(s, key, _)| *s == sname && *key == kname) else {
+                let known: Vec<&str> = KEYS.iter().filter(|(s, _, _)| *s == sname).map(|(_, k, _)| *k).collect();
+                set.problems.push(format!(
+                    "{at}: unknown key `{sname}.{kname}` (known keys: {})",
+                    known.join(", ")
+                ));
+                continue;
+            };
+            let raw = match (kind, v.get_ref()) {
+                (Kind::Str, DeValue::String(s)) => Some(Raw::Str(s.to_string())),
+                (Kind::List, DeValue::String(s)) => Some(Raw::List(split_list(s))),
+                (Kind::List, DeValue::Array(a)) => {
+                    let mut out = Vec::new();
+                    let mut ok = true;
+                    for item in a.iter() {
+                        match item.get_ref().as_str() {
+                            Some(s) => out.push(s.to_owned()),
+                            None => ok = false,
+                        }
+                    }
+                    ok.then_some(Raw::List(out))
+                }
+                (Kind::Bool, DeValue::Boolean(b)) => Some(Raw::Bool(*b)),
+                (Kind::Int, DeValue::Integer(i)) => i64::from_str_radix(i.as_str(), i.radix()).ok().map(Raw::Int),
+                _ => None,
+            };
+            match raw {
+                Some(r) => {
+                    set.values.insert(format!("{sname}.{kname}"), (r, at));
+                }
+                None => set.problems.push(format!(
+                    "{at}: `{sname}.{kname}` must be {}, found {}",
+                    kind_name(*kind),
+                    v.get_ref().type_str()
+                )),
+            }
+        }
+    }
+}
+
+fn kind_name(k: Kind) -> &'static str {
+    match k {
+        Kind::Str => "a string",
+        Kind::List => "a list of strings",
+        Kind::Bool => "a boolean",
+        Kind::Int => "an integer",
+    }
+}
+
+fn split_list(s: &str) -> Vec<String> {
+    s.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
+}
+
+/// `NACOS_DRIFT_<SECTION>_<KEY>` for every known key.
+fn env_name(section: &str, key: &str) -> String {
+    format!("NACOS_DRIFT_{}_{}", section.to_uppercase(), key.to_uppercase())
+}
+
+fn load_env(env: &dyn Fn(&str) -> Option<String>, set: &mut RawSet) {
+    for (section, key, kind) in KEYS {
+        let name = env_name(section, key);
+        let Some(v) = env(&name) else { continue };
+        let raw = match kind {
+            Kind::Str => Some(Raw::Str(v.clone())),
+            Kind::List => Some(Raw::List(split_list(&v))),
+            Kind::Bool => match v.as_str() {
+                "1" | "true" | "yes" => Some(Raw::Bool(true)),
+                "0" | "false" | "no" | "" => Some(Raw::Bool(false)),
+                _ => None,
+            },
+            Kind::Int => v.trim().parse().ok().map(Raw::Int),
+        };
+        match raw {
+            Some(r) => {
+                set.values.insert(format!("{section}.{key}"), (r, format!("environment variable {name}")));
+            }
+            None => set.problems.push(format!("environment variable {name}: must be {}", kind_name(*kind))),
+        }
+    }
+}
+
+fn put(set: &mut RawSet, key: &str, raw: Raw, flag: &str) {
+    set.values.insert(key.to_owned(), (raw, format!("flag {flag}")));
+}
+
+/// Inputs to [`resolve`], so that tests can inject the environment.
+pub struct Inputs<'a> {
+    /// Side flags, if the subcommand has them.
+    pub sides: Option<&'a SidesArgs>,
+    /// Report flags, if the subcommand has them.
+    pub report: Option<&'a ReportArgs>,
+    /// Config file path.
+    pub config: Option<&'a Path>,
+    /// `--namespace` flags (for `diff`, which has no side flags).
+    pub namespaces: &'a [String],
+    /// `--settle`.
+    pub settle: Option<u64>,
+    /// Environment lookup.
+    pub env: &'a dyn Fn(&str) -> Option<String>,
+}
+
+/// Merge file, environment and flags into [`Settings`], collecting every problem.
+pub fn resolve(inp: &Inputs<'_>) -> Result<Settings> {
+    let mut set = RawSet::default();
+    if let Some(p) = inp.config {
+        load_file(p, &mut set);
+    }
+    load_env(inp.env, &mut set);
+    if let Some(s) = inp.sides {
+        if let Some(v) = &s.source_nacos {
+            put(&mut set, "source.nacos", Raw::List(split_list(v)), "--source-nacos");
+        }
+        if let Some(v) = &s.target_nacos {
+            put(&mut set, "target.nacos", Raw::List(split_list(v)), "--target-nacos");
+        }
+        if let Some(v) = &s.source_db {
+            put(&mut set, "source.db", Raw::Str(v.clone()), "--source-db");
+        }
+        if let Some(v) = &s.target_db {
+            put(&mut set, "target.db", Raw::Str(v.clone()), "--target-db");
+        }
+        if !s.namespaces.is_empty() {
+            put(&mut set, "audit.namespaces", Raw::List(s.namespaces.clone()), "--namespace");
+        }
+        if let Some(v) = s.timeout {
+            put(&mut set, "audit.timeout_secs", Raw::Int(i64::try_from(v).unwrap_or(i64::MAX)), "--timeout");
+        }
+        if let Some(v) = s.concurrency {
+            put(&mut set, "audit.concurrency", Raw::Int(i64::try_from(v).unwrap_or(i64::MAX)), "--concurrency");
+        }
+    }
+    if !inp.namespaces.is_empty() {
+        put(&mut set, "audit.namespaces", Raw::List(inp.namespaces.to_vec()), "--namespace");
+    }
+    if let Some(v) = inp.settle {
+        put(&mut set, "audit.settle_secs", Raw::Int(i64::try_from(v).unwrap_or(i64::MAX)), "--settle");
+    }
+    if let Some(r) = inp.report {
+        if let Some(g) = &r.gate {
+            put(&mut set, "audit.gate", Raw::Str(g.clone()), "--gate");
+        }
+        if !r.formats.is_empty() {
+            put(&mut set, "audit.formats", Raw::List(r.formats.clone()), "--format");
+        }
+        if let Some(o) = &r.out {
+            put(&mut set, "audit.out", Raw::Str(o.display().to_string()), "--out");
+        }
+        if r.show_secrets {
+            put(&mut set, "audit.show_secrets", Raw::Bool(true), "--show-secrets");
+        }
+    }
+    let mut problems = std::mem::take(&mut set.problems);
+    let settings = build(&set, inp.env, &mut problems);
+    if problems.is_empty() {
+        Ok(settings)
+    } else {
+        let mut msg = format!("invalid configuration ({} problem{}):", problems.len(), if problems.len() == 1 { "" } else { "s" });
+        for p in &problems {
+            let _ = write!(msg, "\n  - {p}");
+        }
+        Err(Error::new(ErrorKind::Config, msg))
+    }
+}
+
+fn build(set: &RawSet, env: &dyn Fn(&str) -> Option<String>, problems: &mut Vec<String>) -> Settings {
+    let mut s = Settings::default();
+    let get = |k: &str| set.values.get(k);
+    let str_of = |k: &str| match get(k) {
+        Some((Raw::Str(v), at)) => Some((v.clone(), at.clone())),
+        _ => None,
+    };
+    let list_of = |k: &str| match get(k) {
+        Some((Raw::List(v), at)) => Some((v.clone(), at.clone())),
+        _ => None,
+    };
+    let int_of = |k: &str| match get(k) {
+        Some((Raw::Int(v), at)) => Some((*v, at.clone())),
+        _ => None,
+    };
+    let bool_of = |k: &str| match get(k) {
+        Some((Raw::Bool(v), _)) => Some(*v),
+        _ => None,
+    };
+
+    for (side_name, side) in [("source", &mut s.source), ("target", &mut s.target)] {
+        if let Some((urls, at)) = list_of(&format!("{side_name}.nacos")) {
+            for u in urls {
+                match validate_node_url(&u) {
+                    Ok(u) => side.nacos.push(u),
+                    Err(e) => problems.push(format!("{at}: {side_name}.nacos: {e}")),
+                }
+            }
+        }
+        side.nacos_username = env(&env_name(side_name, "nacos_username"))
+            .or_else(|| str_of(&format!("{side_name}.nacos_username")).map(|v| v.0));
+        side.nacos_password = env(&env_name(side_name, "nacos_password")).map(Secret::new);
+        if side.nacos_password.is_none() {
+            if let Some((file, at)) = str_of(&format!("{side_name}.nacos_password_file")) {
+                match std::fs::read_to_string(&file) {
+                    Ok(p) => side.nacos_password = Some(Secret::new(p.trim_end_matches(['\n', '\r']).to_owned())),
+                    Err(e) => problems.push(format!("{at}: {side_name}.nacos_password_file `{file}`: {e}")),
+                }
+            }
+        }
+        if let Some((dsn, at)) = str_of(&format!("{side_name}.db")) {
+            match split_dsn(&dsn) {
+                Ok((clean, pw)) => {
+                    side.db = Some(clean);
+                    side.db_password = pw.map(Secret::new);
+                }
+                Err(e) => problems.push(format!("{at}: {side_name}.db: {e}")),
+            }
+        }
+        if let Some(pw) = env(&env_name(side_name, "db_password")) {
+            side.db_password = Some(Secret::new(pw));
+        } else if side.db_password.is_none() {
+            if let Some((file, at)) = str_of(&format!("{side_name}.db_password_file")) {
+                match std::fs::read_to_string(&file) {
+                    Ok(p) => side.db_password = Some(Secret::new(p.trim_end_matches(['\n', '\r']).to_owned())),
+                    Err(e) => problems.push(format!("{at}: {side_name}.db_password_file `{file}`: {e}")),
+                }
+            }
+        }
+    }
+
+    if let Some((ns, _)) = list_of("audit.namespaces") {
+        s.namespaces = ns.iter().map(|n| crate::model::canonical_namespace(n)).collect();
+    }
+    if let Some((g, at)) = str_of("audit.gate") {
+        match Gate::parse(&g) {
+            Some(g) => s.gate = Some(g),
+            None => problems.push(format!("{at}: unknown gate `{g}` (expected one of: {})", Gate::NAMES.join(", "))),
+        }
+    }
+    if let Some((fs, at)) = list_of("audit.formats") {
+        s.formats.clear();
+        for f in fs {
+            match Format::parse(&f) {
+                Some(f) if !s.formats.contains(&f) => s.formats.push(f),
+                Some(_) => {}
+                None => problems.push(format!("{at}: unknown format `{f}` (expected text, json, csv or markdown)")),
+            }
+        }
+    }
+    if let Some((o, _)) = str_of("audit.out") {
+        s.out = Some(PathBuf::from(o));
+    }
+    if let Some(b) = bool_of("audit.show_secrets") {
+        s.show_secrets = b;
+    }
+    let mut int_setting = |key: &str, min: i64, max: i64| -> Option<u64> {
+        let (v, at) = int_of(key)?;
+        if v < min || v > max {
+            problems.push(format!("{at}: `{key}` must be between {min} and {max}, found {v}"));
+            return None;
+        }
+        u64::try_from(v).ok()
+    };
+    if let Some(v) = int_setting("audit.settle_secs", 0, 3600) {
+        s.settle_secs = v;
+    }
+    if let Some(v) = int_setting("audit.timeout_secs", 1, 3600) {
+        s.timeout_secs = v;
+    }
+    if let Some(v) = int_setting("audit.concurrency", 1, 256) {
+        s.concurrency = usize::try_from(v).unwrap_or(8);
+    }
+    if let Some(v) = int_setting("audit.retries", 0, 10) {
+        s.retries = u32::try_from(v).unwrap_or(2);
+    }
+
+    for (key, target) in [
+        ("ignore.namespaces", &mut s.ignore.namespaces),
+        ("ignore.groups", &mut s.ignore.groups),
+        ("ignore.data_ids", &mut s.ignore.data_ids),
+        ("ignore.services", &mut s.ignore.services),
+    ] {
+        if let Some((globs, at)) = list_of(key) {
+            for g in globs {
+                if let Err(e) = globset::Glob::new(&g) {
+                    problems.push(format!("{at}: `{key}`: invalid glob `{g}`: {e}"));
+                } else {
+                    target.push(g);
+                }
+            }
+        }
+    }
+    if bool_of("ignore.default_metadata_keys") == Some(false) {
+        s.ignore.metadata_keys.clear();
+    }
+    if let Some((keys, _)) = list_of("ignore.metadata_keys") {
+        s.ignore.metadata_keys.extend(keys);
+    }
+    if let Some((Raw::Map(entries), _)) = get("namespace_map._") {
+        for (k, v, _) in entries {
+            s.namespace_map
+                .insert(crate::model::canonical_namespace(k), crate::model::canonical_namespace(v));
+        }
+    }
+    if let Some((Raw::Map(entries), _)) = get("levels._") {
+        for (k, v, at) in entries {
+            match (Code::parse(k), Level::parse(v)) {
+                (Some(c), Some(l)) => {
+                    s.levels.insert(c, l);
+                }
+                (None, _) => problems.push(format!("{at}: `levels`: unknown finding code `{k}`")),
+                (_, None) => problems.push(format!("{at}: `levels.{k}`: unknown level `{v}` (expected allow, warn or deny)")),
+            }
+        }
+    }
+    s
+}
+
+/// Check a node URL and strip its trailing slash. Credentials in the URL are refused.
+fn validate_node_url(u: &str) -> std::result::Result<String, String> {
+    let Some(rest) = u.strip_prefix("http://").or_else(|| u.strip_prefix("https://")) else {
+        return Err(format!("`{u}` is not an http:// or https:// URL"));
+    };
+    let host = rest.split('/').next().unwrap_or("");
+    if host.is_empty() {
+        return Err(format!("`{u}` has no host"));
+    }
+    if host.contains('@') {
+        return Err("node URLs must not carry credentials; use NACOS_DRIFT_<SIDE>_NACOS_USERNAME/_PASSWORD".to_owned());
+    }
+    if !rest.contains('/') {
+        return Err(format!("`{u}` has no context path (e.g. `{u}/nacos`)"));
+    }
+    Ok(u.trim_end_matches('/').to_owned())
+}
+
+/// Split `mysql://user:pass@host:port/db` into the DSN without the password and the password.
+fn split_dsn(dsn: &str) -> std::result::Result<(String, Option<String>), String> {
+    let Some(rest) = dsn.strip_prefix("mysql://") else {
+        return Err("expected a DSN of the form mysql://user@host:port/database".to_owned());
+    };
+    let (auth, hostpart) = match rest.rsplit_once('@') {
+        Some((a, h)) => (Some(a), h),
+        None => (None, rest),
+    };
+    if hostpart.is_empty() || hostpart.starts_with('/') {
+        return Err("the DSN has no host".to_owned());
+    }
+    if !hostpart.contains('/') || hostpart.ends_with('/') {
+        return Err("the DSN has no database name (mysql://user@host:port/nacos)".to_owned());
+    }
+    match auth {
+        None => Ok((format!("mysql://{hostpart}"), None)),
+        Some(a) => match a.split_once(':') {
+            Some((user, pw)) => {
+                let pw = urlencoding::decode(pw).map(|c| c.into_owned()).unwrap_or_else(|_| pw.to_owned());
+                Ok((format!("mysql://{user}@{hostpart}"), Some(pw)))
+            }
+            None => Ok((format!("mysql://{a}@{hostpart}"), None)),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    #[test]
+    fn dsn_password_is_split_out() {
+        let (clean, pw) = split_dsn("mysql://nacos:s%40cret@127.0.0.1:3306/nacos").unwrap();
+        assert_eq!(clean, "mysql://nacos@127.0.0.1:3306/nacos");
+        assert_eq!(pw.as_deref(), Some("s@cret"));
+        assert!(split_dsn("postgres://x").is_err());
+    }
+
+    #[test]
+    fn flags_beat_env_beat_file() {
+        let dir = std::env::temp_dir().join(format!("nd-settings-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("c.toml");
+        std::fs::write(&file, "[audit]\ngate = \"db-synced\"\nsettle_secs = 7\nconcurrency = 3\n").unwrap();
+        let env = |k: &str| (k == "NACOS_DRIFT_AUDIT_SETTLE_SECS").then(|| "9".to_owned());
+        let report = ReportArgs { gate: Some("caches-fresh".into()), ..ReportArgs::default() };
+        let s = resolve(&Inputs {
+            sides: None,
+            report: Some(&report),
+            config: Some(&file),
+            namespaces: &[],
+            settle: None,
+            env: &env,
+        })
+        .unwrap();
+        assert_eq!(s.gate, Some(Gate::CachesFresh));
+        assert_eq!(s.settle_secs, 9);
+        assert_eq!(s.concurrency, 3);
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_line() {
+        let dir = std::env::temp_dir().join(format!("nd-settings-bad-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("bad.toml");
+        std::fs::write(
+            &file,
+            "[source]\nnacos = \"ftp://x\"\ncolour = \"red\"\n\n[audit]\ngate = \"nope\"\nsettle_secs = \"x\"\n\n[levels]\nconfig-missing = \"fatal\"\n",
+        )
+        .unwrap();
+        let err = resolve(&Inputs { sides: None, report: None, config: Some(&file), namespaces: &[], settle: None, env: &no_env })
+            .unwrap_err();
+        let m = err.msg;
+        assert!(m.contains("bad.toml:2: source.nacos"), "{m}");
+        assert!(m.contains("bad.toml:3: unknown key `source.colour`"), "{m}");
+        assert!(m.contains("bad.toml:6: unknown gate `nope`"), "{m}");
+        assert!(m.contains("bad.toml:7: `audit.settle_secs` must be an integer"), "{m}");
+        assert!(m.contains("bad.toml:10: `levels.config-missing`: unknown level"), "{m}");
+        assert!(m.contains("5 problems"), "{m}");
+    }
+}

@@ -1,0 +1,232 @@
+//! MySQL/MariaDB reader for a Nacos database: namespaces, config rows with digests computed inside the server, tags.
+//!
+//! Content never crosses the wire during the scan: MySQL computes `MD5(content)` (over the UTF-8
+//! bytes of a utf8/utf8mb4 column, the same digest Nacos serves), and content is fetched afterwards
+//! only for the keys that differ, to build their diff.
+
+use crate::model::{canonical_namespace, ConfigItem, ConfigKey, Namespace};
+use crate::settings::Secret;
+use futures::TryStreamExt;
+use mysql_async::prelude::*;
+use mysql_async::{Conn, Opts, OptsBuilder, Pool, Row};
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// A connection pool to one Nacos database.
+pub struct NacosDb {
+    pool: Pool,
+    /// DSN without password, for messages.
+    pub origin: String,
+    connect_timeout: Duration,
+}
+
+/// A failure reading the DB, never carrying the password.
+#[derive(Debug, Clone)]
+pub struct DbError(pub String);
+
+impl std::fmt::Display for DbError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl NacosDb {
+    /// Prepare a pool (no connection is made yet).
+    pub fn new(dsn: &str, password: Option<&Secret>, timeout_secs: u64) -> Result<Self, DbError> {
+        let opts = Opts::from_url(dsn).map_err(|e| DbError(format!("database {dsn}: invalid DSN: {e}")))?;
+        let builder = OptsBuilder::from_opts(opts)
+            .pass(password.map(|p| p.expose().to_owned()))
+            .pool_opts(mysql_async::PoolOpts::default().with_constraints(
+                mysql_async::PoolConstraints::new(0, 8).unwrap_or_default(),
+            ));
+        Ok(NacosDb { pool: Pool::new(builder), origin: dsn.to_owned(), connect_timeout: Duration::from_secs(timeout_secs) })
+    }
+
+    fn err(&self, what: &str, e: impl std::fmt::Display) -> DbError {
+        let msg = e.to_string();
+        let hint = if msg.contains("Access denied") {
+            " (wrong user or password)"
+        } else if msg.contains("onnection refused") || msg.contains("timed out") {
+            " (database unreachable)"
+        } else {
+            ""
+        };
+        DbError(format!("database {}: {what}: {msg}{hint}", self.origin))
+    }
+
+    /// A connection; fails with a message naming the database.
+    pub async fn conn(&self) -> Result<Conn, DbError> {
+        match tokio::time::timeout(self.connect_timeout, self.pool.get_conn()).await {
+            Ok(r) => r.map_err(|e| self.err("cannot connect", e)),
+            Err(_) => Err(self.err("cannot connect", "timed out")),
+        }
+    }
+
+    /// Names of the Nacos tables present.
+    pub async fn tables(&self, conn: &mut Conn) -> Result<Vec<String>, DbError> {
+        conn.query("SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE()")
+            .await
+            .map_err(|e| self.err("listing tables", e))
+    }
+
+    /// Namespaces from `tenant_info`, plus the default `public`.
+    pub async fn namespaces(&self, conn: &mut Conn) -> Result<Vec<Namespace>, DbError> {
+        let rows: Vec<(Option<String>, Option<String>, Option<String>)> = conn
+            .query("SELECT tenant_id, tenant_name, tenant_desc FROM tenant_info WHERE kp = '1'")
+            .await
+            .map_err(|e| self.err("reading tenant_info", e))?;
+        let mut out: Vec<Namespace> = rows
+            .into_iter()
+            .map(|(id, name, desc)| Namespace {
+                id: canonical_namespace(&id.unwrap_or_default()),
+                name: name.unwrap_or_default(),
+                desc: desc.unwrap_or_default(),
+            })
+            .collect();
+        if !out.iter().any(|n| n.id == "public") {
+            out.push(Namespace { id: "public".into(), name: "public".into(), desc: String::new() });
+        }
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        out.dedup_by(|a, b| a.id == b.id);
+        Ok(out)
+    }
+
+    /// Every config row of `config_info` and of the beta/tag/gray tables that exist, digests only.
+    pub async fn configs(&self, tables: &[String]) -> Result<Vec<ConfigItem>, DbError> {
+        let has = |t: &str| tables.iter().any(|x| x.eq_ignore_ascii_case(t));
+        let mut queries: Vec<(&str, String)> = vec![(
+            "config_info",
+            "SELECT tenant_id, group_id, data_id, '' AS variant, MD5(content), type, app_name, c_desc, \
+             CAST(UNIX_TIMESTAMP(gmt_modified) * 1000 AS SIGNED) FROM config_info"
+                .to_owned(),
+        )];
+        if has("config_info_beta") {
+            queries.push((
+                "config_info_beta",
+                "SELECT tenant_id, group_id, data_id, 'beta', MD5(content), NULL, app_name, NULL, \
+                 CAST(UNIX_TIMESTAMP(gmt_modified) * 1000 AS SIGNED) FROM config_info_beta"
+                    .to_owned(),
+            ));
+        }
+        if has("config_info_tag") {
+            queries.push((
+                "config_info_tag",
+                "SELECT tenant_id, group_id, data_id, CONCAT('tag:', tag_id), MD5(content), NULL, app_name, NULL, \
+                 CAST(UNIX_TIMESTAMP(gmt_modified) * 1000 AS SIGNED) FROM config_info_tag"
+                    .to_owned(),
+            ));
+        }
+        if has("config_info_gray") {
+            queries.push((
+                "config_info_gray",
+                "SELECT tenant_id, group_id, data_id, CONCAT('gray:', gray_name), MD5(content), NULL, app_name, NULL, \
+                 CAST(UNIX_TIMESTAMP(gmt_modified) * 1000 AS SIGNED) FROM config_info_gray"
+                    .to_owned(),
+            ));
+        }
+        // One connection per table, scanned concurrently.
+        let scans = queries.iter().map(|(table, sql)| async move {
+            let mut conn = self.conn().await?;
+            let mut stream = conn.query_iter(sql.as_str()).await.map_err(|e| self.err(&format!("scanning {table}"), e))?;
+            let mut out = Vec::new();
+            while let Some(mut rs) = stream.stream::<Row>().await.map_err(|e| self.err(&format!("scanning {table}"), e))? {
+                while let Some(mut row) = rs.try_next().await.map_err(|e| self.err(&format!("scanning {table}"), e))? {
+                    out.push(row_to_item(&mut row));
+                }
+            }
+            Ok::<_, DbError>(out)
+        });
+        let results = futures::future::try_join_all(scans).await?;
+        let mut items: Vec<ConfigItem> = results.into_iter().flatten().collect();
+        if has("config_tags_relation") {
+            let mut conn = self.conn().await?;
+            let rows: Vec<(Option<String>, Option<String>, Option<String>, Option<String>)> = conn
+                .query("SELECT tenant_id, group_id, data_id, tag_name FROM config_tags_relation")
+                .await
+                .map_err(|e| self.err("reading config_tags_relation", e))?;
+            if !rows.is_empty() {
+                let mut tags: HashMap<(String, String, String), Vec<String>> = HashMap::new();
+                for (t, g, d, name) in rows {
+                    tags.entry((canonical_namespace(&t.unwrap_or_default()), g.unwrap_or_default(), d.unwrap_or_default()))
+                        .or_default()
+                        .push(name.unwrap_or_default());
+                }
+                for it in &mut items {
+                    if it.key.variant.is_empty() {
+                        if let Some(t) = tags.get(&(it.key.namespace.clone(), it.key.group.clone(), it.key.data_id.clone())) {
+                            let mut t = t.clone();
+                            t.sort();
+                            it.tags = t;
+                        }
+                    }
+                }
+            }
+        }
+        Ok(items)
+    }
+
+    /// Content of specific configs (formal or variant), for diffs. Missing rows are skipped.
+    pub async fn contents(&self, keys: &[ConfigKey]) -> Result<HashMap<ConfigKey, String>, DbError> {
+        let mut conn = self.conn().await?;
+        let mut out = HashMap::new();
+        for k in keys {
+            let tenant = if k.namespace == "public" { String::new() } else { k.namespace.clone() };
+            let (sql, extra): (&str, Option<String>) = match k.variant.split_once(':') {
+                None if k.variant.is_empty() => (
+                    "SELECT content FROM config_info WHERE tenant_id IN (?, ?) AND group_id = ? AND data_id = ? LIMIT 1",
+                    None,
+                ),
+                None => (
+                    "SELECT content FROM config_info_beta WHERE tenant_id IN (?, ?) AND group_id = ? AND data_id = ? LIMIT 1",
+                    None,
+                ),
+                Some(("tag", t)) => (
+                    "SELECT content FROM config_info_tag WHERE tenant_id IN (?, ?) AND group_id = ? AND data_id = ? AND tag_id = ? LIMIT 1",
+                    Some(t.to_owned()),
+                ),
+                Some((_, g)) => (
+                    "SELECT content FROM config_info_gray WHERE tenant_id IN (?, ?) AND group_id = ? AND data_id = ? AND gray_name = ? LIMIT 1",
+                    Some(g.to_owned()),
+                ),
+            };
+            let alt = if tenant.is_empty() { "public".to_owned() } else { tenant.clone() };
+            let row: Option<Option<String>> = match extra {
+                None => conn.exec_first(sql, (tenant, alt, &k.group, &k.data_id)).await,
+                Some(x) => conn.exec_first(sql, (tenant, alt, &k.group, &k.data_id, x)).await,
+            }
+            .map_err(|e| self.err("reading content", e))?;
+            if let Some(Some(c)) = row {
+                out.insert(k.clone(), c);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Close the pool.
+    pub async fn close(self) {
+        let _ = self.pool.disconnect().await;
+    }
+}
+
+fn take_str(row: &mut Row, i: usize) -> String {
+    row.take::<Option<String>, _>(i).flatten().unwrap_or_default()
+}
+
+fn row_to_item(row: &mut Row) -> ConfigItem {
+    let tenant = take_str(row, 0);
+    ConfigItem {
+        key: ConfigKey {
+            namespace: canonical_namespace(&tenant),
+            group: take_str(row, 1),
+            data_id: take_str(row, 2),
+            variant: take_str(row, 3),
+        },
+        md5: take_str(row, 4),
+        content: None,
+        r#type: take_str(row, 5),
+        app: take_str(row, 6),
+        desc: take_str(row, 7),
+        tags: Vec::new(),
+        modified_ms: row.take::<Option<i64>, _>(8).flatten(),
+    }
+}

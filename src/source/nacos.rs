@@ -1,0 +1,542 @@
+//! Nacos HTTP client for one node: login and token refresh, version, namespaces, configs, services and instances.
+//!
+//! Uses the v1 Open API, which Nacos 1.4, 2.x and r-nacos all serve. Every request is bounded by a
+//! per-node semaphore and a timeout, and retried with backoff on transient failures only. Tokens are
+//! sent as the `accessToken` parameter (as the Nacos SDK does) and never appear in errors: reqwest
+//! errors are stripped of their URL before they are shown.
+
+use crate::model::{canonical_namespace, ConfigItem, ConfigKey, Instance, Namespace, Service, ServiceKey};
+use crate::settings::Secret;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{Mutex, Semaphore};
+
+/// Page size for config and service listings.
+const PAGE_SIZE: usize = 500;
+
+/// A failure talking to a node, with a message that names the node and never a secret.
+#[derive(Debug, Clone)]
+pub struct NodeError {
+    /// Human message.
+    pub message: String,
+    /// Whether retrying could help.
+    pub transient: bool,
+    /// HTTP status, if a response came back.
+    pub status: Option<u16>,
+}
+
+impl std::fmt::Display for NodeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// Client for one node.
+pub struct NacosNode {
+    http: reqwest::Client,
+    /// Base URL with context path, e.g. `http://127.0.0.1:8848/nacos`.
+    pub base: String,
+    username: Option<String>,
+    password: Option<Secret>,
+    token: Mutex<Option<(String, Instant)>>,
+    permits: Arc<Semaphore>,
+    retries: u32,
+}
+
+/// Build the shared HTTP client.
+pub fn http_client(timeout_secs: u64) -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(timeout_secs))
+        .connect_timeout(Duration::from_secs(timeout_secs.min(5)))
+        .pool_max_idle_per_host(16)
+        .build()
+        .unwrap_or_default()
+}
+
+fn describe(e: &reqwest::Error) -> (String, bool) {
+    let transient = e.is_connect() || e.is_timeout() || e.is_request();
+    let what = if e.is_connect() {
+        "connection refused or unreachable"
+    } else if e.is_timeout() {
+        "timed out"
+    } else if e.is_body() || e.is_decode() {
+        "truncated or unreadable response body"
+    } else {
+        "request failed"
+    };
+    // `without_url` keeps the token in the query string out of every message.
+    let detail = e.source_chain_text();
+    (format!("{what}{detail}"), transient)
+}
+
+trait SourceChain {
+    fn source_chain_text(&self) -> String;
+}
+
+impl SourceChain for reqwest::Error {
+    fn source_chain_text(&self) -> String {
+        let mut out = String::new();
+        let mut cur = std::error::Error::source(self);
+        let mut depth = 0;
+        while let Some(e) = cur {
+            let s = e.to_string();
+            if !s.contains("accessToken") && !s.contains("password") {
+                out.push_str(" (");
+                out.push_str(&s);
+                out.push(')');
+            }
+            cur = e.source();
+            depth += 1;
+            if depth > 3 {
+                break;
+            }
+        }
+        out
+    }
+}
+
+impl NacosNode {
+    /// A client for the node at `base`.
+    #[must_use]
+    pub fn new(
+        http: reqwest::Client,
+        base: &str,
+        username: Option<String>,
+        password: Option<Secret>,
+        concurrency: usize,
+        retries: u32,
+    ) -> Self {
+        NacosNode {
+            http,
+            base: base.trim_end_matches('/').to_owned(),
+            username,
+            password,
+            token: Mutex::new(None),
+            permits: Arc::new(Semaphore::new(concurrency.max(1))),
+            retries,
+        }
+    }
+
+    fn err(&self, msg: impl std::fmt::Display, transient: bool, status: Option<u16>) -> NodeError {
+        NodeError { message: format!("node {}: {msg}", self.base), transient, status }
+    }
+
+    /// Log in if credentials are set and the token is missing or near expiry; returns the token.
+    async fn token(&self, force: bool) -> Result<Option<String>, NodeError> {
+        let (Some(user), Some(pass)) = (&self.username, &self.password) else {
+            return Ok(None);
+        };
+        let mut guard = self.token.lock().await;
+        if !force {
+            if let Some((t, exp)) = guard.as_ref() {
+                if Instant::now() < *exp {
+                    return Ok(Some(t.clone()));
+                }
+            }
+        }
+        let url = format!("{}/v1/auth/login", self.base);
+        let form = [("username", user.as_str()), ("password", pass.expose())];
+        let mut attempt = 0;
+        let resp = loop {
+            match self.http.post(&url).form(&form).send().await {
+                Ok(r) => break r,
+                Err(e) => {
+                    let (m, transient) = describe(&e);
+                    if transient && attempt < self.retries {
+                        attempt += 1;
+                        tokio::time::sleep(backoff(attempt)).await;
+                        continue;
+                    }
+                    return Err(self.err(format!("login failed: {m}"), transient, None));
+                }
+            }
+        };
+        let status = resp.status().as_u16();
+        let body = resp.text().await.unwrap_or_default();
+        if status == 403 || status == 401 {
+            return Err(self.err(
+                format!("login as `{user}` rejected (HTTP {status}): wrong username or password"),
+                false,
+                Some(status),
+            ));
+        }
+        if status != 200 {
+            return Err(self.err(format!("login failed with HTTP {status}"), status >= 500, Some(status)));
+        }
+        let v: Value = serde_json::from_str(&body)
+            .map_err(|_| self.err("login answered with something that is not JSON", false, Some(status)))?;
+        let Some(tok) = v.get("accessToken").and_then(Value::as_str) else {
+            return Err(self.err("login answered without an accessToken", false, Some(status)));
+        };
+        let ttl = v.get("tokenTtl").and_then(Value::as_u64).unwrap_or(18_000);
+        // Refresh well before expiry so a long audit never runs on a dead token.
+        let exp = Instant::now() + Duration::from_secs(ttl.saturating_sub(60).max(30) * 9 / 10);
+        *guard = Some((tok.to_owned(), exp));
+        Ok(Some(tok.to_owned()))
+    }
+
+    /// Check credentials (a no-op without them).
+    pub async fn login(&self) -> Result<(), NodeError> {
+        self.token(false).await.map(|_| ())
+    }
+
+    /// One GET or POST with auth, bounded concurrency, retries on transient failures and one re-login on 403.
+    pub async fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        params: &[(&str, String)],
+        headers: &[(&str, &str)],
+    ) -> Result<(u16, reqwest::header::HeaderMap, String), NodeError> {
+        let _permit = self.permits.acquire().await.map_err(|_| self.err("client shut down", false, None))?;
+        let url = format!("{}{path}", self.base);
+        let mut attempt = 0;
+        let mut relogged = false;
+        loop {
+            let token = self.token(false).await?;
+            let mut all: Vec<(&str, String)> = params.to_vec();
+            if let Some(t) = &token {
+                all.push(("accessToken", t.clone()));
+            }
+            let mut req = if method == reqwest::Method::GET {
+                self.http.get(&url).query(&all)
+            } else {
+                self.http.request(method.clone(), &url).form(&all)
+            };
+            for (k, v) in headers {
+                req = req.header(*k, *v);
+            }
+            match req.send().await {
+                Ok(resp) => {
+                    let status = resp.status().as_u16();
+                    let hdrs = resp.headers().clone();
+                    let body = match resp.text().await {
+                        Ok(b) => b,
+                        Err(e) => {
+                            let (m, _) = describe(&e);
+                            if attempt < self.retries {
+                                attempt += 1;
+                                tokio::time::sleep(backoff(attempt)).await;
+                                continue;
+                            }
+                            return Err(self.err(format!("GET {path}: {m}"), true, Some(status)));
+                        }
+                    };
+                    if status == 403 && token.is_some() && !relogged {
+                        // Token may have expired or the server restarted with a new secret: log in again once.
+                        relogged = true;
+                        self.token(true).await?;
+                        continue;
+                    }
+                    if matches!(status, 500 | 502 | 503 | 504) && attempt < self.retries {
+                        attempt += 1;
+                        tokio::time::sleep(backoff(attempt)).await;
+                        continue;
+                    }
+                    return Ok((status, hdrs, body));
+                }
+                Err(e) => {
+                    let (m, transient) = describe(&e);
+                    if transient && attempt < self.retries {
+                        attempt += 1;
+                        tokio::time::sleep(backoff(attempt)).await;
+                        continue;
+                    }
+                    return Err(self.err(format!("{path}: {m}"), transient, None));
+                }
+            }
+        }
+    }
+
+    /// GET returning JSON; non-200 and non-JSON answers are errors naming the path.
+    pub async fn get_json(&self, path: &str, params: &[(&str, String)]) -> Result<Value, NodeError> {
+        let (status, _, body) = self.request(reqwest::Method::GET, path, params, &[]).await?;
+        if status != 200 {
+            let snippet: String = body.chars().take(200).collect();
+            return Err(self.err(format!("GET {path} answered HTTP {status}: {snippet}"), status >= 500, Some(status)));
+        }
+        serde_json::from_str(&body).map_err(|e| {
+            self.err(format!("GET {path}: response is not valid JSON ({e}); truncated body?"), true, Some(status))
+        })
+    }
+
+    /// Server version from `/v1/console/server/state` (`unknown` if the server does not say, as r-nacos).
+    pub async fn version(&self) -> Result<String, NodeError> {
+        let (status, _, body) = self.request(reqwest::Method::GET, "/v1/console/server/state", &[], &[]).await?;
+        if status != 200 {
+            return Err(self.err(format!("GET /v1/console/server/state answered HTTP {status}"), status >= 500, Some(status)));
+        }
+        let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+        Ok(v.get("version").and_then(Value::as_str).unwrap_or("unknown").to_owned())
+    }
+
+    /// All namespaces; the default one is `public`.
+    pub async fn namespaces(&self) -> Result<Vec<Namespace>, NodeError> {
+        let v = self.get_json("/v1/console/namespaces", &[]).await?;
+        let list = v.get("data").and_then(Value::as_array).cloned().unwrap_or_default();
+        let mut out: Vec<Namespace> = list
+            .iter()
+            .map(|n| Namespace {
+                id: canonical_namespace(str_field(n, "namespace")),
+                name: str_field(n, "namespaceShowName").to_owned(),
+                desc: str_field(n, "namespaceDesc").to_owned(),
+            })
+            .collect();
+        if !out.iter().any(|n| n.id == "public") {
+            out.push(Namespace { id: "public".into(), name: "public".into(), desc: String::new() });
+        }
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        out.dedup_by(|a, b| a.id == b.id);
+        Ok(out)
+    }
+
+    /// Every config of a namespace, with content, paging until done.
+    ///
+    /// The listing has no ORDER BY on the server, so rows can move between pages while they are
+    /// written; duplicates are dropped and the total is checked against the server's count.
+    pub async fn configs(&self, namespace: &str) -> Result<Vec<ConfigItem>, NodeError> {
+        let tenant = api_tenant(namespace);
+        let mut out: BTreeMap<(String, String), ConfigItem> = BTreeMap::new();
+        let mut page = 1usize;
+        let mut total;
+        loop {
+            let v = self
+                .get_json(
+                    "/v1/cs/configs",
+                    &[
+                        ("search", "accurate".into()),
+                        ("dataId", String::new()),
+                        ("group", String::new()),
+                        ("tenant", tenant.clone()),
+                        ("pageNo", page.to_string()),
+                        ("pageSize", PAGE_SIZE.to_string()),
+                    ],
+                )
+                .await?;
+            total = v.get("totalCount").and_then(Value::as_u64).unwrap_or(0);
+            let items = v.get("pageItems").and_then(Value::as_array).cloned().unwrap_or_default();
+            let n = items.len();
+            for it in items {
+                let group = str_field(&it, "group").to_owned();
+                let data_id = str_field(&it, "dataId").to_owned();
+                let content = it.get("content").and_then(Value::as_str).map(str::to_owned);
+                out.insert(
+                    (group.clone(), data_id.clone()),
+                    ConfigItem {
+                        key: ConfigKey { namespace: canonical_namespace(namespace), group, data_id, variant: String::new() },
+                        md5: String::new(),
+                        content,
+                        r#type: str_field(&it, "type").to_owned(),
+                        app: str_field(&it, "appName").to_owned(),
+                        desc: String::new(),
+                        tags: Vec::new(),
+                        modified_ms: None,
+                    },
+                );
+            }
+            let pages = v.get("pagesAvailable").and_then(Value::as_u64).unwrap_or(0);
+            if n == 0 || page as u64 >= pages || n < PAGE_SIZE {
+                break;
+            }
+            page += 1;
+        }
+        if (out.len() as u64) < total {
+            return Err(self.err(
+                format!("config listing of namespace `{namespace}` returned {} of {total} configs (changed while paging?)", out.len()),
+                true,
+                None,
+            ));
+        }
+        Ok(out.into_values().collect())
+    }
+
+    /// Fill desc and tags from `show=all` (DB-backed detail). Returns false if the server has no such view.
+    pub async fn config_detail(&self, item: &mut ConfigItem) -> Result<bool, NodeError> {
+        let (status, _, body) = self
+            .request(
+                reqwest::Method::GET,
+                "/v1/cs/configs",
+                &[
+                    ("show", "all".into()),
+                    ("dataId", item.key.data_id.clone()),
+                    ("group", item.key.group.clone()),
+                    ("tenant", api_tenant(&item.key.namespace)),
+                ],
+                &[],
+            )
+            .await?;
+        if status == 404 {
+            return Ok(true);
+        }
+        if status != 200 {
+            return Err(self.err(format!("GET /v1/cs/configs?show=all answered HTTP {status}"), status >= 500, Some(status)));
+        }
+        let Ok(v) = serde_json::from_str::<Value>(&body) else { return Ok(false) };
+        if v.get("dataId").is_none() {
+            return Ok(false);
+        }
+        item.desc = str_field(&v, "desc").to_owned();
+        let mut tags: Vec<String> = str_field(&v, "configTags")
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect();
+        tags.sort();
+        item.tags = tags;
+        Ok(true)
+    }
+
+    /// `(group, name)` of every service in a namespace, all groups.
+    pub async fn service_names(&self, namespace: &str) -> Result<Vec<(String, String)>, NodeError> {
+        let mut out = Vec::new();
+        let mut page = 1usize;
+        loop {
+            let v = self
+                .get_json(
+                    "/v1/ns/catalog/services",
+                    &[
+                        ("namespaceId", namespace.to_owned()),
+                        ("pageNo", page.to_string()),
+                        ("pageSize", PAGE_SIZE.to_string()),
+                        ("withInstances", "false".into()),
+                        ("hasIpCount", "false".into()),
+                        ("groupNameParam", String::new()),
+                        ("serviceNameParam", String::new()),
+                    ],
+                )
+                .await?;
+            let list = v.get("serviceList").and_then(Value::as_array).cloned().unwrap_or_default();
+            let count = v.get("count").and_then(Value::as_u64).unwrap_or(0);
+            let n = list.len();
+            for s in list {
+                let group = s.get("groupName").and_then(Value::as_str).unwrap_or("DEFAULT_GROUP").to_owned();
+                let mut name = str_field(&s, "name").to_owned();
+                if let Some((_, n)) = name.split_once("@@") {
+                    name = n.to_owned();
+                }
+                out.push((group, name));
+            }
+            if n < PAGE_SIZE || out.len() as u64 >= count {
+                break;
+            }
+            page += 1;
+        }
+        out.sort();
+        out.dedup();
+        Ok(out)
+    }
+
+    /// A service's detail and every instance of every cluster (disabled ones included).
+    pub async fn service(&self, namespace: &str, group: &str, name: &str) -> Result<Service, NodeError> {
+        let grouped = format!("{group}@@{name}");
+        let v = self
+            .get_json(
+                "/v1/ns/service",
+                &[("namespaceId", namespace.to_owned()), ("serviceName", name.to_owned()), ("groupName", group.to_owned())],
+            )
+            .await?;
+        let metadata = string_map(v.get("metadata"));
+        let selector = match v.get("selector") {
+            Some(Value::Null) | None => String::new(),
+            Some(s) => {
+                let t = s.get("type").and_then(Value::as_str).unwrap_or("");
+                if t.is_empty() || t == "none" { String::new() } else { s.to_string() }
+            }
+        };
+        let mut clusters: Vec<String> = v
+            .get("clusters")
+            .and_then(Value::as_array)
+            .map(|cs| cs.iter().filter_map(|c| c.get("name").and_then(Value::as_str).map(str::to_owned)).collect())
+            .unwrap_or_default();
+        if clusters.is_empty() {
+            clusters.push(String::new());
+        }
+        let mut instances = Vec::new();
+        for cluster in clusters {
+            let mut page = 1usize;
+            loop {
+                let iv = self
+                    .get_json(
+                        "/v1/ns/catalog/instances",
+                        &[
+                            ("namespaceId", namespace.to_owned()),
+                            ("serviceName", grouped.clone()),
+                            ("groupName", group.to_owned()),
+                            ("clusterName", cluster.clone()),
+                            ("pageNo", page.to_string()),
+                            ("pageSize", PAGE_SIZE.to_string()),
+                        ],
+                    )
+                    .await?;
+                let list = iv.get("list").and_then(Value::as_array).cloned().unwrap_or_default();
+                let n = list.len();
+                for i in &list {
+                    instances.push(parse_instance(i, &cluster));
+                }
+                let count = iv.get("count").and_then(Value::as_u64).unwrap_or(0);
+                if n < PAGE_SIZE || (page * PAGE_SIZE) as u64 >= count {
+                    break;
+                }
+                page += 1;
+            }
+        }
+        instances.sort_by(|a, b| (&a.cluster, &a.ip, a.port).cmp(&(&b.cluster, &b.ip, b.port)));
+        instances.dedup_by(|a, b| (&a.cluster, &a.ip, a.port) == (&b.cluster, &b.ip, b.port));
+        Ok(Service {
+            key: ServiceKey { namespace: canonical_namespace(namespace), group: group.to_owned(), name: name.to_owned() },
+            protect_threshold: v.get("protectThreshold").and_then(Value::as_f64).unwrap_or(0.0),
+            metadata,
+            selector,
+            instances,
+        })
+    }
+}
+
+fn backoff(attempt: u32) -> Duration {
+    Duration::from_millis(200 * (1 << attempt.min(5)))
+}
+
+/// The v1 API spells the default namespace as an empty tenant.
+#[must_use]
+pub fn api_tenant(namespace: &str) -> String {
+    if namespace == "public" { String::new() } else { namespace.to_owned() }
+}
+
+fn str_field<'a>(v: &'a Value, k: &str) -> &'a str {
+    v.get(k).and_then(Value::as_str).unwrap_or("")
+}
+
+/// Metadata may come as a JSON object or (r-nacos catalog) as a JSON string of one.
+fn string_map(v: Option<&Value>) -> BTreeMap<String, String> {
+    let obj = match v {
+        Some(Value::Object(m)) => m.clone(),
+        Some(Value::String(s)) => serde_json::from_str::<serde_json::Map<String, Value>>(s).unwrap_or_default(),
+        _ => serde_json::Map::new(),
+    };
+    obj.into_iter()
+        .map(|(k, v)| {
+            let s = match v {
+                Value::String(s) => s,
+                other => other.to_string(),
+            };
+            (k, s)
+        })
+        .collect()
+}
+
+fn parse_instance(i: &Value, cluster: &str) -> Instance {
+    let cl = i.get("clusterName").and_then(Value::as_str).filter(|s| !s.is_empty()).unwrap_or(if cluster.is_empty() { "DEFAULT" } else { cluster });
+    Instance {
+        cluster: cl.to_owned(),
+        ip: str_field(i, "ip").to_owned(),
+        port: i.get("port").and_then(Value::as_u64).and_then(|p| u16::try_from(p).ok()).unwrap_or(0),
+        weight: i.get("weight").and_then(Value::as_f64).unwrap_or(1.0),
+        healthy: i.get("healthy").and_then(Value::as_bool).unwrap_or(true),
+        enabled: i.get("enabled").and_then(Value::as_bool).unwrap_or(true),
+        ephemeral: i.get("ephemeral").and_then(Value::as_bool).unwrap_or(true),
+        metadata: string_map(i.get("metadata")),
+    }
+}
