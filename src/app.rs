@@ -66,28 +66,47 @@ fn audit(a: &AuditArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<ExitStat
     let (source, target) = capture_both(&rt, &settings, &scope);
     let first = compare(&source, &target, &scope);
     let mut settled = 0;
-    let (source, target, findings) = if settings.settle_secs > 0 && first.iter().any(|f| f.code != Code::SourceError) {
-        tracing::info!("{} difference(s); re-checking in {} s before confirming", first.len(), settings.settle_secs);
-        std::thread::sleep(std::time::Duration::from_secs(settings.settle_secs));
-        let (source2, target2) = capture_both(&rt, &settings, &scope);
-        let second = compare(&source2, &target2, &scope);
-        let seen: HashSet<String> = first.iter().map(Finding::identity).collect();
-        let confirmed: Vec<Finding> =
-            second.into_iter().filter(|f| f.code == Code::SourceError || seen.contains(&f.identity())).collect();
-        settled = first.iter().filter(|f| f.code != Code::SourceError).count()
-            - confirmed.iter().filter(|f| f.code != Code::SourceError).count().min(first.len());
-        (source2, target2, confirmed)
-    } else {
-        (source, target, first)
-    };
+    let (source, target, findings) =
+        if settings.settle_secs > 0 && first.iter().any(|f| f.code != Code::SourceError) {
+            tracing::info!(
+                "{} difference(s); re-checking in {} s before confirming",
+                first.len(),
+                settings.settle_secs
+            );
+            std::thread::sleep(std::time::Duration::from_secs(settings.settle_secs));
+            let (source2, target2) = capture_both(&rt, &settings, &scope);
+            let second = compare(&source2, &target2, &scope);
+            let seen: HashSet<String> = first.iter().map(Finding::identity).collect();
+            let confirmed: Vec<Finding> = second
+                .into_iter()
+                .filter(|f| f.code == Code::SourceError || seen.contains(&f.identity()))
+                .collect();
+            settled = first.iter().filter(|f| f.code != Code::SourceError).count()
+                - confirmed
+                    .iter()
+                    .filter(|f| f.code != Code::SourceError)
+                    .count()
+                    .min(first.len());
+            (source2, target2, confirmed)
+        } else {
+            (source, target, first)
+        };
     let mut findings = findings;
-    rt.block_on(fill_db_diffs(&settings, &mut findings, scope.show_secrets()));
+    rt.block_on(fill_db_diffs(
+        &settings,
+        &mut findings,
+        scope.show_secrets(),
+    ));
     let mut report = finish(&settings, "audit", findings, &source, &target);
     report.summary.settled = settled;
     emit(&report, &settings)
 }
 
-fn capture_both(rt: &tokio::runtime::Runtime, settings: &Settings, scope: &Arc<Scope>) -> (SideSnapshot, SideSnapshot) {
+fn capture_both(
+    rt: &tokio::runtime::Runtime,
+    settings: &Settings,
+    scope: &Arc<Scope>,
+) -> (SideSnapshot, SideSnapshot) {
     let (sf, tf) = filters(scope);
     let (mut source, mut target) = rt.block_on(async {
         tokio::join!(
@@ -119,7 +138,13 @@ fn compare(source: &SideSnapshot, target: &SideSnapshot, scope: &Scope) -> Vec<F
 fn capture_errors(snap: &SideSnapshot, side: Side) -> Vec<Finding> {
     let mut out = Vec::new();
     let mut push = |layer: Layer, e: &crate::model::CaptureError| {
-        let mut f = Finding::new(Code::SourceError, layer, e.namespace.as_deref().unwrap_or(""), "", "");
+        let mut f = Finding::new(
+            Code::SourceError,
+            layer,
+            e.namespace.as_deref().unwrap_or(""),
+            "",
+            "",
+        );
         f.side = Some(side.as_str().to_owned());
         f.node = Some(e.origin.clone());
         f.detail = format!("{side}: {}", e.message);
@@ -140,7 +165,9 @@ fn capture_errors(snap: &SideSnapshot, side: Side) -> Vec<Finding> {
 
 /// For L1 content differences, fetch both rows' content and attach a masked diff.
 async fn fill_db_diffs(settings: &Settings, findings: &mut [Finding], show_secrets: bool) {
-    let (Some(sdsn), Some(tdsn)) = (&settings.source.db, &settings.target.db) else { return };
+    let (Some(sdsn), Some(tdsn)) = (&settings.source.db, &settings.target.db) else {
+        return;
+    };
     let scope = Scope::new(settings);
     let idx: Vec<usize> = findings
         .iter()
@@ -158,19 +185,26 @@ async fn fill_db_diffs(settings: &Settings, findings: &mut [Finding], show_secre
         data_id: f.name.clone(),
         variant: f.variant.clone().unwrap_or_default(),
     };
-    let skeys: Vec<_> = idx.iter().map(|i| key(&findings[*i], findings[*i].namespace.clone())).collect();
-    let tkeys: Vec<_> = idx.iter().map(|i| key(&findings[*i], scope.to_target(&findings[*i].namespace))).collect();
-    let fetch = |dsn: &String, pw: Option<&settings::Secret>, keys: Vec<crate::model::ConfigKey>| {
-        let dsn = dsn.clone();
-        let pw = pw.cloned();
-        let timeout = settings.timeout_secs;
-        async move {
-            let db = source::mysql::NacosDb::new(&dsn, pw.as_ref(), timeout).ok()?;
-            let r = db.contents(&keys).await.ok();
-            db.close().await;
-            r
-        }
-    };
+    let skeys: Vec<_> = idx
+        .iter()
+        .map(|i| key(&findings[*i], findings[*i].namespace.clone()))
+        .collect();
+    let tkeys: Vec<_> = idx
+        .iter()
+        .map(|i| key(&findings[*i], scope.to_target(&findings[*i].namespace)))
+        .collect();
+    let fetch =
+        |dsn: &String, pw: Option<&settings::Secret>, keys: Vec<crate::model::ConfigKey>| {
+            let dsn = dsn.clone();
+            let pw = pw.cloned();
+            let timeout = settings.timeout_secs;
+            async move {
+                let db = source::mysql::NacosDb::new(&dsn, pw.as_ref(), timeout).ok()?;
+                let r = db.contents(&keys).await.ok();
+                db.close().await;
+                r
+            }
+        };
     let (s, t) = tokio::join!(
         fetch(sdsn, settings.source.db_password.as_ref(), skeys.clone()),
         fetch(tdsn, settings.target.db_password.as_ref(), tkeys.clone())
@@ -185,45 +219,82 @@ async fn fill_db_diffs(settings: &Settings, findings: &mut [Finding], show_secre
 
 fn side_info(conf: Option<&settings::SideSettings>, snap: &SideSnapshot) -> SideInfo {
     SideInfo {
-        nacos: conf.map(|c| c.nacos.clone()).unwrap_or_else(|| snap.api.iter().map(|a| a.origin.clone()).collect()),
+        nacos: conf
+            .map(|c| c.nacos.clone())
+            .unwrap_or_else(|| snap.api.iter().map(|a| a.origin.clone()).collect()),
         version: snap.api.as_ref().map(|a| a.version.clone()),
-        db: conf.and_then(|c| c.db.clone()).or_else(|| snap.db.as_ref().map(|d| d.origin.clone())),
+        db: conf
+            .and_then(|c| c.db.clone())
+            .or_else(|| snap.db.as_ref().map(|d| d.origin.clone())),
         db_configs: snap.db.as_ref().map(|d| d.configs.len()),
         api_configs: snap.api.as_ref().map(|a| a.configs.len()),
         api_services: snap.api.as_ref().map(|a| a.services.len()),
-        api_instances: snap.api.as_ref().map(|a| a.services.iter().map(|s| s.instances.len()).sum()),
+        api_instances: snap
+            .api
+            .as_ref()
+            .map(|a| a.services.iter().map(|s| s.instances.len()).sum()),
     }
 }
 
 /// Apply levels and the gate, then build the report.
-fn finish(settings: &Settings, mode: &str, mut findings: Vec<Finding>, source: &SideSnapshot, target: &SideSnapshot) -> Report {
+fn finish(
+    settings: &Settings,
+    mode: &str,
+    mut findings: Vec<Finding>,
+    source: &SideSnapshot,
+    target: &SideSnapshot,
+) -> Report {
     for f in &mut findings {
         f.level = settings.level_of(f.code);
-        f.in_gate = settings.gate.is_none_or(|g| g.includes(f.code, f.layer, f.side.as_deref()));
+        f.in_gate = settings
+            .gate
+            .is_none_or(|g| g.includes(f.code, f.layer, f.side.as_deref()));
     }
-    let mut report = Report::new(mode, run_id(), settings.gate.map(|g| g.name().to_owned()), findings);
+    let mut report = Report::new(
+        mode,
+        run_id(),
+        settings.gate.map(|g| g.name().to_owned()),
+        findings,
+    );
     let live = mode == "audit";
     report.source = side_info(live.then_some(&settings.source), source);
     report.target = side_info(live.then_some(&settings.target), target);
     match (&source.db, &target.db) {
         (Some(_), Some(_)) => report.compared.push("L1 (DB ↔ DB)".into()),
-        (None, None) => report.not_compared.push("L1 (DB ↔ DB): no database configured on either side".into()),
-        (None, Some(_)) => report.not_compared.push("L1 (DB ↔ DB): the source has no database configured".into()),
-        (Some(_), None) => report.not_compared.push("L1 (DB ↔ DB): the target has no database configured".into()),
+        (None, None) => report
+            .not_compared
+            .push("L1 (DB ↔ DB): no database configured on either side".into()),
+        (None, Some(_)) => report
+            .not_compared
+            .push("L1 (DB ↔ DB): the source has no database configured".into()),
+        (Some(_), None) => report
+            .not_compared
+            .push("L1 (DB ↔ DB): the target has no database configured".into()),
     }
-    report.not_compared.push("L2 (DB ↔ node caches): not implemented in this version".into());
+    report
+        .not_compared
+        .push("L2 (DB ↔ node caches): not implemented in this version".into());
     match (&source.api, &target.api) {
         (Some(_), Some(_)) => report.compared.push("L3 (cluster ↔ cluster API)".into()),
-        (None, None) => report.not_compared.push("L3 (cluster ↔ cluster): no Nacos nodes configured on either side".into()),
-        (None, Some(_)) => report.not_compared.push("L3 (cluster ↔ cluster): the source has no Nacos nodes configured".into()),
-        (Some(_), None) => report.not_compared.push("L3 (cluster ↔ cluster): the target has no Nacos nodes configured".into()),
+        (None, None) => report
+            .not_compared
+            .push("L3 (cluster ↔ cluster): no Nacos nodes configured on either side".into()),
+        (None, Some(_)) => report
+            .not_compared
+            .push("L3 (cluster ↔ cluster): the source has no Nacos nodes configured".into()),
+        (Some(_), None) => report
+            .not_compared
+            .push("L3 (cluster ↔ cluster): the target has no Nacos nodes configured".into()),
     }
     report
 }
 
 /// Write the reports, print the text summary, and return the status.
 fn emit(report: &Report, settings: &Settings) -> Result<ExitStatus> {
-    let dir = settings.out.clone().unwrap_or_else(|| PathBuf::from("reports").join(&report.run_id));
+    let dir = settings
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("reports").join(&report.run_id));
     let written = report.write_all(&dir, &settings.formats);
     let mut text = Vec::new();
     let _ = report.render(crate::settings::Format::Text, &mut text);
@@ -258,42 +329,94 @@ fn snapshot(a: &SnapshotArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Ex
     let side = match a.side.as_str() {
         "source" => Side::Source,
         "target" => Side::Target,
-        other => return Err(Error::new(ErrorKind::Usage, format!("--side must be `source` or `target`, not `{other}`"))),
+        other => {
+            return Err(Error::new(
+                ErrorKind::Usage,
+                format!("--side must be `source` or `target`, not `{other}`"),
+            ))
+        }
     };
-    let conf = if side == Side::Source { &settings.source } else { &settings.target };
+    let conf = if side == Side::Source {
+        &settings.source
+    } else {
+        &settings.target
+    };
     if conf.nacos.is_empty() && conf.db.is_none() {
-        return Err(Error::new(ErrorKind::Usage, format!("nothing to snapshot: the {side} has no Nacos nodes and no database configured")));
+        return Err(Error::new(
+            ErrorKind::Usage,
+            format!(
+                "nothing to snapshot: the {side} has no Nacos nodes and no database configured"
+            ),
+        ));
     }
     let scope = Arc::new(Scope::new(&settings));
     let (sf, tf) = filters(&scope);
     let rt = runtime()?;
-    let mut snap = rt.block_on(source::capture(side, conf, &settings, if side == Side::Source { sf } else { tf }));
+    let mut snap = rt.block_on(source::capture(
+        side,
+        conf,
+        &settings,
+        if side == Side::Source { sf } else { tf },
+    ));
     if let Some(api) = &mut snap.api {
         diff::hash_contents(&mut api.configs);
     }
-    let errors = snap.db.iter().flat_map(|d| d.errors.iter()).chain(snap.api.iter().flat_map(|a| a.errors.iter())).count();
-    let json = serde_json::to_vec_pretty(&snap).map_err(|e| Error::with_source(ErrorKind::Report, "serialising the snapshot", e))?;
+    let errors = snap
+        .db
+        .iter()
+        .flat_map(|d| d.errors.iter())
+        .chain(snap.api.iter().flat_map(|a| a.errors.iter()))
+        .count();
+    let json = serde_json::to_vec_pretty(&snap)
+        .map_err(|e| Error::with_source(ErrorKind::Report, "serialising the snapshot", e))?;
     write_atomic(&a.output, &json)?;
-    for e in snap.db.iter().flat_map(|d| d.errors.iter()).chain(snap.api.iter().flat_map(|a| a.errors.iter())) {
+    for e in snap
+        .db
+        .iter()
+        .flat_map(|d| d.errors.iter())
+        .chain(snap.api.iter().flat_map(|a| a.errors.iter()))
+    {
         eprintln_safe(&format!("error: {}", e.message));
     }
-    eprintln_safe(&format!("snapshot of the {side} written to {}", a.output.display()));
-    Ok(if errors > 0 { ExitStatus::Incomplete } else { ExitStatus::Clean })
+    eprintln_safe(&format!(
+        "snapshot of the {side} written to {}",
+        a.output.display()
+    ));
+    Ok(if errors > 0 {
+        ExitStatus::Incomplete
+    } else {
+        ExitStatus::Clean
+    })
 }
 
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, bytes)
         .and_then(|()| std::fs::rename(&tmp, path))
-        .map_err(|e| Error::with_source(ErrorKind::Report, format!("writing {}", path.display()), e))
+        .map_err(|e| {
+            Error::with_source(ErrorKind::Report, format!("writing {}", path.display()), e)
+        })
 }
 
 /// Read and check a snapshot file.
 pub fn load_snapshot(path: &Path) -> Result<SideSnapshot> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Error::with_source(ErrorKind::Usage, format!("reading snapshot {}", path.display()), e))?;
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Error::with_source(
+            ErrorKind::Usage,
+            format!("reading snapshot {}", path.display()),
+            e,
+        )
+    })?;
     let snap: SideSnapshot = serde_json::from_str(&text).map_err(|e| {
-        Error::new(ErrorKind::Usage, format!("{}:{}:{}: invalid snapshot: {e}", path.display(), e.line(), e.column()))
+        Error::new(
+            ErrorKind::Usage,
+            format!(
+                "{}:{}:{}: invalid snapshot: {e}",
+                path.display(),
+                e.line(),
+                e.column()
+            ),
+        )
     })?;
     if snap.schema_version != SNAPSHOT_SCHEMA_VERSION {
         return Err(Error::new(
@@ -337,11 +460,18 @@ fn run_id() -> String {
         // Lets golden tests and CI pin the folder name.
         return fixed;
     }
-    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
     let days = i64::try_from(secs / 86_400).unwrap_or(0);
     let rem = secs % 86_400;
     let (y, m, d) = civil_from_days(days);
-    format!("{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z", rem / 3600, (rem % 3600) / 60, rem % 60)
+    format!(
+        "{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
 }
 
 /// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm).

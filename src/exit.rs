@@ -50,9 +50,18 @@ mod tests {
 
     #[test]
     fn errors_beat_drift_and_drift_beats_clean() {
-        assert_eq!(ExitStatus::Clean.worst(ExitStatus::Drift), ExitStatus::Drift);
-        assert_eq!(ExitStatus::Drift.worst(ExitStatus::Incomplete), ExitStatus::Incomplete);
-        assert_eq!(ExitStatus::Incomplete.worst(ExitStatus::Clean), ExitStatus::Incomplete);
+        assert_eq!(
+            ExitStatus::Clean.worst(ExitStatus::Drift),
+            ExitStatus::Drift
+        );
+        assert_eq!(
+            ExitStatus::Drift.worst(ExitStatus::Incomplete),
+            ExitStatus::Incomplete
+        );
+        assert_eq!(
+            ExitStatus::Incomplete.worst(ExitStatus::Clean),
+            ExitStatus::Incomplete
+        );
         assert_eq!(ExitStatus::Usage.code(), 2);
     }
 }

@@ -256,7 +256,14 @@ impl Finding {
     pub fn identity(&self) -> String {
         format!(
             "{}|{}|{}|{}|{}|{:?}|{:?}|{:?}",
-            self.code, self.layer.as_str(), self.namespace, self.group, self.name, self.variant, self.instance, self.node
+            self.code,
+            self.layer.as_str(),
+            self.namespace,
+            self.group,
+            self.name,
+            self.variant,
+            self.instance,
+            self.node
         )
     }
 }
@@ -269,7 +276,10 @@ mod tests {
     fn codes_round_trip() {
         for c in Code::ALL {
             assert_eq!(Code::parse(c.as_str()), Some(c));
-            assert_eq!(serde_json::to_string(&c).unwrap(), format!("\"{}\"", c.as_str()));
+            assert_eq!(
+                serde_json::to_string(&c).unwrap(),
+                format!("\"{}\"", c.as_str())
+            );
         }
     }
 }

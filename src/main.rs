@@ -8,7 +8,8 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("NACOS_DRIFT_LOG").unwrap_or_else(|_| "warn".into()),
+            tracing_subscriber::EnvFilter::try_from_env("NACOS_DRIFT_LOG")
+                .unwrap_or_else(|_| "warn".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -16,7 +17,11 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             let _ = e.print();
-            return if e.use_stderr() { ExitStatus::Usage.into() } else { ExitStatus::Clean.into() };
+            return if e.use_stderr() {
+                ExitStatus::Usage.into()
+            } else {
+                ExitStatus::Clean.into()
+            };
         }
     };
     match app::run(cli) {

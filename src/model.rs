@@ -137,7 +137,10 @@ impl ConfigKey {
         if self.variant.is_empty() {
             format!("{}/{}/{}", self.namespace, self.group, self.data_id)
         } else {
-            format!("{}/{}/{}#{}", self.namespace, self.group, self.data_id, self.variant)
+            format!(
+                "{}/{}/{}#{}",
+                self.namespace, self.group, self.data_id, self.variant
+            )
         }
     }
 }

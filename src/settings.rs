@@ -159,7 +159,10 @@ impl Gate {
                         ))
             }
             Gate::DecommissionReady => {
-                matches!(code, NamespaceMissing | ConfigMissing | ServiceMissing | InstanceMissing)
+                matches!(
+                    code,
+                    NamespaceMissing | ConfigMissing | ServiceMissing | InstanceMissing
+                )
             }
         }
     }
@@ -239,7 +242,10 @@ impl Default for Settings {
             retries: 2,
             namespace_map: BTreeMap::new(),
             ignore: IgnoreSettings {
-                metadata_keys: DEFAULT_IGNORED_METADATA_KEYS.iter().map(|s| (*s).to_owned()).collect(),
+                metadata_keys: DEFAULT_IGNORED_METADATA_KEYS
+                    .iter()
+                    .map(|s| (*s).to_owned())
+                    .collect(),
                 ..IgnoreSettings::default()
             },
             levels: BTreeMap::new(),
@@ -315,7 +321,11 @@ struct RawSet {
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
-    text[..offset.min(text.len())].bytes().filter(|b| *b == b'\n').count() + 1
+    text[..offset.min(text.len())]
+        .bytes()
+        .filter(|b| *b == b'\n')
+        .count()
+        + 1
 }
 
 fn load_file(path: &Path, set: &mut RawSet) {
@@ -324,7 +334,8 @@ fn load_file(path: &Path, set: &mut RawSet) {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) => {
-            set.problems.push(format!("{shown}: cannot read config file: {e}"));
+            set.problems
+                .push(format!("{shown}: cannot read config file: {e}"));
             return;
         }
     };
@@ -332,7 +343,10 @@ fn load_file(path: &Path, set: &mut RawSet) {
         Ok(d) => d,
         Err(e) => {
             let line = e.span().map_or(0, |s| line_of(&text, s.start));
-            set.problems.push(format!("{shown}:{line}: TOML syntax error: {}", e.message()));
+            set.problems.push(format!(
+                "{shown}:{line}: TOML syntax error: {}",
+                e.message()
+            ));
             return;
         }
     };
@@ -346,7 +360,8 @@ fn load_file(path: &Path, set: &mut RawSet) {
             ));
             continue;
         };
-        let known_section = KEYS.iter().any(|(s, _, _)| *s == sname) || MAP_SECTIONS.contains(&sname);
+        let known_section =
+            KEYS.iter().any(|(s, _, _)| *s == sname) || MAP_SECTIONS.contains(&sname);
         if !known_section {
             set.problems.push(format!(
                 "{}: unknown section `[{sname}]` (expected one of: source, target, audit, ignore, namespace_map, levels)",
@@ -367,14 +382,20 @@ fn load_file(path: &Path, set: &mut RawSet) {
                     )),
                 }
             }
-            set.values.insert(format!("{sname}._"), (Raw::Map(entries), shown.clone()));
+            set.values
+                .insert(format!("{sname}._"), (Raw::Map(entries), shown.clone()));
             continue;
         }
         for (k, v) in table {
             let kname = k.get_ref().as_ref();
             let at = loc(k.span());
-            let Some((_, _, kind)) = KEYS.iter().find(|(s, key, _)| *s == sname && *key == kname) else {
-                let known: Vec<&str> = KEYS.iter().filter(|(s, _, _)| *s == sname).map(|(_, k, _)| *k).collect();
+            let Some((_, _, kind)) = KEYS.iter().find(|(s, key, _)| *s == sname && *key == kname)
+            else {
+                let known: Vec<&str> = KEYS
+                    .iter()
+                    .filter(|(s, _, _)| *s == sname)
+                    .map(|(_, k, _)| *k)
+                    .collect();
                 set.problems.push(format!(
                     "{at}: unknown key `{sname}.{kname}` (known keys: {})",
                     known.join(", ")
@@ -396,7 +417,9 @@ fn load_file(path: &Path, set: &mut RawSet) {
                     ok.then_some(Raw::List(out))
                 }
                 (Kind::Bool, DeValue::Boolean(b)) => Some(Raw::Bool(*b)),
-                (Kind::Int, DeValue::Integer(i)) => i64::from_str_radix(i.as_str(), i.radix()).ok().map(Raw::Int),
+                (Kind::Int, DeValue::Integer(i)) => i64::from_str_radix(i.as_str(), i.radix())
+                    .ok()
+                    .map(Raw::Int),
                 _ => None,
             };
             match raw {
@@ -423,12 +446,20 @@ fn kind_name(k: Kind) -> &'static str {
 }
 
 fn split_list(s: &str) -> Vec<String> {
-    s.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
+    s.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 /// `NACOS_DRIFT_<SECTION>_<KEY>` for every known key.
 fn env_name(section: &str, key: &str) -> String {
-    format!("NACOS_DRIFT_{}_{}", section.to_uppercase(), key.to_uppercase())
+    format!(
+        "NACOS_DRIFT_{}_{}",
+        section.to_uppercase(),
+        key.to_uppercase()
+    )
 }
 
 fn load_env(env: &dyn Fn(&str) -> Option<String>, set: &mut RawSet) {
@@ -447,15 +478,22 @@ fn load_env(env: &dyn Fn(&str) -> Option<String>, set: &mut RawSet) {
         };
         match raw {
             Some(r) => {
-                set.values.insert(format!("{section}.{key}"), (r, format!("environment variable {name}")));
+                set.values.insert(
+                    format!("{section}.{key}"),
+                    (r, format!("environment variable {name}")),
+                );
             }
-            None => set.problems.push(format!("environment variable {name}: must be {}", kind_name(*kind))),
+            None => set.problems.push(format!(
+                "environment variable {name}: must be {}",
+                kind_name(*kind)
+            )),
         }
     }
 }
 
 fn put(set: &mut RawSet, key: &str, raw: Raw, flag: &str) {
-    set.values.insert(key.to_owned(), (raw, format!("flag {flag}")));
+    set.values
+        .insert(key.to_owned(), (raw, format!("flag {flag}")));
 }
 
 /// Inputs to [`resolve`], so that tests can inject the environment.
@@ -483,10 +521,20 @@ pub fn resolve(inp: &Inputs<'_>) -> Result<Settings> {
     load_env(inp.env, &mut set);
     if let Some(s) = inp.sides {
         if let Some(v) = &s.source_nacos {
-            put(&mut set, "source.nacos", Raw::List(split_list(v)), "--source-nacos");
+            put(
+                &mut set,
+                "source.nacos",
+                Raw::List(split_list(v)),
+                "--source-nacos",
+            );
         }
         if let Some(v) = &s.target_nacos {
-            put(&mut set, "target.nacos", Raw::List(split_list(v)), "--target-nacos");
+            put(
+                &mut set,
+                "target.nacos",
+                Raw::List(split_list(v)),
+                "--target-nacos",
+            );
         }
         if let Some(v) = &s.source_db {
             put(&mut set, "source.db", Raw::Str(v.clone()), "--source-db");
@@ -495,33 +543,73 @@ pub fn resolve(inp: &Inputs<'_>) -> Result<Settings> {
             put(&mut set, "target.db", Raw::Str(v.clone()), "--target-db");
         }
         if !s.namespaces.is_empty() {
-            put(&mut set, "audit.namespaces", Raw::List(s.namespaces.clone()), "--namespace");
+            put(
+                &mut set,
+                "audit.namespaces",
+                Raw::List(s.namespaces.clone()),
+                "--namespace",
+            );
         }
         if let Some(v) = s.timeout {
-            put(&mut set, "audit.timeout_secs", Raw::Int(i64::try_from(v).unwrap_or(i64::MAX)), "--timeout");
+            put(
+                &mut set,
+                "audit.timeout_secs",
+                Raw::Int(i64::try_from(v).unwrap_or(i64::MAX)),
+                "--timeout",
+            );
         }
         if let Some(v) = s.concurrency {
-            put(&mut set, "audit.concurrency", Raw::Int(i64::try_from(v).unwrap_or(i64::MAX)), "--concurrency");
+            put(
+                &mut set,
+                "audit.concurrency",
+                Raw::Int(i64::try_from(v).unwrap_or(i64::MAX)),
+                "--concurrency",
+            );
         }
     }
     if !inp.namespaces.is_empty() {
-        put(&mut set, "audit.namespaces", Raw::List(inp.namespaces.to_vec()), "--namespace");
+        put(
+            &mut set,
+            "audit.namespaces",
+            Raw::List(inp.namespaces.to_vec()),
+            "--namespace",
+        );
     }
     if let Some(v) = inp.settle {
-        put(&mut set, "audit.settle_secs", Raw::Int(i64::try_from(v).unwrap_or(i64::MAX)), "--settle");
+        put(
+            &mut set,
+            "audit.settle_secs",
+            Raw::Int(i64::try_from(v).unwrap_or(i64::MAX)),
+            "--settle",
+        );
     }
     if let Some(r) = inp.report {
         if let Some(g) = &r.gate {
             put(&mut set, "audit.gate", Raw::Str(g.clone()), "--gate");
         }
         if !r.formats.is_empty() {
-            put(&mut set, "audit.formats", Raw::List(r.formats.clone()), "--format");
+            put(
+                &mut set,
+                "audit.formats",
+                Raw::List(r.formats.clone()),
+                "--format",
+            );
         }
         if let Some(o) = &r.out {
-            put(&mut set, "audit.out", Raw::Str(o.display().to_string()), "--out");
+            put(
+                &mut set,
+                "audit.out",
+                Raw::Str(o.display().to_string()),
+                "--out",
+            );
         }
         if r.show_secrets {
-            put(&mut set, "audit.show_secrets", Raw::Bool(true), "--show-secrets");
+            put(
+                &mut set,
+                "audit.show_secrets",
+                Raw::Bool(true),
+                "--show-secrets",
+            );
         }
     }
     let mut problems = std::mem::take(&mut set.problems);
@@ -529,7 +617,11 @@ pub fn resolve(inp: &Inputs<'_>) -> Result<Settings> {
     if problems.is_empty() {
         Ok(settings)
     } else {
-        let mut msg = format!("invalid configuration ({} problem{}):", problems.len(), if problems.len() == 1 { "" } else { "s" });
+        let mut msg = format!(
+            "invalid configuration ({} problem{}):",
+            problems.len(),
+            if problems.len() == 1 { "" } else { "s" }
+        );
         for p in &problems {
             let _ = write!(msg, "\n  - {p}");
         }
@@ -537,7 +629,11 @@ pub fn resolve(inp: &Inputs<'_>) -> Result<Settings> {
     }
 }
 
-fn build(set: &RawSet, env: &dyn Fn(&str) -> Option<String>, problems: &mut Vec<String>) -> Settings {
+fn build(
+    set: &RawSet,
+    env: &dyn Fn(&str) -> Option<String>,
+    problems: &mut Vec<String>,
+) -> Settings {
     let mut s = Settings::default();
     let get = |k: &str| set.values.get(k);
     let str_of = |k: &str| match get(k) {
@@ -572,8 +668,13 @@ fn build(set: &RawSet, env: &dyn Fn(&str) -> Option<String>, problems: &mut Vec<
         if side.nacos_password.is_none() {
             if let Some((file, at)) = str_of(&format!("{side_name}.nacos_password_file")) {
                 match std::fs::read_to_string(&file) {
-                    Ok(p) => side.nacos_password = Some(Secret::new(p.trim_end_matches(['\n', '\r']).to_owned())),
-                    Err(e) => problems.push(format!("{at}: {side_name}.nacos_password_file `{file}`: {e}")),
+                    Ok(p) => {
+                        side.nacos_password =
+                            Some(Secret::new(p.trim_end_matches(['\n', '\r']).to_owned()))
+                    }
+                    Err(e) => problems.push(format!(
+                        "{at}: {side_name}.nacos_password_file `{file}`: {e}"
+                    )),
                 }
             }
         }
@@ -591,20 +692,31 @@ fn build(set: &RawSet, env: &dyn Fn(&str) -> Option<String>, problems: &mut Vec<
         } else if side.db_password.is_none() {
             if let Some((file, at)) = str_of(&format!("{side_name}.db_password_file")) {
                 match std::fs::read_to_string(&file) {
-                    Ok(p) => side.db_password = Some(Secret::new(p.trim_end_matches(['\n', '\r']).to_owned())),
-                    Err(e) => problems.push(format!("{at}: {side_name}.db_password_file `{file}`: {e}")),
+                    Ok(p) => {
+                        side.db_password =
+                            Some(Secret::new(p.trim_end_matches(['\n', '\r']).to_owned()))
+                    }
+                    Err(e) => {
+                        problems.push(format!("{at}: {side_name}.db_password_file `{file}`: {e}"))
+                    }
                 }
             }
         }
     }
 
     if let Some((ns, _)) = list_of("audit.namespaces") {
-        s.namespaces = ns.iter().map(|n| crate::model::canonical_namespace(n)).collect();
+        s.namespaces = ns
+            .iter()
+            .map(|n| crate::model::canonical_namespace(n))
+            .collect();
     }
     if let Some((g, at)) = str_of("audit.gate") {
         match Gate::parse(&g) {
             Some(g) => s.gate = Some(g),
-            None => problems.push(format!("{at}: unknown gate `{g}` (expected one of: {})", Gate::NAMES.join(", "))),
+            None => problems.push(format!(
+                "{at}: unknown gate `{g}` (expected one of: {})",
+                Gate::NAMES.join(", ")
+            )),
         }
     }
     if let Some((fs, at)) = list_of("audit.formats") {
@@ -613,7 +725,9 @@ fn build(set: &RawSet, env: &dyn Fn(&str) -> Option<String>, problems: &mut Vec<
             match Format::parse(&f) {
                 Some(f) if !s.formats.contains(&f) => s.formats.push(f),
                 Some(_) => {}
-                None => problems.push(format!("{at}: unknown format `{f}` (expected text, json, csv or markdown)")),
+                None => problems.push(format!(
+                    "{at}: unknown format `{f}` (expected text, json, csv or markdown)"
+                )),
             }
         }
     }
@@ -626,7 +740,9 @@ fn build(set: &RawSet, env: &dyn Fn(&str) -> Option<String>, problems: &mut Vec<
     let mut int_setting = |key: &str, min: i64, max: i64| -> Option<u64> {
         let (v, at) = int_of(key)?;
         if v < min || v > max {
-            problems.push(format!("{at}: `{key}` must be between {min} and {max}, found {v}"));
+            problems.push(format!(
+                "{at}: `{key}` must be between {min} and {max}, found {v}"
+            ));
             return None;
         }
         u64::try_from(v).ok()
@@ -668,8 +784,10 @@ fn build(set: &RawSet, env: &dyn Fn(&str) -> Option<String>, problems: &mut Vec<
     }
     if let Some((Raw::Map(entries), _)) = get("namespace_map._") {
         for (k, v, _) in entries {
-            s.namespace_map
-                .insert(crate::model::canonical_namespace(k), crate::model::canonical_namespace(v));
+            s.namespace_map.insert(
+                crate::model::canonical_namespace(k),
+                crate::model::canonical_namespace(v),
+            );
         }
     }
     if let Some((Raw::Map(entries), _)) = get("levels._") {
@@ -679,7 +797,9 @@ fn build(set: &RawSet, env: &dyn Fn(&str) -> Option<String>, problems: &mut Vec<
                     s.levels.insert(c, l);
                 }
                 (None, _) => problems.push(format!("{at}: `levels`: unknown finding code `{k}`")),
-                (_, None) => problems.push(format!("{at}: `levels.{k}`: unknown level `{v}` (expected allow, warn or deny)")),
+                (_, None) => problems.push(format!(
+                    "{at}: `levels.{k}`: unknown level `{v}` (expected allow, warn or deny)"
+                )),
             }
         }
     }
@@ -688,7 +808,10 @@ fn build(set: &RawSet, env: &dyn Fn(&str) -> Option<String>, problems: &mut Vec<
 
 /// Check a node URL and strip its trailing slash. Credentials in the URL are refused.
 fn validate_node_url(u: &str) -> std::result::Result<String, String> {
-    let Some(rest) = u.strip_prefix("http://").or_else(|| u.strip_prefix("https://")) else {
+    let Some(rest) = u
+        .strip_prefix("http://")
+        .or_else(|| u.strip_prefix("https://"))
+    else {
         return Err(format!("`{u}` is not an http:// or https:// URL"));
     };
     let host = rest.split('/').next().unwrap_or("");
@@ -696,7 +819,10 @@ fn validate_node_url(u: &str) -> std::result::Result<String, String> {
         return Err(format!("`{u}` has no host"));
     }
     if host.contains('@') {
-        return Err("node URLs must not carry credentials; use NACOS_DRIFT_<SIDE>_NACOS_USERNAME/_PASSWORD".to_owned());
+        return Err(
+            "node URLs must not carry credentials; use NACOS_DRIFT_<SIDE>_NACOS_USERNAME/_PASSWORD"
+                .to_owned(),
+        );
     }
     if !rest.contains('/') {
         return Err(format!("`{u}` has no context path (e.g. `{u}/nacos`)"));
@@ -723,7 +849,9 @@ fn split_dsn(dsn: &str) -> std::result::Result<(String, Option<String>), String>
         None => Ok((format!("mysql://{hostpart}"), None)),
         Some(a) => match a.split_once(':') {
             Some((user, pw)) => {
-                let pw = urlencoding::decode(pw).map(|c| c.into_owned()).unwrap_or_else(|_| pw.to_owned());
+                let pw = urlencoding::decode(pw)
+                    .map(|c| c.into_owned())
+                    .unwrap_or_else(|_| pw.to_owned());
                 Ok((format!("mysql://{user}@{hostpart}"), Some(pw)))
             }
             None => Ok((format!("mysql://{a}@{hostpart}"), None)),
@@ -752,9 +880,16 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("nd-settings-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("c.toml");
-        std::fs::write(&file, "[audit]\ngate = \"db-synced\"\nsettle_secs = 7\nconcurrency = 3\n").unwrap();
+        std::fs::write(
+            &file,
+            "[audit]\ngate = \"db-synced\"\nsettle_secs = 7\nconcurrency = 3\n",
+        )
+        .unwrap();
         let env = |k: &str| (k == "NACOS_DRIFT_AUDIT_SETTLE_SECS").then(|| "9".to_owned());
-        let report = ReportArgs { gate: Some("caches-fresh".into()), ..ReportArgs::default() };
+        let report = ReportArgs {
+            gate: Some("caches-fresh".into()),
+            ..ReportArgs::default()
+        };
         let s = resolve(&Inputs {
             sides: None,
             report: Some(&report),
@@ -779,14 +914,27 @@ mod tests {
             "[source]\nnacos = \"ftp://x\"\ncolour = \"red\"\n\n[audit]\ngate = \"nope\"\nsettle_secs = \"x\"\n\n[levels]\nconfig-missing = \"fatal\"\n",
         )
         .unwrap();
-        let err = resolve(&Inputs { sides: None, report: None, config: Some(&file), namespaces: &[], settle: None, env: &no_env })
-            .unwrap_err();
+        let err = resolve(&Inputs {
+            sides: None,
+            report: None,
+            config: Some(&file),
+            namespaces: &[],
+            settle: None,
+            env: &no_env,
+        })
+        .unwrap_err();
         let m = err.msg;
         assert!(m.contains("bad.toml:2: source.nacos"), "{m}");
         assert!(m.contains("bad.toml:3: unknown key `source.colour`"), "{m}");
         assert!(m.contains("bad.toml:6: unknown gate `nope`"), "{m}");
-        assert!(m.contains("bad.toml:7: `audit.settle_secs` must be an integer"), "{m}");
-        assert!(m.contains("bad.toml:10: `levels.config-missing`: unknown level"), "{m}");
+        assert!(
+            m.contains("bad.toml:7: `audit.settle_secs` must be an integer"),
+            "{m}"
+        );
+        assert!(
+            m.contains("bad.toml:10: `levels.config-missing`: unknown level"),
+            "{m}"
+        );
         assert!(m.contains("5 problems"), "{m}");
     }
 }

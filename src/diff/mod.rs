@@ -7,7 +7,9 @@
 pub mod text;
 
 use crate::finding::{Code, Finding, Layer};
-use crate::model::{canonical_namespace, md5_hex, ConfigItem, ConfigKey, Instance, Namespace, Service, SideSnapshot};
+use crate::model::{
+    canonical_namespace, md5_hex, ConfigItem, ConfigKey, Instance, Namespace, Service, SideSnapshot,
+};
 use crate::settings::Settings;
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use rayon::prelude::*;
@@ -43,7 +45,11 @@ impl Scope {
     pub fn new(s: &Settings) -> Self {
         Scope {
             namespaces: s.namespaces.clone(),
-            reverse: s.namespace_map.iter().map(|(k, v)| (v.clone(), k.clone())).collect(),
+            reverse: s
+                .namespace_map
+                .iter()
+                .map(|(k, v)| (v.clone(), k.clone()))
+                .collect(),
             map: s.namespace_map.clone(),
             ignore_ns: globset(&s.ignore.namespaces),
             ignore_group: globset(&s.ignore.groups),
@@ -78,13 +84,17 @@ impl Scope {
     /// Whether a config key (source namespace terms) is audited.
     #[must_use]
     pub fn config_in_scope(&self, source_ns: &str, group: &str, data_id: &str) -> bool {
-        self.namespace_in_scope(source_ns) && !self.ignore_group.is_match(group) && !self.ignore_data_id.is_match(data_id)
+        self.namespace_in_scope(source_ns)
+            && !self.ignore_group.is_match(group)
+            && !self.ignore_data_id.is_match(data_id)
     }
 
     /// Whether a service (source namespace terms) is audited.
     #[must_use]
     pub fn service_in_scope(&self, source_ns: &str, group: &str, name: &str) -> bool {
-        self.namespace_in_scope(source_ns) && !self.ignore_group.is_match(group) && !self.ignore_service.is_match(name)
+        self.namespace_in_scope(source_ns)
+            && !self.ignore_group.is_match(group)
+            && !self.ignore_service.is_match(name)
     }
 
     /// Whether diffs show secret values.
@@ -94,7 +104,10 @@ impl Scope {
     }
 
     fn meta_without_ignored(&self, m: &BTreeMap<String, String>) -> BTreeMap<String, String> {
-        m.iter().filter(|(k, _)| !self.ignore_meta.contains(*k)).map(|(k, v)| (k.clone(), v.clone())).collect()
+        m.iter()
+            .filter(|(k, _)| !self.ignore_meta.contains(*k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
     }
 }
 
@@ -111,22 +124,54 @@ pub fn hash_contents(configs: &mut [ConfigItem]) {
 
 /// Compare two snapshots and return findings (levels not yet applied), sorted.
 #[must_use]
-pub fn compare(source: &SideSnapshot, target: &SideSnapshot, scope: &Scope, now_ms: Option<i64>) -> Vec<Finding> {
+pub fn compare(
+    source: &SideSnapshot,
+    target: &SideSnapshot,
+    scope: &Scope,
+    now_ms: Option<i64>,
+) -> Vec<Finding> {
     let mut out = Vec::new();
     if let (Some(s), Some(t)) = (&source.db, &target.db) {
-        out.extend(compare_namespaces(&s.namespaces, &t.namespaces, scope, Layer::L1));
-        out.extend(compare_configs(&s.configs, &t.configs, scope, Layer::L1, now_ms));
+        out.extend(compare_namespaces(
+            &s.namespaces,
+            &t.namespaces,
+            scope,
+            Layer::L1,
+        ));
+        out.extend(compare_configs(
+            &s.configs,
+            &t.configs,
+            scope,
+            Layer::L1,
+            now_ms,
+        ));
     }
     if let (Some(s), Some(t)) = (&source.api, &target.api) {
-        out.extend(compare_namespaces(&s.namespaces, &t.namespaces, scope, Layer::L3));
-        out.extend(compare_configs(&s.configs, &t.configs, scope, Layer::L3, now_ms));
+        out.extend(compare_namespaces(
+            &s.namespaces,
+            &t.namespaces,
+            scope,
+            Layer::L3,
+        ));
+        out.extend(compare_configs(
+            &s.configs,
+            &t.configs,
+            scope,
+            Layer::L3,
+            now_ms,
+        ));
         out.extend(compare_services(&s.services, &t.services, scope));
     }
     out.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
     out
 }
 
-fn compare_namespaces(source: &[Namespace], target: &[Namespace], scope: &Scope, layer: Layer) -> Vec<Finding> {
+fn compare_namespaces(
+    source: &[Namespace],
+    target: &[Namespace],
+    scope: &Scope,
+    layer: Layer,
+) -> Vec<Finding> {
     let src: BTreeSet<String> = source
         .iter()
         .map(|n| canonical_namespace(&n.id))
@@ -140,27 +185,46 @@ fn compare_namespaces(source: &[Namespace], target: &[Namespace], scope: &Scope,
     let mut out = Vec::new();
     for ns in src.difference(&tgt) {
         let mut f = Finding::new(Code::NamespaceMissing, layer, ns, "", "");
-        f.detail = format!("namespace `{ns}` exists on the source but `{}` is not on the target", scope.to_target(ns));
+        let t = scope.to_target(ns);
+        f.detail = if t == *ns {
+            format!("namespace `{ns}` exists on the source only")
+        } else {
+            format!("namespace `{ns}` exists on the source but `{t}` (its mapped id) is not on the target")
+        };
         out.push(f);
     }
     for ns in tgt.difference(&src) {
         let mut f = Finding::new(Code::NamespaceExtra, layer, ns, "", "");
-        f.detail = format!("namespace `{}` exists only on the target", scope.to_target(ns));
+        f.detail = format!(
+            "namespace `{}` exists on the target only",
+            scope.to_target(ns)
+        );
         out.push(f);
     }
     out
 }
 
 /// Index configs by their key in source-namespace terms, keeping only those in scope.
-fn index_configs<'a>(items: &'a [ConfigItem], scope: &Scope, is_target: bool) -> HashMap<ConfigKey, &'a ConfigItem> {
+fn index_configs<'a>(
+    items: &'a [ConfigItem],
+    scope: &Scope,
+    is_target: bool,
+) -> HashMap<ConfigKey, &'a ConfigItem> {
     items
         .par_iter()
         .filter_map(|c| {
-            let ns = if is_target { scope.to_source(&c.key.namespace) } else { canonical_namespace(&c.key.namespace) };
+            let ns = if is_target {
+                scope.to_source(&c.key.namespace)
+            } else {
+                canonical_namespace(&c.key.namespace)
+            };
             if !scope.config_in_scope(&ns, &c.key.group, &c.key.data_id) {
                 return None;
             }
-            let key = ConfigKey { namespace: ns, ..c.key.clone() };
+            let key = ConfigKey {
+                namespace: ns,
+                ..c.key.clone()
+            };
             Some((key, c))
         })
         .collect()
@@ -187,8 +251,14 @@ pub fn compare_configs(
     layer: Layer,
     now_ms: Option<i64>,
 ) -> Vec<Finding> {
-    let (src, tgt) = rayon::join(|| index_configs(source, scope, false), || index_configs(target, scope, true));
-    let mut keys: Vec<&ConfigKey> = src.keys().chain(tgt.keys().filter(|k| !src.contains_key(*k))).collect();
+    let (src, tgt) = rayon::join(
+        || index_configs(source, scope, false),
+        || index_configs(target, scope, true),
+    );
+    let mut keys: Vec<&ConfigKey> = src
+        .keys()
+        .chain(tgt.keys().filter(|k| !src.contains_key(*k)))
+        .collect();
     keys.par_sort_unstable();
     keys.par_iter()
         .filter_map(|key| match (src.get(*key), tgt.get(*key)) {
@@ -196,13 +266,20 @@ pub fn compare_configs(
                 let mut f = config_finding(Code::ConfigMissing, layer, key);
                 f.source_digest = Some(s.md5.clone());
                 f.age_secs = age(now_ms, s);
-                f.detail = format!("config exists on the source but not on the target (namespace `{}`)", scope.to_target(&key.namespace));
+                let t = scope.to_target(&key.namespace);
+                f.detail = if t == key.namespace {
+                    "config exists on the source only".to_owned()
+                } else {
+                    format!(
+                        "config exists on the source only (looked for in target namespace `{t}`)"
+                    )
+                };
                 Some(f)
             }
             (None, Some(t)) => {
                 let mut f = config_finding(Code::ConfigExtra, layer, key);
                 f.target_digest = Some(t.md5.clone());
-                f.detail = "config exists only on the target".to_owned();
+                f.detail = "config exists on the target only".to_owned();
                 Some(f)
             }
             (Some(s), Some(t)) => {
@@ -228,7 +305,11 @@ pub fn compare_configs(
                     fields.push("desc".to_owned());
                 }
                 if s.tags != t.tags {
-                    fields.push(format!("tags: [{}] → [{}]", s.tags.join(","), t.tags.join(",")));
+                    fields.push(format!(
+                        "tags: [{}] → [{}]",
+                        s.tags.join(","),
+                        t.tags.join(",")
+                    ));
                 }
                 if fields.is_empty() {
                     return None;
@@ -236,8 +317,11 @@ pub fn compare_configs(
                 let mut f = config_finding(Code::ConfigMetaDiffers, layer, key);
                 f.source_digest = Some(s.md5.clone());
                 f.target_digest = Some(t.md5.clone());
-                f.detail = format!("content equal; {} differ", fields.join("; "));
-                f.fields = fields.iter().map(|x| x.split(':').next().unwrap_or(x).to_owned()).collect();
+                f.detail = format!("same content, metadata differs: {}", fields.join("; "));
+                f.fields = fields
+                    .iter()
+                    .map(|x| x.split(':').next().unwrap_or(x).to_owned())
+                    .collect();
                 Some(f)
             }
             (None, None) => None,
@@ -253,23 +337,28 @@ fn digest_of<T: serde::Serialize>(v: &T) -> String {
 }
 
 fn compare_services(source: &[Service], target: &[Service], scope: &Scope) -> Vec<Finding> {
-    let index = |items: &[Service], is_target: bool| -> BTreeMap<(String, String, String), Service> {
-        items
-            .iter()
-            .filter_map(|s| {
-                let ns = if is_target { scope.to_source(&s.key.namespace) } else { canonical_namespace(&s.key.namespace) };
-                if !scope.service_in_scope(&ns, &s.key.group, &s.key.name) {
-                    return None;
-                }
-                let mut s = s.clone();
-                s.metadata = scope.meta_without_ignored(&s.metadata);
-                for i in &mut s.instances {
-                    i.metadata = scope.meta_without_ignored(&i.metadata);
-                }
-                Some(((ns, s.key.group.clone(), s.key.name.clone()), s))
-            })
-            .collect()
-    };
+    let index =
+        |items: &[Service], is_target: bool| -> BTreeMap<(String, String, String), Service> {
+            items
+                .iter()
+                .filter_map(|s| {
+                    let ns = if is_target {
+                        scope.to_source(&s.key.namespace)
+                    } else {
+                        canonical_namespace(&s.key.namespace)
+                    };
+                    if !scope.service_in_scope(&ns, &s.key.group, &s.key.name) {
+                        return None;
+                    }
+                    let mut s = s.clone();
+                    s.metadata = scope.meta_without_ignored(&s.metadata);
+                    for i in &mut s.instances {
+                        i.metadata = scope.meta_without_ignored(&i.metadata);
+                    }
+                    Some(((ns, s.key.group.clone(), s.key.name.clone()), s))
+                })
+                .collect()
+        };
     let src = index(source, false);
     let tgt = index(target, true);
     let keys: BTreeSet<&(String, String, String)> = src.keys().chain(tgt.keys()).collect();
@@ -282,35 +371,59 @@ fn compare_services(source: &[Service], target: &[Service], scope: &Scope) -> Ve
                 (Some(s), None) => {
                     let mut f = Finding::new(Code::ServiceMissing, Layer::L3, ns, group, name);
                     f.source_digest = Some(digest_of(s));
-                    f.detail = format!("service with {} instance(s) exists on the source but not on the target", s.instances.len());
+                    f.detail = format!(
+                        "service with {} instance(s) exists on the source but not on the target",
+                        s.instances.len()
+                    );
                     out.push(f);
                 }
                 (None, Some(t)) => {
                     let mut f = Finding::new(Code::ServiceExtra, Layer::L3, ns, group, name);
                     f.target_digest = Some(digest_of(t));
-                    f.detail = format!("service with {} instance(s) exists only on the target", t.instances.len());
+                    f.detail = format!(
+                        "service with {} instance(s) exists only on the target",
+                        t.instances.len()
+                    );
                     out.push(f);
                 }
                 (Some(s), Some(t)) => {
                     let mut fields = Vec::new();
                     if (s.protect_threshold - t.protect_threshold).abs() > 1e-9 {
-                        fields.push(format!("protect_threshold: {} → {}", s.protect_threshold, t.protect_threshold));
+                        fields.push(format!(
+                            "protect_threshold: {} → {}",
+                            s.protect_threshold, t.protect_threshold
+                        ));
                     }
                     if s.metadata != t.metadata {
-                        fields.push(format!("metadata: {}", meta_delta(&s.metadata, &t.metadata)));
+                        fields.push(format!(
+                            "metadata: {}",
+                            meta_delta(&s.metadata, &t.metadata)
+                        ));
                     }
                     if s.selector != t.selector {
                         fields.push(format!("selector: {} → {}", s.selector, t.selector));
                     }
                     if !fields.is_empty() {
-                        let mut f = Finding::new(Code::ServiceMetaDiffers, Layer::L3, ns, group, name);
-                        f.source_digest = Some(digest_of(&(&s.protect_threshold, &s.metadata, &s.selector)));
-                        f.target_digest = Some(digest_of(&(&t.protect_threshold, &t.metadata, &t.selector)));
-                        f.fields = fields.iter().map(|x| x.split(':').next().unwrap_or(x).to_owned()).collect();
+                        let mut f =
+                            Finding::new(Code::ServiceMetaDiffers, Layer::L3, ns, group, name);
+                        f.source_digest =
+                            Some(digest_of(&(&s.protect_threshold, &s.metadata, &s.selector)));
+                        f.target_digest =
+                            Some(digest_of(&(&t.protect_threshold, &t.metadata, &t.selector)));
+                        f.fields = fields
+                            .iter()
+                            .map(|x| x.split(':').next().unwrap_or(x).to_owned())
+                            .collect();
                         f.detail = fields.join("; ");
                         out.push(f);
                     }
-                    out.extend(compare_instances(ns, group, name, &s.instances, &t.instances));
+                    out.extend(compare_instances(
+                        ns,
+                        group,
+                        name,
+                        &s.instances,
+                        &t.instances,
+                    ));
                 }
                 (None, None) => {}
             }
@@ -336,7 +449,13 @@ fn meta_delta(s: &BTreeMap<String, String>, t: &BTreeMap<String, String>) -> Str
     parts.join(", ")
 }
 
-fn compare_instances(ns: &str, group: &str, name: &str, source: &[Instance], target: &[Instance]) -> Vec<Finding> {
+fn compare_instances(
+    ns: &str,
+    group: &str,
+    name: &str,
+    source: &[Instance],
+    target: &[Instance],
+) -> Vec<Finding> {
     let key = |i: &Instance| (i.cluster.clone(), i.ip.clone(), i.port);
     let src: BTreeMap<_, _> = source.iter().map(|i| (key(i), i)).collect();
     let tgt: BTreeMap<_, _> = target.iter().map(|i| (key(i), i)).collect();
@@ -366,14 +485,20 @@ fn compare_instances(ns: &str, group: &str, name: &str, source: &[Instance], tar
                     fields.push(format!("ephemeral: {} → {}", s.ephemeral, t.ephemeral));
                 }
                 if s.metadata != t.metadata {
-                    fields.push(format!("metadata: {}", meta_delta(&s.metadata, &t.metadata)));
+                    fields.push(format!(
+                        "metadata: {}",
+                        meta_delta(&s.metadata, &t.metadata)
+                    ));
                 }
                 if !fields.is_empty() {
                     let mut f = Finding::new(Code::InstanceDiffers, Layer::L3, ns, group, name);
                     f.instance = Some(label(s));
                     f.source_digest = Some(digest_of(s));
                     f.target_digest = Some(digest_of(t));
-                    f.fields = fields.iter().map(|x| x.split(':').next().unwrap_or(x).to_owned()).collect();
+                    f.fields = fields
+                        .iter()
+                        .map(|x| x.split(':').next().unwrap_or(x).to_owned())
+                        .collect();
                     f.detail = fields.join("; ");
                     out.push(f);
                 }
@@ -399,7 +524,12 @@ mod tests {
 
     fn item(ns: &str, id: &str, content: &str) -> ConfigItem {
         ConfigItem {
-            key: ConfigKey { namespace: ns.into(), group: "G".into(), data_id: id.into(), variant: String::new() },
+            key: ConfigKey {
+                namespace: ns.into(),
+                group: "G".into(),
+                data_id: id.into(),
+                variant: String::new(),
+            },
             md5: md5_hex(content),
             content: Some(content.into()),
             r#type: String::new(),
@@ -415,8 +545,18 @@ mod tests {
         let mut s = Settings::default();
         s.namespace_map.insert("old".into(), "new".into());
         let scope = Scope::new(&s);
-        let src = vec![item("", "a", "1"), item("old", "b", "x"), item("old", "c", "same"), item("public", "gone", "g")];
-        let tgt = vec![item("public", "a", "2"), item("new", "b", "x"), item("new", "c", "same"), item("new", "extra", "e")];
+        let src = vec![
+            item("", "a", "1"),
+            item("old", "b", "x"),
+            item("old", "c", "same"),
+            item("public", "gone", "g"),
+        ];
+        let tgt = vec![
+            item("public", "a", "2"),
+            item("new", "b", "x"),
+            item("new", "c", "same"),
+            item("new", "extra", "e"),
+        ];
         let f = compare_configs(&src, &tgt, &scope, Layer::L1, None);
         let codes: Vec<_> = f.iter().map(|f| (f.code, f.name.as_str())).collect();
         assert_eq!(codes.len(), 3, "{codes:?}");
@@ -437,18 +577,33 @@ mod tests {
             healthy: true,
             enabled: true,
             ephemeral: true,
-            metadata: meta.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+            metadata: meta
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
         };
         let svc = |i: Instance| Service {
-            key: crate::model::ServiceKey { namespace: "public".into(), group: "G".into(), name: "s".into() },
+            key: crate::model::ServiceKey {
+                namespace: "public".into(),
+                group: "G".into(),
+                name: "s".into(),
+            },
             protect_threshold: 0.0,
             metadata: BTreeMap::new(),
             selector: String::new(),
             instances: vec![i],
         };
-        let f = compare_services(&[svc(inst(&[]))], &[svc(inst(&[("syncSource", "x")]))], &scope);
+        let f = compare_services(
+            &[svc(inst(&[]))],
+            &[svc(inst(&[("syncSource", "x")]))],
+            &scope,
+        );
         assert!(f.is_empty(), "{f:?}");
-        let f = compare_services(&[svc(inst(&[("zone", "a")]))], &[svc(inst(&[("zone", "b")]))], &scope);
+        let f = compare_services(
+            &[svc(inst(&[("zone", "a")]))],
+            &[svc(inst(&[("zone", "b")]))],
+            &scope,
+        );
         assert_eq!(f.len(), 1);
         assert_eq!(f[0].code, Code::InstanceDiffers);
     }

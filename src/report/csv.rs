@@ -5,8 +5,21 @@ use std::io::Write;
 
 /// Column names, in order.
 pub const HEADER: [&str; 15] = [
-    "code", "level", "layer", "in_gate", "side", "namespace", "group", "name", "variant", "instance", "node",
-    "fields", "source_digest", "target_digest", "detail",
+    "code",
+    "level",
+    "layer",
+    "in_gate",
+    "side",
+    "namespace",
+    "group",
+    "name",
+    "variant",
+    "instance",
+    "node",
+    "fields",
+    "source_digest",
+    "target_digest",
+    "detail",
 ];
 
 /// Write one row per finding.

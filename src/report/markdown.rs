@@ -15,14 +15,30 @@ pub fn write(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
         _ => "⚠️ incomplete",
     };
     writeln!(out, "# nacos-drift {}: {verdict}\n", r.mode)?;
-    writeln!(out, "- gate: `{}`", r.gate.as_deref().unwrap_or("all findings"))?;
+    writeln!(
+        out,
+        "- gate: `{}`",
+        r.gate.as_deref().unwrap_or("all findings")
+    )?;
     writeln!(out, "- complete: {}", r.complete)?;
-    writeln!(out, "- compared: {}", if r.compared.is_empty() { "nothing".to_owned() } else { r.compared.join(", ") })?;
+    writeln!(
+        out,
+        "- compared: {}",
+        if r.compared.is_empty() {
+            "nothing".to_owned()
+        } else {
+            r.compared.join(", ")
+        }
+    )?;
     for n in &r.not_compared {
         writeln!(out, "- not compared: {n}")?;
     }
     let s = &r.summary;
-    writeln!(out, "- findings: {} ({} deny, {} warn, {} allow; {} failing)\n", s.total, s.deny, s.warn, s.allow, s.failing)?;
+    writeln!(
+        out,
+        "- findings: {} ({} deny, {} warn, {} allow; {} failing)\n",
+        s.total, s.deny, s.warn, s.allow, s.failing
+    )?;
     if !s.by_code.is_empty() {
         writeln!(out, "| code | count |\n|---|---|")?;
         for (c, n) in &s.by_code {
@@ -34,7 +50,10 @@ pub fn write(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
         writeln!(out, "No drift.")?;
         return Ok(());
     }
-    writeln!(out, "| level | layer | code | where | detail |\n|---|---|---|---|---|")?;
+    writeln!(
+        out,
+        "| level | layer | code | where | detail |\n|---|---|---|---|---|"
+    )?;
     for f in &r.findings {
         writeln!(
             out,
@@ -51,7 +70,12 @@ pub fn write(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
     if !diffs.is_empty() {
         writeln!(out, "\n## Content diffs (secret values masked)\n")?;
         for f in diffs {
-            writeln!(out, "<details><summary><code>{}</code></summary>\n\n```diff\n{}\n```\n</details>\n", location(f), f.diff.as_deref().unwrap_or(""))?;
+            writeln!(
+                out,
+                "<details><summary><code>{}</code></summary>\n\n```diff\n{}\n```\n</details>\n",
+                location(f),
+                f.diff.as_deref().unwrap_or("")
+            )?;
         }
     }
     Ok(())

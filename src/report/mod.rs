@@ -94,9 +94,17 @@ pub struct Report {
 impl Report {
     /// Build a report from findings; computes the summary and the exit code.
     #[must_use]
-    pub fn new(mode: &str, run_id: String, gate: Option<String>, mut findings: Vec<Finding>) -> Self {
+    pub fn new(
+        mode: &str,
+        run_id: String,
+        gate: Option<String>,
+        mut findings: Vec<Finding>,
+    ) -> Self {
         findings.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
-        let mut summary = Summary { total: findings.len(), ..Summary::default() };
+        let mut summary = Summary {
+            total: findings.len(),
+            ..Summary::default()
+        };
         for f in &findings {
             match f.level {
                 Level::Deny => summary.deny += 1,
@@ -106,7 +114,10 @@ impl Report {
             if f.level == Level::Deny && f.in_gate {
                 summary.failing += 1;
             }
-            *summary.by_code.entry(f.code.as_str().to_owned()).or_default() += 1;
+            *summary
+                .by_code
+                .entry(f.code.as_str().to_owned())
+                .or_default() += 1;
         }
         let complete = !findings.iter().any(|f| f.code == Code::SourceError);
         let mut r = Report {
@@ -153,17 +164,24 @@ impl Report {
     /// Write every format into `dir`, each file written whole then renamed so none is half-written.
     pub fn write_all(&self, dir: &Path, formats: &[Format]) -> Result<()> {
         std::fs::create_dir_all(dir).map_err(|e| {
-            Error::with_source(ErrorKind::Report, format!("creating report folder {}", dir.display()), e)
+            Error::with_source(
+                ErrorKind::Report,
+                format!("creating report folder {}", dir.display()),
+                e,
+            )
         })?;
         for f in formats {
             let mut buf = Vec::new();
-            self.render(*f, &mut buf)
-                .map_err(|e| Error::with_source(ErrorKind::Report, format!("rendering {}", f.file_name()), e))?;
+            self.render(*f, &mut buf).map_err(|e| {
+                Error::with_source(ErrorKind::Report, format!("rendering {}", f.file_name()), e)
+            })?;
             let path = dir.join(f.file_name());
             let tmp = dir.join(format!(".{}.tmp", f.file_name()));
             std::fs::write(&tmp, &buf)
                 .and_then(|()| std::fs::rename(&tmp, &path))
-                .map_err(|e| Error::with_source(ErrorKind::Report, format!("writing {}", path.display()), e))?;
+                .map_err(|e| {
+                    Error::with_source(ErrorKind::Report, format!("writing {}", path.display()), e)
+                })?;
         }
         Ok(())
     }

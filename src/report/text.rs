@@ -11,11 +11,19 @@ pub fn write(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
         _ => "INCOMPLETE",
     };
     let gate = r.gate.as_deref().unwrap_or("all findings");
-    writeln!(out, "nacos-drift {} — {} — gate: {gate} — {verdict}", r.tool_version, r.mode)?;
+    writeln!(
+        out,
+        "nacos-drift {} — {} — gate: {gate} — {verdict}",
+        r.tool_version, r.mode
+    )?;
     for (name, side) in [("source", &r.source), ("target", &r.target)] {
         let mut parts = Vec::new();
         if !side.nacos.is_empty() {
-            let v = side.version.as_deref().map(|v| format!(" (Nacos {v})")).unwrap_or_default();
+            let v = side
+                .version
+                .as_deref()
+                .map(|v| format!(" (Nacos {v})"))
+                .unwrap_or_default();
             parts.push(format!("nacos {}{v}", side.nacos.join(",")));
         }
         if let Some(db) = &side.db {
@@ -42,12 +50,23 @@ pub fn write(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
         }
         writeln!(out, "  {name}: {}", parts.join("; "))?;
     }
-    writeln!(out, "  compared: {}", if r.compared.is_empty() { "nothing".to_owned() } else { r.compared.join(", ") })?;
+    writeln!(
+        out,
+        "  compared: {}",
+        if r.compared.is_empty() {
+            "nothing".to_owned()
+        } else {
+            r.compared.join(", ")
+        }
+    )?;
     for n in &r.not_compared {
         writeln!(out, "  not compared: {n}")?;
     }
     if !r.complete {
-        writeln!(out, "  INCOMPLETE: some sources could not be read; see source-error findings below")?;
+        writeln!(
+            out,
+            "  INCOMPLETE: some sources could not be read; see source-error findings below"
+        )?;
     }
     let s = &r.summary;
     writeln!(
@@ -58,7 +77,11 @@ pub fn write(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
         s.warn,
         s.allow,
         s.failing,
-        if s.settled > 0 { format!("; {} settled on re-check", s.settled) } else { String::new() }
+        if s.settled > 0 {
+            format!("; {} settled on re-check", s.settled)
+        } else {
+            String::new()
+        }
     )?;
     for (code, n) in &s.by_code {
         writeln!(out, "    {code:<24} {n}")?;
@@ -70,7 +93,14 @@ pub fn write(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
     writeln!(out)?;
     for f in &r.findings {
         let gate_note = if f.in_gate { "" } else { " (outside gate)" };
-        writeln!(out, "{:<5} {} {} {}{gate_note}", f.level.as_str().to_uppercase(), f.layer.as_str(), f.code, location(f))?;
+        writeln!(
+            out,
+            "{:<5} {} {} {}{gate_note}",
+            f.level.as_str().to_uppercase(),
+            f.layer.as_str(),
+            f.code,
+            location(f)
+        )?;
         if let Some(side) = &f.side {
             writeln!(out, "      side: {side}")?;
         }

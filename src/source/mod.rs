@@ -7,7 +7,7 @@ pub mod mysql;
 pub mod nacos;
 
 use crate::model::{ApiSnapshot, CaptureError, DbSnapshot, Side, SideSnapshot};
-use crate::settings::{SideSettings, Settings};
+use crate::settings::{Settings, SideSettings};
 use futures::stream::{self, StreamExt};
 use nacos::NacosNode;
 use std::sync::Arc;
@@ -35,7 +35,12 @@ pub fn nodes(side: &SideSettings, settings: &Settings) -> Vec<Arc<NacosNode>> {
 }
 
 /// Capture a side from whatever it has configured.
-pub async fn capture(side: Side, conf: &SideSettings, settings: &Settings, wanted: NamespaceFilter) -> SideSnapshot {
+pub async fn capture(
+    side: Side,
+    conf: &SideSettings,
+    settings: &Settings,
+    wanted: NamespaceFilter,
+) -> SideSnapshot {
     let db = async {
         match &conf.db {
             Some(dsn) => Some(capture_db(dsn, conf, settings, wanted.clone()).await),
@@ -50,15 +55,32 @@ pub async fn capture(side: Side, conf: &SideSettings, settings: &Settings, wante
         }
     };
     let (db, api) = tokio::join!(db, api);
-    SideSnapshot { schema_version: crate::model::SNAPSHOT_SCHEMA_VERSION, side: Some(side), db, api }
+    SideSnapshot {
+        schema_version: crate::model::SNAPSHOT_SCHEMA_VERSION,
+        side: Some(side),
+        db,
+        api,
+    }
 }
 
-async fn capture_db(dsn: &str, conf: &SideSettings, settings: &Settings, wanted: NamespaceFilter) -> DbSnapshot {
-    let mut snap = DbSnapshot { origin: dsn.to_owned(), ..DbSnapshot::default() };
+async fn capture_db(
+    dsn: &str,
+    conf: &SideSettings,
+    settings: &Settings,
+    wanted: NamespaceFilter,
+) -> DbSnapshot {
+    let mut snap = DbSnapshot {
+        origin: dsn.to_owned(),
+        ..DbSnapshot::default()
+    };
     let db = match mysql::NacosDb::new(dsn, conf.db_password.as_ref(), settings.timeout_secs) {
         Ok(db) => db,
         Err(e) => {
-            snap.errors.push(CaptureError { origin: dsn.to_owned(), namespace: None, message: e.0 });
+            snap.errors.push(CaptureError {
+                origin: dsn.to_owned(),
+                namespace: None,
+                message: e.0,
+            });
             return snap;
         }
     };
@@ -66,7 +88,9 @@ async fn capture_db(dsn: &str, conf: &SideSettings, settings: &Settings, wanted:
         let mut conn = db.conn().await?;
         let tables = db.tables(&mut conn).await?;
         if !tables.iter().any(|t| t.eq_ignore_ascii_case("config_info")) {
-            return Err(mysql::DbError(format!("database {dsn}: no `config_info` table: is this a Nacos database?")));
+            return Err(mysql::DbError(format!(
+                "database {dsn}: no `config_info` table: is this a Nacos database?"
+            )));
         }
         let namespaces = db.namespaces(&mut conn).await?;
         drop(conn);
@@ -77,9 +101,16 @@ async fn capture_db(dsn: &str, conf: &SideSettings, settings: &Settings, wanted:
     match result {
         Ok((namespaces, configs)) => {
             snap.namespaces = namespaces.into_iter().filter(|n| wanted(&n.id)).collect();
-            snap.configs = configs.into_iter().filter(|c| wanted(&c.key.namespace)).collect();
+            snap.configs = configs
+                .into_iter()
+                .filter(|c| wanted(&c.key.namespace))
+                .collect();
         }
-        Err(e) => snap.errors.push(CaptureError { origin: dsn.to_owned(), namespace: None, message: e.0 }),
+        Err(e) => snap.errors.push(CaptureError {
+            origin: dsn.to_owned(),
+            namespace: None,
+            message: e.0,
+        }),
     }
     db.close().await;
     snap
@@ -87,7 +118,10 @@ async fn capture_db(dsn: &str, conf: &SideSettings, settings: &Settings, wanted:
 
 /// Capture the cluster-wide data through the API: every node is checked, data is read from the first healthy one.
 pub async fn capture_api(nodes: &[Arc<NacosNode>], wanted: NamespaceFilter) -> ApiSnapshot {
-    let mut snap = ApiSnapshot { version: "unknown".into(), ..ApiSnapshot::default() };
+    let mut snap = ApiSnapshot {
+        version: "unknown".into(),
+        ..ApiSnapshot::default()
+    };
     let checks = futures::future::join_all(nodes.iter().map(|n| async move {
         n.login().await?;
         n.version().await
@@ -102,7 +136,11 @@ pub async fn capture_api(nodes: &[Arc<NacosNode>], wanted: NamespaceFilter) -> A
                     snap.version = v;
                 }
             }
-            Err(e) => snap.errors.push(CaptureError { origin: node.base.clone(), namespace: None, message: e.message }),
+            Err(e) => snap.errors.push(CaptureError {
+                origin: node.base.clone(),
+                namespace: None,
+                message: e.message,
+            }),
         }
     }
     let Some(node) = healthy else {
@@ -113,7 +151,11 @@ pub async fn capture_api(nodes: &[Arc<NacosNode>], wanted: NamespaceFilter) -> A
     let namespaces = match node.namespaces().await {
         Ok(ns) => ns.into_iter().filter(|n| wanted(&n.id)).collect::<Vec<_>>(),
         Err(e) => {
-            snap.errors.push(CaptureError { origin: node.base.clone(), namespace: None, message: e.message });
+            snap.errors.push(CaptureError {
+                origin: node.base.clone(),
+                namespace: None,
+                message: e.message,
+            });
             return snap;
         }
     };
@@ -125,30 +167,32 @@ pub async fn capture_api(nodes: &[Arc<NacosNode>], wanted: NamespaceFilter) -> A
             let configs = async {
                 let items = node.configs(&id).await?;
                 // desc and tags are only in the DB-backed detail view: one request per config, bounded.
-                let results: Vec<Result<crate::model::ConfigItem, nacos::NodeError>> = stream::iter(items)
-                    .map(|mut it| {
-                        let node = node.clone();
-                        async move {
-                            node.config_detail(&mut it).await?;
-                            Ok(it)
-                        }
-                    })
-                    .buffer_unordered(16)
-                    .collect()
-                    .await;
+                let results: Vec<Result<crate::model::ConfigItem, nacos::NodeError>> =
+                    stream::iter(items)
+                        .map(|mut it| {
+                            let node = node.clone();
+                            async move {
+                                node.config_detail(&mut it).await?;
+                                Ok(it)
+                            }
+                        })
+                        .buffer_unordered(16)
+                        .collect()
+                        .await;
                 results.into_iter().collect::<Result<Vec<_>, _>>()
             };
             let services = async {
                 let names = node.service_names(&id).await?;
-                let results: Vec<Result<crate::model::Service, nacos::NodeError>> = stream::iter(names)
-                    .map(|(g, n)| {
-                        let node = node.clone();
-                        let id = id.clone();
-                        async move { node.service(&id, &g, &n).await }
-                    })
-                    .buffer_unordered(16)
-                    .collect()
-                    .await;
+                let results: Vec<Result<crate::model::Service, nacos::NodeError>> =
+                    stream::iter(names)
+                        .map(|(g, n)| {
+                            let node = node.clone();
+                            let id = id.clone();
+                            async move { node.service(&id, &g, &n).await }
+                        })
+                        .buffer_unordered(16)
+                        .collect()
+                        .await;
                 results.into_iter().collect::<Result<Vec<_>, _>>()
             };
             let (c, s) = tokio::join!(configs, services);
@@ -160,11 +204,19 @@ pub async fn capture_api(nodes: &[Arc<NacosNode>], wanted: NamespaceFilter) -> A
     for (id, c, s) in per_ns {
         match c {
             Ok(c) => snap.configs.extend(c),
-            Err(e) => snap.errors.push(CaptureError { origin: node.base.clone(), namespace: Some(id.clone()), message: e.message }),
+            Err(e) => snap.errors.push(CaptureError {
+                origin: node.base.clone(),
+                namespace: Some(id.clone()),
+                message: e.message,
+            }),
         }
         match s {
             Ok(s) => snap.services.extend(s),
-            Err(e) => snap.errors.push(CaptureError { origin: node.base.clone(), namespace: Some(id), message: e.message }),
+            Err(e) => snap.errors.push(CaptureError {
+                origin: node.base.clone(),
+                namespace: Some(id),
+                message: e.message,
+            }),
         }
     }
     snap.configs.sort_by(|a, b| a.key.cmp(&b.key));

@@ -12,6 +12,9 @@ use mysql_async::{Conn, Opts, OptsBuilder, Pool, Row};
 use std::collections::HashMap;
 use std::time::Duration;
 
+/// `(tenant_id, group_id, data_id, tag_name)` of `config_tags_relation`.
+type TagRow = (Option<String>, Option<String>, Option<String>, Option<String>);
+
 /// A connection pool to one Nacos database.
 pub struct NacosDb {
     pool: Pool,
@@ -33,13 +36,19 @@ impl std::fmt::Display for DbError {
 impl NacosDb {
     /// Prepare a pool (no connection is made yet).
     pub fn new(dsn: &str, password: Option<&Secret>, timeout_secs: u64) -> Result<Self, DbError> {
-        let opts = Opts::from_url(dsn).map_err(|e| DbError(format!("database {dsn}: invalid DSN: {e}")))?;
+        let opts = Opts::from_url(dsn)
+            .map_err(|e| DbError(format!("database {dsn}: invalid DSN: {e}")))?;
         let builder = OptsBuilder::from_opts(opts)
             .pass(password.map(|p| p.expose().to_owned()))
-            .pool_opts(mysql_async::PoolOpts::default().with_constraints(
-                mysql_async::PoolConstraints::new(0, 8).unwrap_or_default(),
-            ));
-        Ok(NacosDb { pool: Pool::new(builder), origin: dsn.to_owned(), connect_timeout: Duration::from_secs(timeout_secs) })
+            .pool_opts(
+                mysql_async::PoolOpts::default()
+                    .with_constraints(mysql_async::PoolConstraints::new(0, 8).unwrap_or_default()),
+            );
+        Ok(NacosDb {
+            pool: Pool::new(builder),
+            origin: dsn.to_owned(),
+            connect_timeout: Duration::from_secs(timeout_secs),
+        })
     }
 
     fn err(&self, what: &str, e: impl std::fmt::Display) -> DbError {
@@ -64,9 +73,11 @@ impl NacosDb {
 
     /// Names of the Nacos tables present.
     pub async fn tables(&self, conn: &mut Conn) -> Result<Vec<String>, DbError> {
-        conn.query("SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE()")
-            .await
-            .map_err(|e| self.err("listing tables", e))
+        conn.query(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE()",
+        )
+        .await
+        .map_err(|e| self.err("listing tables", e))
     }
 
     /// Namespaces from `tenant_info`, plus the default `public`.
@@ -84,7 +95,11 @@ impl NacosDb {
             })
             .collect();
         if !out.iter().any(|n| n.id == "public") {
-            out.push(Namespace { id: "public".into(), name: "public".into(), desc: String::new() });
+            out.push(Namespace {
+                id: "public".into(),
+                name: "public".into(),
+                desc: String::new(),
+            });
         }
         out.sort_by(|a, b| a.id.cmp(&b.id));
         out.dedup_by(|a, b| a.id == b.id);
@@ -127,10 +142,21 @@ impl NacosDb {
         // One connection per table, scanned concurrently.
         let scans = queries.iter().map(|(table, sql)| async move {
             let mut conn = self.conn().await?;
-            let mut stream = conn.query_iter(sql.as_str()).await.map_err(|e| self.err(&format!("scanning {table}"), e))?;
+            let mut stream = conn
+                .query_iter(sql.as_str())
+                .await
+                .map_err(|e| self.err(&format!("scanning {table}"), e))?;
             let mut out = Vec::new();
-            while let Some(mut rs) = stream.stream::<Row>().await.map_err(|e| self.err(&format!("scanning {table}"), e))? {
-                while let Some(mut row) = rs.try_next().await.map_err(|e| self.err(&format!("scanning {table}"), e))? {
+            while let Some(mut rs) = stream
+                .stream::<Row>()
+                .await
+                .map_err(|e| self.err(&format!("scanning {table}"), e))?
+            {
+                while let Some(mut row) = rs
+                    .try_next()
+                    .await
+                    .map_err(|e| self.err(&format!("scanning {table}"), e))?
+                {
                     out.push(row_to_item(&mut row));
                 }
             }
@@ -140,20 +166,28 @@ impl NacosDb {
         let mut items: Vec<ConfigItem> = results.into_iter().flatten().collect();
         if has("config_tags_relation") {
             let mut conn = self.conn().await?;
-            let rows: Vec<(Option<String>, Option<String>, Option<String>, Option<String>)> = conn
+            let rows: Vec<TagRow> = conn
                 .query("SELECT tenant_id, group_id, data_id, tag_name FROM config_tags_relation")
                 .await
                 .map_err(|e| self.err("reading config_tags_relation", e))?;
             if !rows.is_empty() {
                 let mut tags: HashMap<(String, String, String), Vec<String>> = HashMap::new();
                 for (t, g, d, name) in rows {
-                    tags.entry((canonical_namespace(&t.unwrap_or_default()), g.unwrap_or_default(), d.unwrap_or_default()))
-                        .or_default()
-                        .push(name.unwrap_or_default());
+                    tags.entry((
+                        canonical_namespace(&t.unwrap_or_default()),
+                        g.unwrap_or_default(),
+                        d.unwrap_or_default(),
+                    ))
+                    .or_default()
+                    .push(name.unwrap_or_default());
                 }
                 for it in &mut items {
                     if it.key.variant.is_empty() {
-                        if let Some(t) = tags.get(&(it.key.namespace.clone(), it.key.group.clone(), it.key.data_id.clone())) {
+                        if let Some(t) = tags.get(&(
+                            it.key.namespace.clone(),
+                            it.key.group.clone(),
+                            it.key.data_id.clone(),
+                        )) {
                             let mut t = t.clone();
                             t.sort();
                             it.tags = t;
@@ -166,11 +200,18 @@ impl NacosDb {
     }
 
     /// Content of specific configs (formal or variant), for diffs. Missing rows are skipped.
-    pub async fn contents(&self, keys: &[ConfigKey]) -> Result<HashMap<ConfigKey, String>, DbError> {
+    pub async fn contents(
+        &self,
+        keys: &[ConfigKey],
+    ) -> Result<HashMap<ConfigKey, String>, DbError> {
         let mut conn = self.conn().await?;
         let mut out = HashMap::new();
         for k in keys {
-            let tenant = if k.namespace == "public" { String::new() } else { k.namespace.clone() };
+            let tenant = if k.namespace == "public" {
+                String::new()
+            } else {
+                k.namespace.clone()
+            };
             let (sql, extra): (&str, Option<String>) = match k.variant.split_once(':') {
                 None if k.variant.is_empty() => (
                     "SELECT content FROM config_info WHERE tenant_id IN (?, ?) AND group_id = ? AND data_id = ? LIMIT 1",
@@ -189,10 +230,20 @@ impl NacosDb {
                     Some(g.to_owned()),
                 ),
             };
-            let alt = if tenant.is_empty() { "public".to_owned() } else { tenant.clone() };
+            let alt = if tenant.is_empty() {
+                "public".to_owned()
+            } else {
+                tenant.clone()
+            };
             let row: Option<Option<String>> = match extra {
-                None => conn.exec_first(sql, (tenant, alt, &k.group, &k.data_id)).await,
-                Some(x) => conn.exec_first(sql, (tenant, alt, &k.group, &k.data_id, x)).await,
+                None => {
+                    conn.exec_first(sql, (tenant, alt, &k.group, &k.data_id))
+                        .await
+                }
+                Some(x) => {
+                    conn.exec_first(sql, (tenant, alt, &k.group, &k.data_id, x))
+                        .await
+                }
             }
             .map_err(|e| self.err("reading content", e))?;
             if let Some(Some(c)) = row {
@@ -209,7 +260,9 @@ impl NacosDb {
 }
 
 fn take_str(row: &mut Row, i: usize) -> String {
-    row.take::<Option<String>, _>(i).flatten().unwrap_or_default()
+    row.take::<Option<String>, _>(i)
+        .flatten()
+        .unwrap_or_default()
 }
 
 fn row_to_item(row: &mut Row) -> ConfigItem {

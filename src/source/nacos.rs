@@ -5,7 +5,9 @@
 //! sent as the `accessToken` parameter (as the Nacos SDK does) and never appear in errors: reqwest
 //! errors are stripped of their URL before they are shown.
 
-use crate::model::{canonical_namespace, ConfigItem, ConfigKey, Instance, Namespace, Service, ServiceKey};
+use crate::model::{
+    canonical_namespace, ConfigItem, ConfigKey, Instance, Namespace, Service, ServiceKey,
+};
 use crate::settings::Secret;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -120,7 +122,11 @@ impl NacosNode {
     }
 
     fn err(&self, msg: impl std::fmt::Display, transient: bool, status: Option<u16>) -> NodeError {
-        NodeError { message: format!("node {}: {msg}", self.base), transient, status }
+        NodeError {
+            message: format!("node {}: {msg}", self.base),
+            transient,
+            status,
+        }
     }
 
     /// Log in if credentials are set and the token is missing or near expiry; returns the token.
@@ -163,10 +169,19 @@ impl NacosNode {
             ));
         }
         if status != 200 {
-            return Err(self.err(format!("login failed with HTTP {status}"), status >= 500, Some(status)));
+            return Err(self.err(
+                format!("login failed with HTTP {status}"),
+                status >= 500,
+                Some(status),
+            ));
         }
-        let v: Value = serde_json::from_str(&body)
-            .map_err(|_| self.err("login answered with something that is not JSON", false, Some(status)))?;
+        let v: Value = serde_json::from_str(&body).map_err(|_| {
+            self.err(
+                "login answered with something that is not JSON",
+                false,
+                Some(status),
+            )
+        })?;
         let Some(tok) = v.get("accessToken").and_then(Value::as_str) else {
             return Err(self.err("login answered without an accessToken", false, Some(status)));
         };
@@ -190,7 +205,11 @@ impl NacosNode {
         params: &[(&str, String)],
         headers: &[(&str, &str)],
     ) -> Result<(u16, reqwest::header::HeaderMap, String), NodeError> {
-        let _permit = self.permits.acquire().await.map_err(|_| self.err("client shut down", false, None))?;
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| self.err("client shut down", false, None))?;
         let url = format!("{}{path}", self.base);
         let mut attempt = 0;
         let mut relogged = false;
@@ -251,31 +270,58 @@ impl NacosNode {
     }
 
     /// GET returning JSON; non-200 and non-JSON answers are errors naming the path.
-    pub async fn get_json(&self, path: &str, params: &[(&str, String)]) -> Result<Value, NodeError> {
-        let (status, _, body) = self.request(reqwest::Method::GET, path, params, &[]).await?;
+    pub async fn get_json(
+        &self,
+        path: &str,
+        params: &[(&str, String)],
+    ) -> Result<Value, NodeError> {
+        let (status, _, body) = self
+            .request(reqwest::Method::GET, path, params, &[])
+            .await?;
         if status != 200 {
             let snippet: String = body.chars().take(200).collect();
-            return Err(self.err(format!("GET {path} answered HTTP {status}: {snippet}"), status >= 500, Some(status)));
+            return Err(self.err(
+                format!("GET {path} answered HTTP {status}: {snippet}"),
+                status >= 500,
+                Some(status),
+            ));
         }
         serde_json::from_str(&body).map_err(|e| {
-            self.err(format!("GET {path}: response is not valid JSON ({e}); truncated body?"), true, Some(status))
+            self.err(
+                format!("GET {path}: response is not valid JSON ({e}); truncated body?"),
+                true,
+                Some(status),
+            )
         })
     }
 
     /// Server version from `/v1/console/server/state` (`unknown` if the server does not say, as r-nacos).
     pub async fn version(&self) -> Result<String, NodeError> {
-        let (status, _, body) = self.request(reqwest::Method::GET, "/v1/console/server/state", &[], &[]).await?;
+        let (status, _, body) = self
+            .request(reqwest::Method::GET, "/v1/console/server/state", &[], &[])
+            .await?;
         if status != 200 {
-            return Err(self.err(format!("GET /v1/console/server/state answered HTTP {status}"), status >= 500, Some(status)));
+            return Err(self.err(
+                format!("GET /v1/console/server/state answered HTTP {status}"),
+                status >= 500,
+                Some(status),
+            ));
         }
         let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
-        Ok(v.get("version").and_then(Value::as_str).unwrap_or("unknown").to_owned())
+        Ok(v.get("version")
+            .and_then(Value::as_str)
+            .unwrap_or("unknown")
+            .to_owned())
     }
 
     /// All namespaces; the default one is `public`.
     pub async fn namespaces(&self) -> Result<Vec<Namespace>, NodeError> {
         let v = self.get_json("/v1/console/namespaces", &[]).await?;
-        let list = v.get("data").and_then(Value::as_array).cloned().unwrap_or_default();
+        let list = v
+            .get("data")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
         let mut out: Vec<Namespace> = list
             .iter()
             .map(|n| Namespace {
@@ -285,7 +331,11 @@ impl NacosNode {
             })
             .collect();
         if !out.iter().any(|n| n.id == "public") {
-            out.push(Namespace { id: "public".into(), name: "public".into(), desc: String::new() });
+            out.push(Namespace {
+                id: "public".into(),
+                name: "public".into(),
+                desc: String::new(),
+            });
         }
         out.sort_by(|a, b| a.id.cmp(&b.id));
         out.dedup_by(|a, b| a.id == b.id);
@@ -316,7 +366,11 @@ impl NacosNode {
                 )
                 .await?;
             total = v.get("totalCount").and_then(Value::as_u64).unwrap_or(0);
-            let items = v.get("pageItems").and_then(Value::as_array).cloned().unwrap_or_default();
+            let items = v
+                .get("pageItems")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
             let n = items.len();
             for it in items {
                 let group = str_field(&it, "group").to_owned();
@@ -325,7 +379,12 @@ impl NacosNode {
                 out.insert(
                     (group.clone(), data_id.clone()),
                     ConfigItem {
-                        key: ConfigKey { namespace: canonical_namespace(namespace), group, data_id, variant: String::new() },
+                        key: ConfigKey {
+                            namespace: canonical_namespace(namespace),
+                            group,
+                            data_id,
+                            variant: String::new(),
+                        },
                         md5: String::new(),
                         content,
                         r#type: str_field(&it, "type").to_owned(),
@@ -371,9 +430,15 @@ impl NacosNode {
             return Ok(true);
         }
         if status != 200 {
-            return Err(self.err(format!("GET /v1/cs/configs?show=all answered HTTP {status}"), status >= 500, Some(status)));
+            return Err(self.err(
+                format!("GET /v1/cs/configs?show=all answered HTTP {status}"),
+                status >= 500,
+                Some(status),
+            ));
         }
-        let Ok(v) = serde_json::from_str::<Value>(&body) else { return Ok(false) };
+        let Ok(v) = serde_json::from_str::<Value>(&body) else {
+            return Ok(false);
+        };
         if v.get("dataId").is_none() {
             return Ok(false);
         }
@@ -408,11 +473,19 @@ impl NacosNode {
                     ],
                 )
                 .await?;
-            let list = v.get("serviceList").and_then(Value::as_array).cloned().unwrap_or_default();
+            let list = v
+                .get("serviceList")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
             let count = v.get("count").and_then(Value::as_u64).unwrap_or(0);
             let n = list.len();
             for s in list {
-                let group = s.get("groupName").and_then(Value::as_str).unwrap_or("DEFAULT_GROUP").to_owned();
+                let group = s
+                    .get("groupName")
+                    .and_then(Value::as_str)
+                    .unwrap_or("DEFAULT_GROUP")
+                    .to_owned();
                 let mut name = str_field(&s, "name").to_owned();
                 if let Some((_, n)) = name.split_once("@@") {
                     name = n.to_owned();
@@ -430,12 +503,21 @@ impl NacosNode {
     }
 
     /// A service's detail and every instance of every cluster (disabled ones included).
-    pub async fn service(&self, namespace: &str, group: &str, name: &str) -> Result<Service, NodeError> {
+    pub async fn service(
+        &self,
+        namespace: &str,
+        group: &str,
+        name: &str,
+    ) -> Result<Service, NodeError> {
         let grouped = format!("{group}@@{name}");
         let v = self
             .get_json(
                 "/v1/ns/service",
-                &[("namespaceId", namespace.to_owned()), ("serviceName", name.to_owned()), ("groupName", group.to_owned())],
+                &[
+                    ("namespaceId", namespace.to_owned()),
+                    ("serviceName", name.to_owned()),
+                    ("groupName", group.to_owned()),
+                ],
             )
             .await?;
         let metadata = string_map(v.get("metadata"));
@@ -443,13 +525,21 @@ impl NacosNode {
             Some(Value::Null) | None => String::new(),
             Some(s) => {
                 let t = s.get("type").and_then(Value::as_str).unwrap_or("");
-                if t.is_empty() || t == "none" { String::new() } else { s.to_string() }
+                if t.is_empty() || t == "none" {
+                    String::new()
+                } else {
+                    s.to_string()
+                }
             }
         };
         let mut clusters: Vec<String> = v
             .get("clusters")
             .and_then(Value::as_array)
-            .map(|cs| cs.iter().filter_map(|c| c.get("name").and_then(Value::as_str).map(str::to_owned)).collect())
+            .map(|cs| {
+                cs.iter()
+                    .filter_map(|c| c.get("name").and_then(Value::as_str).map(str::to_owned))
+                    .collect()
+            })
             .unwrap_or_default();
         if clusters.is_empty() {
             clusters.push(String::new());
@@ -471,7 +561,11 @@ impl NacosNode {
                         ],
                     )
                     .await?;
-                let list = iv.get("list").and_then(Value::as_array).cloned().unwrap_or_default();
+                let list = iv
+                    .get("list")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default();
                 let n = list.len();
                 for i in &list {
                     instances.push(parse_instance(i, &cluster));
@@ -486,8 +580,15 @@ impl NacosNode {
         instances.sort_by(|a, b| (&a.cluster, &a.ip, a.port).cmp(&(&b.cluster, &b.ip, b.port)));
         instances.dedup_by(|a, b| (&a.cluster, &a.ip, a.port) == (&b.cluster, &b.ip, b.port));
         Ok(Service {
-            key: ServiceKey { namespace: canonical_namespace(namespace), group: group.to_owned(), name: name.to_owned() },
-            protect_threshold: v.get("protectThreshold").and_then(Value::as_f64).unwrap_or(0.0),
+            key: ServiceKey {
+                namespace: canonical_namespace(namespace),
+                group: group.to_owned(),
+                name: name.to_owned(),
+            },
+            protect_threshold: v
+                .get("protectThreshold")
+                .and_then(Value::as_f64)
+                .unwrap_or(0.0),
             metadata,
             selector,
             instances,
@@ -502,7 +603,11 @@ fn backoff(attempt: u32) -> Duration {
 /// The v1 API spells the default namespace as an empty tenant.
 #[must_use]
 pub fn api_tenant(namespace: &str) -> String {
-    if namespace == "public" { String::new() } else { namespace.to_owned() }
+    if namespace == "public" {
+        String::new()
+    } else {
+        namespace.to_owned()
+    }
 }
 
 fn str_field<'a>(v: &'a Value, k: &str) -> &'a str {
@@ -513,7 +618,9 @@ fn str_field<'a>(v: &'a Value, k: &str) -> &'a str {
 fn string_map(v: Option<&Value>) -> BTreeMap<String, String> {
     let obj = match v {
         Some(Value::Object(m)) => m.clone(),
-        Some(Value::String(s)) => serde_json::from_str::<serde_json::Map<String, Value>>(s).unwrap_or_default(),
+        Some(Value::String(s)) => {
+            serde_json::from_str::<serde_json::Map<String, Value>>(s).unwrap_or_default()
+        }
         _ => serde_json::Map::new(),
     };
     obj.into_iter()
@@ -528,11 +635,23 @@ fn string_map(v: Option<&Value>) -> BTreeMap<String, String> {
 }
 
 fn parse_instance(i: &Value, cluster: &str) -> Instance {
-    let cl = i.get("clusterName").and_then(Value::as_str).filter(|s| !s.is_empty()).unwrap_or(if cluster.is_empty() { "DEFAULT" } else { cluster });
+    let cl = i
+        .get("clusterName")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .unwrap_or(if cluster.is_empty() {
+            "DEFAULT"
+        } else {
+            cluster
+        });
     Instance {
         cluster: cl.to_owned(),
         ip: str_field(i, "ip").to_owned(),
-        port: i.get("port").and_then(Value::as_u64).and_then(|p| u16::try_from(p).ok()).unwrap_or(0),
+        port: i
+            .get("port")
+            .and_then(Value::as_u64)
+            .and_then(|p| u16::try_from(p).ok())
+            .unwrap_or(0),
         weight: i.get("weight").and_then(Value::as_f64).unwrap_or(1.0),
         healthy: i.get("healthy").and_then(Value::as_bool).unwrap_or(true),
         enabled: i.get("enabled").and_then(Value::as_bool).unwrap_or(true),

@@ -1,0 +1,1 @@
+//! Test-bed smoke tests (written with the test bed).

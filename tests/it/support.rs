@@ -1,0 +1,174 @@
+//! Helpers shared by the integration tests: the binary, the running test bed, temp dirs, golden files.
+
+#![allow(dead_code)] // why: each test module uses a different subset of these helpers.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// Path of the built `nacos-drift` binary.
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_nacos-drift"))
+}
+
+/// Repo root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Run the binary with args and extra env; NACOS_DRIFT_* from the caller's environment is cleared.
+pub fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(bin());
+    cmd.args(args).current_dir(root());
+    for (k, _) in std::env::vars() {
+        if k.starts_with("NACOS_DRIFT_") {
+            cmd.env_remove(k);
+        }
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("running nacos-drift")
+}
+
+/// stdout + stderr as one string.
+pub fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// A fresh temporary directory, unique per call.
+pub fn tempdir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!(
+        "nacos-drift-it-{tag}-{}-{}",
+        std::process::id(),
+        unique()
+    ));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// A process-unique suffix (nanoseconds plus a counter).
+pub fn unique() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!(
+        "{}{}",
+        nanos % 1_000_000_000_000,
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Compare `actual` with the golden file; `UPDATE_GOLDEN=1` rewrites it.
+pub fn assert_golden(path: &Path, actual: &str) {
+    if std::env::var("UPDATE_GOLDEN").is_ok_and(|v| v == "1") {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(path).unwrap_or_else(|e| {
+        panic!(
+            "reading golden {}: {e} (run with UPDATE_GOLDEN=1)",
+            path.display()
+        )
+    });
+    if expected != actual {
+        let diff = similar::TextDiff::from_lines(&expected, actual)
+            .unified_diff()
+            .header("expected", "actual")
+            .to_string();
+        panic!("{} differs from the output:\n{diff}", path.display());
+    }
+}
+
+/// The running test bed, as `tests/testbed/testbed env` describes it.
+#[derive(Debug, Clone)]
+pub struct Bed {
+    pub source_db: String,
+    pub target_db: String,
+    pub source_nacos: Vec<String>,
+    pub target_nacos: Vec<String>,
+    pub source_version: String,
+    pub target_version: String,
+    pub username: String,
+    pub password: String,
+    pub source_rnacos: String,
+    pub target_rnacos: String,
+    pub identity_key: String,
+    pub identity_value: String,
+}
+
+/// The bed if it is up. Without it tests skip with a printed line, except under CI=true where they fail.
+pub fn bed() -> Option<Bed> {
+    let mut vars: std::collections::HashMap<String, String> = std::env::vars()
+        .filter(|(k, _)| k.starts_with("TESTBED_"))
+        .collect();
+    if !vars.contains_key("TESTBED_SOURCE_DB") {
+        if let Ok(o) = Command::new(root().join("tests/testbed/testbed"))
+            .arg("env")
+            .output()
+        {
+            if o.status.success() {
+                for line in String::from_utf8_lossy(&o.stdout).lines() {
+                    if let Some((k, v)) = line
+                        .trim()
+                        .strip_prefix("export ")
+                        .and_then(|l| l.split_once('='))
+                    {
+                        vars.insert(k.to_owned(), v.trim_matches(['"', '\'']).to_owned());
+                    }
+                }
+            }
+        }
+    }
+    let up = vars.contains_key("TESTBED_SOURCE_DB") && {
+        // `env` may answer from config even when nothing runs: check the source DB port is open.
+        let dsn = &vars["TESTBED_SOURCE_DB"];
+        let hostport = dsn
+            .rsplit_once('@')
+            .map(|(_, h)| h.split('/').next().unwrap_or(""))
+            .unwrap_or("");
+        std::net::TcpStream::connect_timeout(
+            &hostport
+                .parse()
+                .unwrap_or_else(|_| "127.0.0.1:1".parse().unwrap()),
+            std::time::Duration::from_secs(2),
+        )
+        .is_ok()
+    };
+    if !up {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("the test bed is not running (CI=true): run tests/testbed/testbed up");
+        }
+        eprintln!("skipping: test bed not running (tests/testbed/testbed up)");
+        return None;
+    }
+    let get = |k: &str| vars.get(k).cloned().unwrap_or_default();
+    let list = |k: &str| {
+        get(k)
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect()
+    };
+    Some(Bed {
+        source_db: get("TESTBED_SOURCE_DB"),
+        target_db: get("TESTBED_TARGET_DB"),
+        source_nacos: list("TESTBED_SOURCE_NACOS"),
+        target_nacos: list("TESTBED_TARGET_NACOS"),
+        source_version: get("TESTBED_SOURCE_NACOS_VERSION"),
+        target_version: get("TESTBED_TARGET_NACOS_VERSION"),
+        username: get("TESTBED_NACOS_USERNAME"),
+        password: get("TESTBED_NACOS_PASSWORD"),
+        source_rnacos: get("TESTBED_SOURCE_RNACOS"),
+        target_rnacos: get("TESTBED_TARGET_RNACOS"),
+        identity_key: get("TESTBED_NACOS_IDENTITY_KEY"),
+        identity_value: get("TESTBED_NACOS_IDENTITY_VALUE"),
+    })
+}
