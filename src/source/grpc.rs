@@ -1,0 +1,520 @@
+//! Nacos 2.x cluster gRPC client, used to make ONE node reload ONE config from its database.
+//!
+//! Nacos nodes tell each other about a publish with `ConfigChangeClusterSyncRequest` (2.2.1+ has no
+//! HTTP equivalent any more). The receiving node reads that one row from its DB and dumps it into
+//! its cache, or drops the cache entry if the row is gone. That is exactly the repair a stale
+//! target node needs, without restarting it and without touching the other nodes.
+//!
+//! Wire protocol (Nacos `nacos_grpc_service.proto`): every message is a `Payload` whose metadata
+//! `type` is the Java simple class name and whose `body.value` is the Jackson JSON of the object.
+//! A unary request is only served on a *registered* connection: registration is a
+//! `ConnectionSetupRequest` sent on a bidi stream over the same HTTP/2 connection. One tonic
+//! `Channel` is one HTTP/2 connection, so the bidi stream and the unary calls share it.
+//!
+//! Ports: the cluster gRPC port is the HTTP port + 1001. 2.4.3+ accepts the sync request only
+//! there; 2.2.1–2.4.2 also accept the SDK port (HTTP + 1000).
+
+use futures::channel::{mpsc, oneshot};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tonic::codegen::http::uri::PathAndQuery;
+use tonic::transport::{Channel, Endpoint};
+
+/// gRPC path of the unary service (the proto has no package).
+const UNARY_PATH: &str = "/Request/request";
+/// gRPC path of the bidi stream service.
+const BI_STREAM_PATH: &str = "/BiRequestStream/requestBiStream";
+/// Nacos `NacosException.UN_REGISTER`: the connection is not (yet) registered.
+const UN_REGISTER: i64 = 301;
+/// Offset from a node's HTTP port to its cluster gRPC port.
+pub const CLUSTER_PORT_OFFSET: u16 = 1001;
+
+/// `google.protobuf.Any`, defined here so that no protoc / prost-types is needed.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Any {
+    #[prost(string, tag = "1")]
+    pub type_url: String,
+    #[prost(bytes = "vec", tag = "2")]
+    pub value: Vec<u8>,
+}
+
+/// Nacos `Metadata` message.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Metadata {
+    #[prost(string, tag = "3")]
+    pub r#type: String,
+    #[prost(string, tag = "8")]
+    pub client_ip: String,
+    #[prost(map = "string, string", tag = "7")]
+    pub headers: HashMap<String, String>,
+}
+
+/// Nacos `Payload` message: the only message type on both services.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Payload {
+    #[prost(message, optional, tag = "2")]
+    pub metadata: Option<Metadata>,
+    #[prost(message, optional, tag = "3")]
+    pub body: Option<Any>,
+}
+
+impl Payload {
+    fn new(kind: &str, client_ip: &str, headers: HashMap<String, String>, body: &Value) -> Self {
+        Payload {
+            metadata: Some(Metadata {
+                r#type: kind.to_owned(),
+                client_ip: client_ip.to_owned(),
+                headers,
+            }),
+            // Java leaves type_url empty too: the server dispatches on metadata.type only.
+            body: Some(Any {
+                type_url: String::new(),
+                value: body.to_string().into_bytes(),
+            }),
+        }
+    }
+
+    fn kind(&self) -> &str {
+        self.metadata.as_ref().map_or("", |m| m.r#type.as_str())
+    }
+
+    fn json(&self) -> Value {
+        self.body
+            .as_ref()
+            .and_then(|b| serde_json::from_slice(&b.value).ok())
+            .unwrap_or(Value::Null)
+    }
+}
+
+fn codec() -> tonic_prost::ProstCodec<Payload, Payload> {
+    tonic_prost::ProstCodec::default()
+}
+
+/// A process-unique request id (the server only echoes it back).
+fn request_id() -> String {
+    static N: AtomicU64 = AtomicU64::new(1);
+    format!("nacos-drift-{}", N.fetch_add(1, Ordering::Relaxed))
+}
+
+/// The cluster gRPC address (`host:port`) of a node given by its HTTP base URL,
+/// e.g. `http://127.0.0.1:18858/nacos` → `127.0.0.1:19859`.
+pub fn cluster_grpc_addr(http_base: &str) -> Result<String, String> {
+    let rest = http_base
+        .split_once("://")
+        .map_or(http_base, |(_, r)| r)
+        .split('/')
+        .next()
+        .unwrap_or("");
+    let (host, port) = match rest.rsplit_once(':') {
+        // `[::1]` without a port has its last ':' inside the brackets.
+        Some((h, p)) if !p.ends_with(']') => (h, p),
+        _ => (rest, "8848"),
+    };
+    let port: u16 = port
+        .parse()
+        .map_err(|_| format!("{http_base}: bad port {port:?}"))?;
+    let grpc = port
+        .checked_add(CLUSTER_PORT_OFFSET)
+        .ok_or_else(|| format!("{http_base}: port {port} has no cluster gRPC port"))?;
+    if host.is_empty() {
+        return Err(format!("{http_base}: no host"));
+    }
+    Ok(format!("{host}:{grpc}"))
+}
+
+/// The source chain of an error on one line (tonic's top-level text is just "transport error").
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let t = c.to_string();
+        if !s.contains(&t) {
+            s.push_str(": ");
+            s.push_str(&t);
+        }
+        cur = c.source();
+    }
+    s
+}
+
+/// The local IP the OS would use to reach `addr`, reported as the client IP like Java does;
+/// a UDP "connect" sends no packet. Empty when unknown (the server accepts that).
+fn local_ip_towards(addr: &str) -> String {
+    std::net::UdpSocket::bind("0.0.0.0:0")
+        .and_then(|s| {
+            s.connect(addr)?;
+            s.local_addr()
+        })
+        .map(|a| a.ip().to_string())
+        .unwrap_or_default()
+}
+
+/// One registered cluster connection to one node; many syncs can go over it.
+///
+/// Dropping it closes the bidi stream and the connection (the node then unregisters it).
+pub struct GrpcNode {
+    addr: String,
+    grpc: tonic::client::Grpc<Channel>,
+    client_ip: String,
+    identity: Option<(String, String)>,
+    timeout: Duration,
+    /// False once the bidi stream has ended or the node asked us to reconnect: the node no
+    /// longer considers this connection registered.
+    alive: Arc<AtomicBool>,
+    reader: tokio::task::JoinHandle<()>,
+    /// Held so the bidi stream stays open while unary calls are made.
+    _stream: mpsc::UnboundedSender<Payload>,
+}
+
+impl std::fmt::Debug for GrpcNode {
+    // Hand-written so the identity value (a shared secret) is never printed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GrpcNode")
+            .field("addr", &self.addr)
+            .field("alive", &self.alive.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for GrpcNode {
+    fn drop(&mut self) {
+        // The reader holds a sender clone; aborting it ends the request stream too.
+        self.reader.abort();
+    }
+}
+
+impl GrpcNode {
+    /// Open one HTTP/2 connection to `grpc_addr` (`host:port`, normally HTTP port + 1001) and
+    /// register it as a cluster connection. `timeout` bounds each step (connect, each call).
+    pub async fn connect(
+        grpc_addr: &str,
+        identity: Option<(&str, &str)>,
+        timeout: Duration,
+    ) -> Result<GrpcNode, String> {
+        let addr = grpc_addr
+            .trim()
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_owned();
+        let err = |what: &str| format!("Nacos gRPC {addr}: {what}");
+        let endpoint = Endpoint::from_shared(format!("http://{addr}"))
+            .map_err(|e| err(&format!("bad address: {e}")))?
+            .connect_timeout(timeout)
+            .tcp_nodelay(true);
+        let channel = tokio::time::timeout(timeout, endpoint.connect())
+            .await
+            .map_err(|_| err(&format!("connect timed out after {timeout:?}")))?
+            .map_err(|e| err(&format!("connect failed: {}", chain(&e))))?;
+        let grpc = tonic::client::Grpc::new(channel);
+        let client_ip = local_ip_towards(&addr);
+
+        // Works on an unregistered connection; proves it is a Nacos 2.x gRPC port and tells
+        // whether the node will confirm registration (2.3+ "ability negotiation").
+        let check = unary(
+            &grpc,
+            Payload::new(
+                "ServerCheckRequest",
+                &client_ip,
+                HashMap::new(),
+                &json!({"headers": {}, "requestId": request_id(), "module": "internal"}),
+            ),
+            timeout,
+        )
+        .await
+        .map_err(|e| err(&format!("server check: {e}")))?;
+        if check.kind() != "ServerCheckResponse" {
+            return Err(err(&format!(
+                "server check: unexpected {} {}",
+                check.kind(),
+                response_message(&check.json())
+            )));
+        }
+        let negotiates = check.json()["supportAbilityNegotiation"].as_bool() == Some(true);
+
+        let (tx, rx) = mpsc::unbounded::<Payload>();
+        let (ack_tx, ack_rx) = oneshot::channel::<()>();
+        let alive = Arc::new(AtomicBool::new(true));
+        let reader = tokio::spawn(read_bi_stream(
+            grpc.clone(),
+            rx,
+            tx.clone(),
+            ack_tx,
+            alive.clone(),
+            client_ip.clone(),
+        ));
+        // What the Java cluster client sends: label source=cluster (so the node never rejects
+        // it as an SDK connection while starting, nor counts it as one), an ability table
+        // (non-null → 2.3+ answers with SetupAckRequest once registered; older nodes ignore it).
+        let setup = json!({
+            "headers": {},
+            "requestId": request_id(),
+            "clientVersion": concat!("nacos-drift:v", env!("CARGO_PKG_VERSION")),
+            "tenant": "",
+            "labels": {"source": "cluster"},
+            "abilityTable": {},
+            "module": "internal",
+        });
+        tx.unbounded_send(Payload::new(
+            "ConnectionSetupRequest",
+            &client_ip,
+            HashMap::new(),
+            &setup,
+        ))
+        .map_err(|_| err("bi stream closed before setup"))?;
+        if negotiates {
+            // Registration is confirmed by the SetupAckRequest; if it does not come, the unary
+            // retry on "unregistered" below still covers it.
+            let _ = tokio::time::timeout(timeout.min(Duration::from_secs(3)), ack_rx).await;
+        } else {
+            // Older nodes confirm nothing; the Java client just waits 100 ms too.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        if !alive.load(Ordering::Relaxed) {
+            return Err(err("the node closed the bi stream during registration"));
+        }
+        Ok(GrpcNode {
+            addr,
+            grpc,
+            client_ip,
+            identity: identity.map(|(k, v)| (k.to_owned(), v.to_owned())),
+            timeout,
+            alive,
+            reader,
+            _stream: tx,
+        })
+    }
+
+    /// The `host:port` this connection goes to.
+    #[must_use]
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    /// Whether the node still considers this connection registered (else reconnect).
+    #[must_use]
+    pub fn is_alive(&self) -> bool {
+        self.alive.load(Ordering::Relaxed) && !self.reader.is_finished()
+    }
+
+    /// Ask the node to re-dump one config from its DB. `tenant` is "" for the default
+    /// namespace. Ok means the node accepted the request; its dump then runs asynchronously
+    /// (normally within milliseconds).
+    pub async fn sync(
+        &self,
+        data_id: &str,
+        group: &str,
+        tenant: &str,
+        last_modified_ms: i64,
+    ) -> Result<(), String> {
+        let err = |what: &str| {
+            format!(
+                "Nacos gRPC {}: sync {tenant}/{group}/{data_id}: {what}",
+                self.addr
+            )
+        };
+        // Only 2.1–2.2 use lastModified (as the dump timestamp; older than the cache → ignored);
+        // 2.3+ take the DB gmt_modified. 3.x also reads grayName; older nodes ignore it.
+        let body = json!({
+            "headers": {},
+            "requestId": request_id(),
+            "dataId": data_id,
+            "group": group,
+            "tenant": tenant,
+            "tag": null,
+            "lastModified": last_modified_ms,
+            "beta": false,
+            "batch": false,
+            "module": "config",
+        });
+        // The identity goes in the metadata headers, where the Java client puts request headers;
+        // 3.x checks it there (RemoteRequestAuthFilter), earlier versions ignore it.
+        let headers: HashMap<String, String> = self.identity.iter().cloned().collect();
+        let payload = Payload::new(
+            "ConfigChangeClusterSyncRequest",
+            &self.client_ip,
+            headers,
+            &body,
+        );
+        let deadline = Instant::now() + self.timeout;
+        loop {
+            if !self.alive.load(Ordering::Relaxed) {
+                return Err(err(
+                    "connection no longer registered (bi stream closed); reconnect",
+                ));
+            }
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let resp = unary(&self.grpc, payload.clone(), remaining)
+                .await
+                .map_err(|e| err(&e))?;
+            let v = resp.json();
+            if is_success(&resp, &v) {
+                return Ok(());
+            }
+            // Registration is asynchronous on the node: right after setup a call may still
+            // see "Connection is unregistered."; retry briefly.
+            if v["errorCode"].as_i64() == Some(UN_REGISTER)
+                && Instant::now() + Duration::from_millis(100) < deadline
+            {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+            return Err(err(&format!("{} {}", resp.kind(), response_message(&v))));
+        }
+    }
+}
+
+/// A Nacos `Response` is a success when resultCode is 200 (ErrorResponse carries 500).
+fn is_success(resp: &Payload, v: &Value) -> bool {
+    resp.kind() != "ErrorResponse" && v["resultCode"].as_i64() == Some(200)
+}
+
+fn response_message(v: &Value) -> String {
+    format!(
+        "(resultCode {}, errorCode {}): {}",
+        v["resultCode"],
+        v["errorCode"],
+        v["message"].as_str().unwrap_or("no message")
+    )
+}
+
+/// One unary call, bounded by `timeout`.
+async fn unary(
+    grpc: &tonic::client::Grpc<Channel>,
+    payload: Payload,
+    timeout: Duration,
+) -> Result<Payload, String> {
+    let mut grpc = grpc.clone();
+    let call = async move {
+        grpc.ready()
+            .await
+            .map_err(|e| format!("connection not ready: {}", chain(&e)))?;
+        grpc.unary(
+            tonic::Request::new(payload),
+            PathAndQuery::from_static(UNARY_PATH),
+            codec(),
+        )
+        .await
+        .map(tonic::Response::into_inner)
+        .map_err(|s| format!("gRPC status {:?}: {}", s.code(), s.message()))
+    };
+    tokio::time::timeout(timeout, call)
+        .await
+        .map_err(|_| format!("no answer within {timeout:?}"))?
+}
+
+/// Runs the bidi stream: sends what `rx` yields, answers what the node pushes.
+///
+/// The call is awaited here rather than in `connect` because grpc-java sends the response
+/// headers only with its first message, which nodes before 2.3 may never send.
+async fn read_bi_stream(
+    mut grpc: tonic::client::Grpc<Channel>,
+    rx: mpsc::UnboundedReceiver<Payload>,
+    tx: mpsc::UnboundedSender<Payload>,
+    ack: oneshot::Sender<()>,
+    alive: Arc<AtomicBool>,
+    client_ip: String,
+) {
+    let mut ack = Some(ack);
+    let stream = async {
+        grpc.ready().await.ok()?;
+        grpc.streaming(
+            tonic::Request::new(rx),
+            PathAndQuery::from_static(BI_STREAM_PATH),
+            codec(),
+        )
+        .await
+        .ok()
+    }
+    .await;
+    if let Some(resp) = stream {
+        let mut inbound = resp.into_inner();
+        while let Ok(Some(p)) = inbound.message().await {
+            let id = p.json()["requestId"].clone();
+            let reply = |kind: &str| {
+                let body = json!({"resultCode": 200, "errorCode": 0, "requestId": id});
+                let _ = tx.unbounded_send(Payload::new(kind, &client_ip, HashMap::new(), &body));
+            };
+            match p.kind() {
+                "SetupAckRequest" => {
+                    // Sent without expecting an answer, once the connection is registered.
+                    if let Some(a) = ack.take() {
+                        let _ = a.send(());
+                    }
+                }
+                // Sent after 20 s without activity; unanswered, the node drops the connection.
+                "ClientDetectionRequest" => reply("ClientDetectionResponse"),
+                "ConnectResetRequest" => {
+                    // The node wants this client elsewhere: it will unregister us.
+                    reply("ConnectResetResponse");
+                    break;
+                }
+                // Anything else (config pushes etc.) is not for a cluster client; ignore it.
+                _ => {}
+            }
+        }
+    }
+    alive.store(false, Ordering::Relaxed);
+}
+
+/// Ask one node to re-dump one config from its DB (Nacos ≥ 2.2.1 cluster gRPC sync).
+///
+/// `grpc_addr` is `host:port`, normally the node's HTTP port + 1001 (+ 1000 is also accepted
+/// before 2.4.3). `tenant` is "" for the default namespace. `identity` is the server identity
+/// header key/value (needed on 3.x, harmless before). `timeout` bounds each step.
+/// The error message names the node address, never the identity.
+pub async fn config_change_sync(
+    grpc_addr: &str,
+    data_id: &str,
+    group: &str,
+    tenant: &str,
+    last_modified_ms: i64,
+    identity: Option<(&str, &str)>,
+    timeout: Duration,
+) -> Result<(), String> {
+    let node = GrpcNode::connect(grpc_addr, identity, timeout).await?;
+    node.sync(data_id, group, tenant, last_modified_ms).await
+}
+
+/// Milliseconds since the Unix epoch, for `last_modified_ms`.
+#[must_use]
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prost::Message;
+
+    #[test]
+    fn cluster_port_is_http_plus_1001() {
+        assert_eq!(
+            cluster_grpc_addr("http://127.0.0.1:18858/nacos").unwrap(),
+            "127.0.0.1:19859"
+        );
+        assert_eq!(
+            cluster_grpc_addr("http://nacos-1/nacos").unwrap(),
+            "nacos-1:9849"
+        );
+        assert!(cluster_grpc_addr("http://h:65000/").is_err());
+    }
+
+    #[test]
+    fn payload_round_trips_with_json_body() {
+        let p = Payload::new(
+            "ServerCheckRequest",
+            "10.0.0.1",
+            HashMap::from([("k".to_owned(), "v".to_owned())]),
+            &json!({"requestId": "1"}),
+        );
+        let back = Payload::decode(p.encode_to_vec().as_slice()).unwrap();
+        assert_eq!(back.kind(), "ServerCheckRequest");
+        assert_eq!(back.json()["requestId"], "1");
+        assert_eq!(back.metadata.unwrap().headers["k"], "v");
+    }
+}
