@@ -51,6 +51,8 @@ fn audit(a: &AuditArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<ExitStat
         config: a.sides.config.as_deref(),
         namespaces: &[],
         settle: a.settle,
+        state: a.state.as_deref(),
+        no_probe: a.no_probe,
         env,
     })?;
     let nothing = |s: &settings::SideSettings| s.nacos.is_empty() && s.db.is_none();
@@ -59,6 +61,30 @@ fn audit(a: &AuditArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<ExitStat
             ErrorKind::Usage,
             "nothing to compare: give each side Nacos nodes and/or a database \
              (--source-nacos/--source-db and --target-nacos/--target-db, or a [source]/[target] section in --config)",
+        ));
+    }
+    if (a.dry_run || a.fix_source) && !a.fix {
+        return Err(Error::new(
+            ErrorKind::Usage,
+            "--dry-run and --fix-source only make sense with --fix",
+        ));
+    }
+    if a.fix && !settings.probe {
+        return Err(Error::new(
+            ErrorKind::Usage,
+            "--fix needs the L2 probe: drop --no-probe (or `probe = false` in [audit])",
+        ));
+    }
+    if (a.dry_run || a.fix_source) && !a.fix {
+        return Err(Error::new(
+            ErrorKind::Usage,
+            "--dry-run and --fix-source only make sense with --fix",
+        ));
+    }
+    if a.fix && !settings.probe {
+        return Err(Error::new(
+            ErrorKind::Usage,
+            "--fix needs the L2 probe: drop --no-probe (or `probe = false` in [audit])",
         ));
     }
     let scope = Arc::new(Scope::new(&settings));
@@ -97,9 +123,84 @@ fn audit(a: &AuditArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<ExitStat
         &mut findings,
         scope.show_secrets(),
     ));
+    let fix = crate::cache::FixOptions {
+        fix: a.fix,
+        dry_run: a.dry_run,
+        full: a.full,
+        fix_source: a.fix_source,
+        ..settings.fix.clone()
+    };
+    let mut repairs = Vec::new();
+    let mut probe_info = std::collections::BTreeMap::new();
+    if settings.probe {
+        for (side, conf, snap) in [
+            (Side::Source, &settings.source, &source),
+            (Side::Target, &settings.target, &target),
+        ] {
+            if conf.nacos.is_empty() {
+                continue;
+            }
+            let expected = expected_for(snap, &scope, side);
+            let nodes = source::nodes(conf, &settings);
+            let identity = conf.identity_key.clone().zip(conf.identity_value.clone());
+            let outcome = rt.block_on(crate::cache::audit_side(
+                side, &nodes, &expected, &identity, &fix, None,
+            ));
+            probe_info.insert(
+                side.as_str().to_owned(),
+                crate::report::ProbeInfo {
+                    nodes: outcome.nodes,
+                    keys: outcome.probed,
+                    mode: "full".into(),
+                },
+            );
+            findings.extend(outcome.findings);
+            repairs.extend(outcome.repairs);
+        }
+    }
     let mut report = finish(&settings, "audit", findings, &source, &target);
     report.summary.settled = settled;
+    report.repairs = repairs;
+    report.probe = probe_info;
     emit(&report, &settings)
+}
+
+/// What each node of a side should serve: its DB's rows (formal configs) and deleted keys, or the API's content without a DB.
+fn expected_for(snap: &SideSnapshot, scope: &Scope, side: Side) -> Vec<crate::cache::Expected> {
+    let in_scope = |k: &crate::model::ConfigKey| {
+        let ns = if side == Side::Target {
+            scope.to_source(&k.namespace)
+        } else {
+            k.namespace.clone()
+        };
+        scope.config_in_scope(&ns, &k.group, &k.data_id)
+    };
+    let (configs, deleted) = match (&snap.db, &snap.api) {
+        (Some(db), _) if db.errors.is_empty() => (&db.configs, db.deleted.as_slice()),
+        (_, Some(api)) => (&api.configs, &[][..]),
+        (Some(db), None) => (&db.configs, db.deleted.as_slice()),
+        (None, None) => return Vec::new(),
+    };
+    let mut out: Vec<crate::cache::Expected> = configs
+        .iter()
+        .filter(|c| c.key.variant.is_empty() && in_scope(&c.key))
+        .map(|c| crate::cache::Expected {
+            key: c.key.clone(),
+            md5: c.md5.clone(),
+            modified_ms: c.modified_ms,
+        })
+        .collect();
+    out.extend(
+        deleted
+            .iter()
+            .filter(|k| in_scope(k))
+            .map(|k| crate::cache::Expected {
+                key: k.clone(),
+                md5: String::new(),
+                modified_ms: None,
+            }),
+    );
+    out
 }
 
 fn capture_both(
@@ -108,10 +209,21 @@ fn capture_both(
     scope: &Arc<Scope>,
 ) -> (SideSnapshot, SideSnapshot) {
     let (sf, tf) = filters(scope);
+    let target_also: Vec<String> = settings
+        .namespaces
+        .iter()
+        .map(|n| scope.to_target(n))
+        .collect();
     let (mut source, mut target) = rt.block_on(async {
         tokio::join!(
-            source::capture(Side::Source, &settings.source, settings, sf),
-            source::capture(Side::Target, &settings.target, settings, tf)
+            source::capture(
+                Side::Source,
+                &settings.source,
+                settings,
+                sf,
+                &settings.namespaces
+            ),
+            source::capture(Side::Target, &settings.target, settings, tf, &target_also)
         )
     });
     // CPU-bound hashing runs on rayon, outside the async runtime.
@@ -271,9 +383,21 @@ fn finish(
             .not_compared
             .push("L1 (DB ↔ DB): the target has no database configured".into()),
     }
-    report
-        .not_compared
-        .push("L2 (DB ↔ node caches): not implemented in this version".into());
+    if !live {
+        report.not_compared.push(
+            "L2 (DB ↔ node caches): needs live nodes (not available from snapshot files)".into(),
+        );
+    } else if !settings.probe {
+        report
+            .not_compared
+            .push("L2 (DB ↔ node caches): disabled (--no-probe)".into());
+    } else if settings.source.nacos.is_empty() && settings.target.nacos.is_empty() {
+        report
+            .not_compared
+            .push("L2 (DB ↔ node caches): no Nacos nodes configured".into());
+    } else {
+        report.compared.push("L2 (DB ↔ each node's cache)".into());
+    }
     match (&source.api, &target.api) {
         (Some(_), Some(_)) => report.compared.push("L3 (cluster ↔ cluster API)".into()),
         (None, None) => report
@@ -324,6 +448,8 @@ fn snapshot(a: &SnapshotArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Ex
         config: a.sides.config.as_deref(),
         namespaces: &[],
         settle: None,
+        state: None,
+        no_probe: false,
         env,
     })?;
     let side = match a.side.as_str() {
@@ -357,6 +483,7 @@ fn snapshot(a: &SnapshotArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Ex
         conf,
         &settings,
         if side == Side::Source { sf } else { tf },
+        &settings.namespaces,
     ));
     if let Some(api) = &mut snap.api {
         diff::hash_contents(&mut api.configs);
@@ -434,6 +561,8 @@ fn diff_files(a: &DiffArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Exit
         config: a.config.as_deref(),
         namespaces: &a.namespaces,
         settle: None,
+        state: None,
+        no_probe: false,
         env,
     })?;
     let mut source = load_snapshot(&a.source)?;

@@ -83,6 +83,27 @@ pub struct AuditArgs {
     /// Seconds to wait before re-checking differences, so replication lag is not reported as drift.
     #[arg(long, value_name = "SECS")]
     pub settle: Option<u64>,
+    /// Repair stale node caches on the target (planned, rate-limited, verified by a fresh probe).
+    #[arg(long)]
+    pub fix: bool,
+    /// With --fix: print the repair plan and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Full pass: reload stale nodes whole with --fix, and audit every key even with --incremental.
+    #[arg(long)]
+    pub full: bool,
+    /// With --fix: also repair the source's node caches.
+    #[arg(long)]
+    pub fix_source: bool,
+    /// Audit only keys changed since the last run's watermark (kept in the state file).
+    #[arg(long)]
+    pub incremental: bool,
+    /// State file for --incremental (default `.nacos-drift/state.json`).
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<PathBuf>,
+    /// Skip the L2 node-cache probe.
+    #[arg(long)]
+    pub no_probe: bool,
 }
 
 /// `snapshot` arguments.

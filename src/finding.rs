@@ -201,6 +201,15 @@ pub struct Finding {
     /// Digest on the target side.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_digest: Option<String>,
+    /// L2: the md5 the node should serve (its DB row's; empty = the config should not exist).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_md5: Option<String>,
+    /// L2: the md5 the node serves (empty = it serves nothing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub served_md5: Option<String>,
+    /// L2 with `--fix`: `repaired`, `still stale after …`, `planned: …` or `not repairable: …`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repair: Option<String>,
     /// Human explanation.
     pub detail: String,
     /// Masked unified diff (source → target) for content differences.
@@ -230,6 +239,9 @@ impl Finding {
             fields: Vec::new(),
             source_digest: None,
             target_digest: None,
+            expected_md5: None,
+            served_md5: None,
+            repair: None,
             detail: String::new(),
             diff: None,
             age_secs: None,
@@ -249,6 +261,12 @@ impl Finding {
             &self.instance,
             &self.node,
         )
+    }
+
+    /// Whether a `--fix` repair made this finding go away (verified by a fresh probe).
+    #[must_use]
+    pub fn repaired(&self) -> bool {
+        self.repair.as_deref() == Some("repaired")
     }
 
     /// Identity used to match a finding across the settling re-check.

@@ -4,6 +4,7 @@
 //! can use the same model and sources.
 
 pub mod app;
+pub mod cache;
 pub mod cli;
 pub mod diff;
 pub mod error;

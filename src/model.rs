@@ -77,6 +77,12 @@ pub struct DbSnapshot {
     pub namespaces: Vec<Namespace>,
     /// Config rows (`config_info`, beta/tag or gray tables).
     pub configs: Vec<ConfigItem>,
+    /// Keys deleted through Nacos (a `his_config_info` 'D' row) that have no `config_info` row any more.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deleted: Vec<ConfigKey>,
+    /// Newest `his_config_info.nid` seen (incremental watermark).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_his_nid: Option<u64>,
     /// Failures while reading.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<CaptureError>,

@@ -47,6 +47,10 @@ pub struct SideSettings {
     pub db: Option<String>,
     /// DB password (from the DSN, the environment or a file).
     pub db_password: Option<Secret>,
+    /// Server identity header name, for node-to-node endpoints used by repairs.
+    pub identity_key: Option<String>,
+    /// Server identity header value.
+    pub identity_value: Option<Secret>,
 }
 
 /// Report formats.
@@ -224,6 +228,16 @@ pub struct Settings {
     pub ignore: IgnoreSettings,
     /// Level per code, overriding the defaults.
     pub levels: BTreeMap<Code, Level>,
+    /// Run the L2 probe.
+    pub probe: bool,
+    /// State file for incremental runs.
+    pub state: PathBuf,
+    /// An incremental run turns into a full one when the last full pass is older than this.
+    pub full_every_hours: u64,
+    /// Clock-skew margin subtracted from the watermark.
+    pub skew_secs: u64,
+    /// Repair settings.
+    pub fix: crate::cache::FixOptions,
 }
 
 impl Default for Settings {
@@ -249,6 +263,16 @@ impl Default for Settings {
                 ..IgnoreSettings::default()
             },
             levels: BTreeMap::new(),
+            probe: true,
+            state: PathBuf::from(".nacos-drift/state.json"),
+            full_every_hours: 24,
+            skew_secs: 60,
+            fix: crate::cache::FixOptions {
+                full_threshold_pct: 20,
+                rate_per_sec: 20,
+                verify_secs: 30,
+                ..crate::cache::FixOptions::default()
+            },
         }
     }
 }
@@ -288,11 +312,15 @@ const KEYS: &[(&str, &str, Kind)] = &[
     ("source", "nacos_password_file", Kind::Str),
     ("source", "db", Kind::Str),
     ("source", "db_password_file", Kind::Str),
+    ("source", "nacos_identity_key", Kind::Str),
+    ("source", "nacos_identity_value_file", Kind::Str),
     ("target", "nacos", Kind::List),
     ("target", "nacos_username", Kind::Str),
     ("target", "nacos_password_file", Kind::Str),
     ("target", "db", Kind::Str),
     ("target", "db_password_file", Kind::Str),
+    ("target", "nacos_identity_key", Kind::Str),
+    ("target", "nacos_identity_value_file", Kind::Str),
     ("audit", "namespaces", Kind::List),
     ("audit", "gate", Kind::Str),
     ("audit", "formats", Kind::List),
@@ -302,6 +330,13 @@ const KEYS: &[(&str, &str, Kind)] = &[
     ("audit", "timeout_secs", Kind::Int),
     ("audit", "concurrency", Kind::Int),
     ("audit", "retries", Kind::Int),
+    ("audit", "probe", Kind::Bool),
+    ("audit", "state", Kind::Str),
+    ("audit", "full_every_hours", Kind::Int),
+    ("audit", "skew_secs", Kind::Int),
+    ("fix", "full_threshold_pct", Kind::Int),
+    ("fix", "rate_per_sec", Kind::Int),
+    ("fix", "verify_secs", Kind::Int),
     ("ignore", "namespaces", Kind::List),
     ("ignore", "groups", Kind::List),
     ("ignore", "data_ids", Kind::List),
@@ -364,7 +399,7 @@ fn load_file(path: &Path, set: &mut RawSet) {
             KEYS.iter().any(|(s, _, _)| *s == sname) || MAP_SECTIONS.contains(&sname);
         if !known_section {
             set.problems.push(format!(
-                "{}: unknown section `[{sname}]` (expected one of: source, target, audit, ignore, namespace_map, levels)",
+                "{}: unknown section `[{sname}]` (expected one of: source, target, audit, fix, ignore, namespace_map, levels)",
                 loc(section.span())
             ));
             continue;
@@ -508,6 +543,10 @@ pub struct Inputs<'a> {
     pub namespaces: &'a [String],
     /// `--settle`.
     pub settle: Option<u64>,
+    /// `--state`.
+    pub state: Option<&'a Path>,
+    /// `--no-probe`.
+    pub no_probe: bool,
     /// Environment lookup.
     pub env: &'a dyn Fn(&str) -> Option<String>,
 }
@@ -574,6 +613,17 @@ pub fn resolve(inp: &Inputs<'_>) -> Result<Settings> {
             Raw::List(inp.namespaces.to_vec()),
             "--namespace",
         );
+    }
+    if let Some(p) = inp.state {
+        put(
+            &mut set,
+            "audit.state",
+            Raw::Str(p.display().to_string()),
+            "--state",
+        );
+    }
+    if inp.no_probe {
+        put(&mut set, "audit.probe", Raw::Bool(false), "--no-probe");
     }
     if let Some(v) = inp.settle {
         put(
@@ -687,6 +737,22 @@ fn build(
                 Err(e) => problems.push(format!("{at}: {side_name}.db: {e}")),
             }
         }
+        side.identity_key = env(&env_name(side_name, "nacos_identity_key"))
+            .or_else(|| str_of(&format!("{side_name}.nacos_identity_key")).map(|v| v.0));
+        side.identity_value = env(&env_name(side_name, "nacos_identity_value")).map(Secret::new);
+        if side.identity_value.is_none() {
+            if let Some((file, at)) = str_of(&format!("{side_name}.nacos_identity_value_file")) {
+                match std::fs::read_to_string(&file) {
+                    Ok(p) => {
+                        side.identity_value =
+                            Some(Secret::new(p.trim_end_matches(['\n', '\r']).to_owned()))
+                    }
+                    Err(e) => problems.push(format!(
+                        "{at}: {side_name}.nacos_identity_value_file `{file}`: {e}"
+                    )),
+                }
+            }
+        }
         if let Some(pw) = env(&env_name(side_name, "db_password")) {
             side.db_password = Some(Secret::new(pw));
         } else if side.db_password.is_none() {
@@ -737,6 +803,12 @@ fn build(
     if let Some(b) = bool_of("audit.show_secrets") {
         s.show_secrets = b;
     }
+    if let Some(b) = bool_of("audit.probe") {
+        s.probe = b;
+    }
+    if let Some((p, _)) = str_of("audit.state") {
+        s.state = PathBuf::from(p);
+    }
     let mut int_setting = |key: &str, min: i64, max: i64| -> Option<u64> {
         let (v, at) = int_of(key)?;
         if v < min || v > max {
@@ -758,6 +830,21 @@ fn build(
     }
     if let Some(v) = int_setting("audit.retries", 0, 10) {
         s.retries = u32::try_from(v).unwrap_or(2);
+    }
+    if let Some(v) = int_setting("audit.full_every_hours", 0, 24 * 365) {
+        s.full_every_hours = v;
+    }
+    if let Some(v) = int_setting("audit.skew_secs", 0, 86_400) {
+        s.skew_secs = v;
+    }
+    if let Some(v) = int_setting("fix.full_threshold_pct", 0, 100) {
+        s.fix.full_threshold_pct = v;
+    }
+    if let Some(v) = int_setting("fix.rate_per_sec", 1, 10_000) {
+        s.fix.rate_per_sec = v;
+    }
+    if let Some(v) = int_setting("fix.verify_secs", 0, 3600) {
+        s.fix.verify_secs = v;
     }
 
     for (key, target) in [
@@ -896,6 +983,8 @@ mod tests {
             config: Some(&file),
             namespaces: &[],
             settle: None,
+            state: None,
+            no_probe: false,
             env: &env,
         })
         .unwrap();
@@ -920,6 +1009,8 @@ mod tests {
             config: Some(&file),
             namespaces: &[],
             settle: None,
+            state: None,
+            no_probe: false,
             env: &no_env,
         })
         .unwrap_err();

@@ -4,7 +4,7 @@ use super::Report;
 use std::io::Write;
 
 /// Column names, in order.
-pub const HEADER: [&str; 15] = [
+pub const HEADER: [&str; 18] = [
     "code",
     "level",
     "layer",
@@ -19,6 +19,9 @@ pub const HEADER: [&str; 15] = [
     "fields",
     "source_digest",
     "target_digest",
+    "expected_md5",
+    "served_md5",
+    "repair",
     "detail",
 ];
 
@@ -42,6 +45,9 @@ pub fn write(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
             &f.fields.join(";"),
             f.source_digest.as_deref().unwrap_or(""),
             f.target_digest.as_deref().unwrap_or(""),
+            f.expected_md5.as_deref().unwrap_or(""),
+            f.served_md5.as_deref().unwrap_or(""),
+            f.repair.as_deref().unwrap_or(""),
             &f.detail,
         ])?;
     }

@@ -46,6 +46,23 @@ pub fn write(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
         }
         writeln!(out)?;
     }
+    if !r.repairs.is_empty() {
+        writeln!(out, "| side | node | mechanism | keys | status | repaired | still stale |\n|---|---|---|---|---|---|---|")?;
+        for p in &r.repairs {
+            writeln!(
+                out,
+                "| {} | {} | {} | {} | {} | {} | {} |",
+                p.side,
+                cell(&p.node),
+                p.mechanism,
+                p.keys,
+                p.status,
+                p.repaired,
+                p.still_stale
+            )?;
+        }
+        writeln!(out)?;
+    }
     if r.findings.is_empty() {
         writeln!(out, "No drift.")?;
         return Ok(());
@@ -57,13 +74,17 @@ pub fn write(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
     for f in &r.findings {
         writeln!(
             out,
-            "| {}{} | {} | `{}` | `{}` | {} |",
+            "| {}{} | {} | `{}` | `{}` | {}{} |",
             f.level.as_str(),
             if f.in_gate { "" } else { " (outside gate)" },
             f.layer.as_str(),
             f.code,
             cell(&location(f)),
-            cell(&f.detail)
+            cell(&f.detail),
+            f.repair
+                .as_deref()
+                .map(|r| format!(" (repair: {})", cell(r)))
+                .unwrap_or_default()
         )?;
     }
     let diffs: Vec<_> = r.findings.iter().filter(|f| f.diff.is_some()).collect();

@@ -58,6 +58,8 @@ pub struct Summary {
     pub by_code: BTreeMap<String, usize>,
     /// Differences seen on the first pass that were gone at the settling re-check.
     pub settled: usize,
+    /// Findings repaired by `--fix` and verified.
+    pub repaired: usize,
 }
 
 /// A whole run.
@@ -89,6 +91,21 @@ pub struct Report {
     pub summary: Summary,
     /// Findings, sorted by layer, code, namespace, group, name.
     pub findings: Vec<Finding>,
+    /// Cache repairs planned or applied (`--fix`).
+    pub repairs: Vec<crate::cache::Repair>,
+    /// Keys probed per node and nodes probed, per side (L2).
+    pub probe: BTreeMap<String, ProbeInfo>,
+}
+
+/// What the L2 probe covered on one side.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ProbeInfo {
+    /// Nodes probed.
+    pub nodes: usize,
+    /// Keys probed on each node.
+    pub keys: usize,
+    /// `full` or `incremental`.
+    pub mode: String,
 }
 
 impl Report {
@@ -111,8 +128,11 @@ impl Report {
                 Level::Warn => summary.warn += 1,
                 Level::Allow => summary.allow += 1,
             }
-            if f.level == Level::Deny && f.in_gate {
+            if f.level == Level::Deny && f.in_gate && !f.repaired() {
                 summary.failing += 1;
+            }
+            if f.repaired() {
+                summary.repaired += 1;
             }
             *summary
                 .by_code
@@ -134,6 +154,8 @@ impl Report {
             not_compared: Vec::new(),
             summary,
             findings,
+            repairs: Vec::new(),
+            probe: BTreeMap::new(),
         };
         r.exit_code = r.status().code();
         r

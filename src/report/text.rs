@@ -86,6 +86,28 @@ pub fn write(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
     for (code, n) in &s.by_code {
         writeln!(out, "    {code:<24} {n}")?;
     }
+    for (side, p) in &r.probe {
+        writeln!(
+            out,
+            "  L2 probe ({side}, {}): {} key(s) on each of {} node(s)",
+            p.mode, p.keys, p.nodes
+        )?;
+    }
+    for rep in &r.repairs {
+        writeln!(
+            out,
+            "  repair {} {} (Nacos {}): {} on {} key(s): {}; {} repaired, {} still stale — {}",
+            rep.side,
+            rep.node,
+            rep.version,
+            rep.mechanism,
+            rep.keys,
+            rep.status,
+            rep.repaired,
+            rep.still_stale,
+            rep.detail
+        )?;
+    }
     if r.findings.is_empty() {
         writeln!(out, "\nNo drift.")?;
         return Ok(());
@@ -110,6 +132,22 @@ pub fn write(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
             (Some(s), None) => writeln!(out, "      md5/digest: source {s}")?,
             (None, Some(t)) => writeln!(out, "      md5/digest: target {t}")?,
             (None, None) => {}
+        }
+        if f.expected_md5.is_some() || f.served_md5.is_some() {
+            let show = |m: &Option<String>| match m.as_deref() {
+                None => "?".to_owned(),
+                Some("") => "(none)".to_owned(),
+                Some(x) => x.to_owned(),
+            };
+            writeln!(
+                out,
+                "      md5: expected {}  served {}",
+                show(&f.expected_md5),
+                show(&f.served_md5)
+            )?;
+        }
+        if let Some(rep) = &f.repair {
+            writeln!(out, "      repair: {rep}")?;
         }
         if let Some(a) = f.age_secs {
             writeln!(out, "      source changed {a} s ago")?;

@@ -3,6 +3,7 @@
 //! Read failures do not stop the capture: they are recorded as `CaptureError`s and become
 //! `source-error` findings, so a partial audit is reported as incomplete, never as clean.
 
+pub mod grpc;
 pub mod mysql;
 pub mod nacos;
 
@@ -35,11 +36,15 @@ pub fn nodes(side: &SideSettings, settings: &Settings) -> Vec<Arc<NacosNode>> {
 }
 
 /// Capture a side from whatever it has configured.
+///
+/// `also` names namespaces to scan even if the side does not list them (a namespace row lost on the
+/// target still has its configs and services, which should not then be reported missing as well).
 pub async fn capture(
     side: Side,
     conf: &SideSettings,
     settings: &Settings,
     wanted: NamespaceFilter,
+    also: &[String],
 ) -> SideSnapshot {
     let db = async {
         match &conf.db {
@@ -51,7 +56,7 @@ pub async fn capture(
         if conf.nacos.is_empty() {
             None
         } else {
-            Some(capture_api(&nodes(conf, settings), wanted.clone()).await)
+            Some(capture_api(&nodes(conf, settings), wanted.clone(), also).await)
         }
     };
     let (db, api) = tokio::join!(db, api);
@@ -95,16 +100,29 @@ async fn capture_db(
         let namespaces = db.namespaces(&mut conn).await?;
         drop(conn);
         let configs = db.configs(&tables).await?;
-        Ok((namespaces, configs))
+        let deleted = if tables
+            .iter()
+            .any(|t| t.eq_ignore_ascii_case("his_config_info"))
+        {
+            db.deleted(0).await?
+        } else {
+            (Vec::new(), None)
+        };
+        Ok((namespaces, configs, deleted))
     }
     .await;
     match result {
-        Ok((namespaces, configs)) => {
+        Ok((namespaces, configs, (deleted, max_nid))) => {
             snap.namespaces = namespaces.into_iter().filter(|n| wanted(&n.id)).collect();
             snap.configs = configs
                 .into_iter()
                 .filter(|c| wanted(&c.key.namespace))
                 .collect();
+            snap.deleted = deleted
+                .into_iter()
+                .filter(|k| wanted(&k.namespace))
+                .collect();
+            snap.max_his_nid = max_nid;
         }
         Err(e) => snap.errors.push(CaptureError {
             origin: dsn.to_owned(),
@@ -117,7 +135,11 @@ async fn capture_db(
 }
 
 /// Capture the cluster-wide data through the API: every node is checked, data is read from the first healthy one.
-pub async fn capture_api(nodes: &[Arc<NacosNode>], wanted: NamespaceFilter) -> ApiSnapshot {
+pub async fn capture_api(
+    nodes: &[Arc<NacosNode>],
+    wanted: NamespaceFilter,
+    also: &[String],
+) -> ApiSnapshot {
     let mut snap = ApiSnapshot {
         version: "unknown".into(),
         ..ApiSnapshot::default()
@@ -160,9 +182,16 @@ pub async fn capture_api(nodes: &[Arc<NacosNode>], wanted: NamespaceFilter) -> A
         }
     };
     // Configs and services of every namespace, concurrently (the node's semaphore bounds the load).
-    let per_ns = futures::future::join_all(namespaces.iter().map(|ns| {
+    let mut scan: Vec<String> = namespaces.iter().map(|n| n.id.clone()).collect();
+    for ns in also {
+        let ns = crate::model::canonical_namespace(ns);
+        if wanted(&ns) && !scan.contains(&ns) {
+            scan.push(ns);
+        }
+    }
+    let per_ns = futures::future::join_all(scan.iter().map(|ns| {
         let node = node.clone();
-        let id = ns.id.clone();
+        let id = ns.clone();
         async move {
             let configs = async {
                 let items = node.configs(&id).await?;

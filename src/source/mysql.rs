@@ -13,7 +13,12 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 /// `(tenant_id, group_id, data_id, tag_name)` of `config_tags_relation`.
-type TagRow = (Option<String>, Option<String>, Option<String>, Option<String>);
+type TagRow = (
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
 
 /// A connection pool to one Nacos database.
 pub struct NacosDb {
@@ -197,6 +202,34 @@ impl NacosDb {
             }
         }
         Ok(items)
+    }
+
+    /// Keys whose last history entry is a delete and which have no `config_info` row, plus the newest history nid.
+    pub async fn deleted(&self, since_nid: u64) -> Result<(Vec<ConfigKey>, Option<u64>), DbError> {
+        let mut conn = self.conn().await?;
+        let rows: Vec<(Option<String>, Option<String>, Option<String>)> = conn
+            .exec(
+                "SELECT DISTINCT h.tenant_id, h.group_id, h.data_id FROM his_config_info h \
+                 LEFT JOIN config_info c ON c.data_id = h.data_id AND c.group_id = h.group_id AND c.tenant_id = h.tenant_id \
+                 WHERE h.op_type = 'D' AND h.nid > ? AND c.id IS NULL",
+                (since_nid,),
+            )
+            .await
+            .map_err(|e| self.err("reading his_config_info", e))?;
+        let max: Option<Option<u64>> = conn
+            .query_first("SELECT MAX(nid) FROM his_config_info")
+            .await
+            .map_err(|e| self.err("reading his_config_info", e))?;
+        let keys = rows
+            .into_iter()
+            .map(|(t, g, d)| ConfigKey {
+                namespace: canonical_namespace(&t.unwrap_or_default()),
+                group: g.unwrap_or_default(),
+                data_id: d.unwrap_or_default(),
+                variant: String::new(),
+            })
+            .collect();
+        Ok((keys, max.flatten()))
     }
 
     /// Content of specific configs (formal or variant), for diffs. Missing rows are skipped.

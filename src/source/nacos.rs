@@ -659,3 +659,294 @@ fn parse_instance(i: &Value, cluster: &str) -> Instance {
         metadata: string_map(i.get("metadata")),
     }
 }
+
+/// A member of a cluster as the members API lists it.
+#[derive(Debug, Clone)]
+pub struct Member {
+    /// `ip:port`.
+    pub address: String,
+    /// `UP`, `DOWN`, `SUSPICIOUS`, ...
+    pub state: String,
+}
+
+/// What a node serves for one config from its own cache (plain GET).
+#[derive(Debug, Clone)]
+pub struct Served {
+    /// HTTP status (404 = the node has no such config).
+    pub status: u16,
+    /// `Content-MD5` header, or the MD5 of the body if the header is absent.
+    pub md5: String,
+    /// `Last-Modified` in epoch ms, when the node sends it.
+    pub last_modified_ms: Option<i64>,
+}
+
+/// Largest listener batch: servers reject more than 10 000 entries per request.
+pub const LISTENER_BATCH: usize = 5_000;
+
+/// A key that no one publishes, sent with a bogus md5 in
+/// every listener batch so the server always has one difference to report and answers at once.
+/// Without it a server with nothing to report may hold the request for the whole long-poll timeout
+/// (r-nacos 0.8.8 ignores `Long-Pulling-Timeout-No-Hangup`).
+const CANARY_DATA_ID: &str = "nacos-drift.probe-canary";
+
+impl NacosNode {
+    /// Cluster members, or `None` if the server has no members API (r-nacos).
+    pub async fn members(&self) -> Result<Option<Vec<Member>>, NodeError> {
+        let (status, _, body) = self
+            .request(reqwest::Method::GET, "/v1/core/cluster/nodes", &[], &[])
+            .await?;
+        if status == 404 || (status == 200 && body.trim().is_empty()) {
+            return Ok(None);
+        }
+        if status != 200 {
+            return Err(self.err(
+                format!("GET /v1/core/cluster/nodes answered HTTP {status}"),
+                status >= 500,
+                Some(status),
+            ));
+        }
+        let v: Value = serde_json::from_str(&body)
+            .map_err(|_| self.err("cluster members answer is not JSON", false, Some(status)))?;
+        let list = v
+            .get("data")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        Ok(Some(
+            list.iter()
+                .map(|m| Member {
+                    address: m.get("address").and_then(Value::as_str).map_or_else(
+                        || {
+                            format!(
+                                "{}:{}",
+                                str_field(m, "ip"),
+                                m.get("port").and_then(Value::as_u64).unwrap_or(0)
+                            )
+                        },
+                        str::to_owned,
+                    ),
+                    state: str_field(m, "state").to_owned(),
+                })
+                .collect(),
+        ))
+    }
+
+    /// The listener md5 probe: which of these `(namespace, group, dataId, md5)` entries the node's cache disagrees with.
+    ///
+    /// Returns the indices (into `keys`) that differ. An empty md5 means "should not exist": the node
+    /// reports it only if it still caches the config.
+    pub async fn probe(
+        &self,
+        keys: &[(String, String, String, String)],
+    ) -> Result<Vec<usize>, NodeError> {
+        let mut index: std::collections::HashMap<(String, String, String), usize> =
+            std::collections::HashMap::with_capacity(keys.len());
+        let mut body = String::with_capacity(keys.len() * 64 + 64);
+        for (i, (ns, group, data_id, md5)) in keys.iter().enumerate() {
+            let tenant = api_tenant(ns);
+            index.insert((tenant.clone(), group.clone(), data_id.clone()), i);
+            body.push_str(data_id);
+            body.push('\u{2}');
+            body.push_str(group);
+            body.push('\u{2}');
+            body.push_str(md5);
+            if !tenant.is_empty() {
+                body.push('\u{2}');
+                body.push_str(&tenant);
+            }
+            body.push('\u{1}');
+        }
+        body.push_str(CANARY_DATA_ID);
+        body.push_str("\u{2}DEFAULT_GROUP\u{2}0\u{1}");
+        let (status, _, resp) = self
+            .request(
+                reqwest::Method::POST,
+                "/v1/cs/configs/listener",
+                &[("Listening-Configs", body)],
+                &[
+                    ("Long-Pulling-Timeout", "30000"),
+                    ("Long-Pulling-Timeout-No-Hangup", "true"),
+                ],
+            )
+            .await?;
+        if status != 200 {
+            let snippet: String = resp.chars().take(200).collect();
+            return Err(self.err(
+                format!("listener probe answered HTTP {status}: {snippet}"),
+                status >= 500,
+                Some(status),
+            ));
+        }
+        let decoded = urlencoding::decode(resp.trim())
+            .map(|c| c.into_owned())
+            .unwrap_or_else(|_| resp.clone());
+        let mut out = Vec::new();
+        let mut canary = false;
+        for entry in decoded.split('\u{1}').filter(|e| !e.is_empty()) {
+            let parts: Vec<&str> = entry.split('\u{2}').collect();
+            if parts.len() < 2 {
+                continue;
+            }
+            if parts[0] == CANARY_DATA_ID {
+                canary = true;
+                continue;
+            }
+            let tenant = parts.get(2).copied().unwrap_or("");
+            let k = (tenant.to_owned(), parts[1].to_owned(), parts[0].to_owned());
+            if let Some(i) = index.get(&k) {
+                out.push(*i);
+            } else if tenant == "public" {
+                // 3.x names the default namespace `public` in its answer.
+                if let Some(i) =
+                    index.get(&(String::new(), parts[1].to_owned(), parts[0].to_owned()))
+                {
+                    out.push(*i);
+                }
+            }
+        }
+        if !canary {
+            return Err(self.err(
+                "listener probe answer did not include the canary key: cannot trust it (not a Nacos listener?)",
+                false,
+                Some(status),
+            ));
+        }
+        out.sort_unstable();
+        out.dedup();
+        Ok(out)
+    }
+
+    /// Plain GET of one config from this node's cache.
+    pub async fn served(
+        &self,
+        namespace: &str,
+        group: &str,
+        data_id: &str,
+    ) -> Result<Served, NodeError> {
+        let (status, headers, body) = self
+            .request(
+                reqwest::Method::GET,
+                "/v1/cs/configs",
+                &[
+                    ("dataId", data_id.to_owned()),
+                    ("group", group.to_owned()),
+                    ("tenant", api_tenant(namespace)),
+                ],
+                &[],
+            )
+            .await?;
+        if status != 200 && status != 404 {
+            return Err(self.err(
+                format!("GET /v1/cs/configs answered HTTP {status}"),
+                status >= 500,
+                Some(status),
+            ));
+        }
+        let md5 = headers
+            .get("Content-MD5")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+            .unwrap_or_else(|| {
+                if status == 200 {
+                    crate::model::md5_hex(&body)
+                } else {
+                    String::new()
+                }
+            });
+        let last_modified_ms = headers
+            .get("Last-Modified")
+            .and_then(|v| v.to_str().ok())
+            .and_then(crate::cache::parse_http_date);
+        Ok(Served {
+            status,
+            md5: if status == 404 { String::new() } else { md5 },
+            last_modified_ms,
+        })
+    }
+
+    /// Full reload of this node's cache from its DB (asynchronous on the server).
+    pub async fn reload_all(&self, identity: Option<(&str, &str)>) -> Result<(), NodeError> {
+        let headers: Vec<(&str, &str)> = identity.into_iter().collect();
+        let (status, _, body) = self
+            .request(
+                reqwest::Method::POST,
+                "/v1/cs/ops/localCache",
+                &[],
+                &headers,
+            )
+            .await?;
+        if status == 410 {
+            // 3.x: the v1 ops API is off by default; the v3 admin API replaces it.
+            let (s3, _, b3) = self
+                .request(
+                    reqwest::Method::POST,
+                    "/v3/admin/cs/ops/localCache",
+                    &[],
+                    &headers,
+                )
+                .await?;
+            if s3 == 200 {
+                return Ok(());
+            }
+            return Err(self.err(
+                format!(
+                    "full reload (v3 admin) answered HTTP {s3}: {}",
+                    b3.chars().take(200).collect::<String>()
+                ),
+                s3 >= 500,
+                Some(s3),
+            ));
+        }
+        if status != 200 {
+            return Err(self.err(
+                format!(
+                    "full reload answered HTTP {status}: {}",
+                    body.chars().take(200).collect::<String>()
+                ),
+                status >= 500,
+                Some(status),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Incremental reload of one config through the HTTP `dataChange` endpoint (Nacos ≤ 2.2.0).
+    pub async fn data_change(
+        &self,
+        namespace: &str,
+        group: &str,
+        data_id: &str,
+        identity: Option<(&str, &str)>,
+    ) -> Result<(), NodeError> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis())
+            .to_string();
+        let mut headers: Vec<(&str, &str)> = vec![("lastModified", now.as_str())];
+        headers.extend(identity);
+        let mut params = vec![("dataId", data_id.to_owned()), ("group", group.to_owned())];
+        let tenant = api_tenant(namespace);
+        if !tenant.is_empty() {
+            params.push(("tenant", tenant));
+        }
+        let (status, _, body) = self
+            .request(
+                reqwest::Method::GET,
+                "/v1/cs/communication/dataChange",
+                &params,
+                &headers,
+            )
+            .await?;
+        if status != 200 {
+            return Err(self.err(
+                format!(
+                    "dataChange answered HTTP {status}: {}",
+                    body.chars().take(200).collect::<String>()
+                ),
+                status >= 500,
+                Some(status),
+            ));
+        }
+        Ok(())
+    }
+}

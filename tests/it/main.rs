@@ -1,6 +1,9 @@
 //! The single integration-test binary (one link on 2 cores); one module per area.
 
+mod ops;
 mod support;
 
+mod audit_live;
 mod bed;
 mod cli;
+mod grpc_live;

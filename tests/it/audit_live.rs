@@ -1,0 +1,453 @@
+//! Issue 3 against the real test bed: a clean pair exits 0, each drift kind made for real is reported exactly, errors exit 3.
+//!
+//! Every test works in a namespace of its own and audits only that namespace, so tests can run in
+//! parallel and repeatedly on the same bed.
+
+use crate::ops::{audit, cred_env, live_port, split_dsn, sql, sql_value, wait_until, Node, Run};
+use crate::support::{bed, unique, Bed};
+
+/// Which server family a pair runs on.
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    /// Java Nacos (source 1 node, target 2 nodes) over replicated MariaDB: L1 and L3.
+    Java,
+    /// r-nacos on both sides, API only: L3.
+    Rnacos,
+}
+
+/// A clean, identical source/target pair inside one fresh namespace.
+struct Pair {
+    bed: Bed,
+    kind: Kind,
+    ns: String,
+    src: Node,
+    tgt: Node,
+    _listener: std::net::TcpListener,
+    port: u16,
+}
+
+const GROUP: &str = "APP";
+
+impl Pair {
+    fn new(bed: Bed, kind: Kind) -> Pair {
+        let ns = format!("it-{}", unique());
+        let (src, tgt) = match kind {
+            Kind::Java => (
+                Node::login(&bed.source_nacos[0], &bed.username, &bed.password),
+                Node::login(&bed.target_nacos[0], &bed.username, &bed.password),
+            ),
+            Kind::Rnacos => (
+                Node::login(&bed.source_rnacos, "", ""),
+                Node::login(&bed.target_rnacos, "", ""),
+            ),
+        };
+        let (listener, port) = live_port();
+        src.create_namespace(&ns);
+        src.publish(&ns, GROUP, "app.properties", "a=1\nb=2\n");
+        match kind {
+            Kind::Java => {
+                // Namespaces and configs reach the target through DB replication.
+                let q = format!("SELECT md5 FROM config_info WHERE tenant_id='{ns}' AND data_id='app.properties'");
+                assert!(
+                    wait_until(30, || sql_value(&bed.target_db, &q).is_some()),
+                    "replication did not bring {ns} to the target DB"
+                );
+            }
+            Kind::Rnacos => {
+                tgt.create_namespace(&ns);
+                tgt.publish(&ns, GROUP, "app.properties", "a=1\nb=2\n");
+            }
+        }
+        for n in [&src, &tgt] {
+            n.register(
+                &ns,
+                GROUP,
+                "orders",
+                port,
+                &[("weight", "1"), ("metadata", r#"{"zone":"a"}"#)],
+            );
+        }
+        assert!(wait_until(20, || src.instance_count(&ns, GROUP, "orders")
+            == 1
+            && tgt.instance_count(&ns, GROUP, "orders") == 1));
+        Pair {
+            bed,
+            kind,
+            ns,
+            src,
+            tgt,
+            _listener: listener,
+            port,
+        }
+    }
+
+    /// Audit arguments. L2 (node caches) is left to the cache tests: here the target nodes are
+    /// stale by design (replicated rows are never announced to them), which is not what these tests are about.
+    fn args(&self) -> Vec<String> {
+        self.args_with_target(&self.bed.target_nacos)
+    }
+
+    fn args_with_target(&self, target_nodes: &[String]) -> Vec<String> {
+        let mut a = vec![
+            "--namespace".to_owned(),
+            self.ns.clone(),
+            "--settle".into(),
+            "0".into(),
+            "--no-probe".into(),
+        ];
+        match self.kind {
+            Kind::Java => {
+                a.extend([
+                    "--source-nacos".to_owned(),
+                    self.bed.source_nacos.join(","),
+                    "--target-nacos".into(),
+                    target_nodes.join(","),
+                    "--source-db".into(),
+                    split_dsn(&self.bed.source_db).0,
+                    "--target-db".into(),
+                    split_dsn(&self.bed.target_db).0,
+                ]);
+            }
+            Kind::Rnacos => {
+                a.extend([
+                    "--source-nacos".to_owned(),
+                    self.bed.source_rnacos.clone(),
+                    "--target-nacos".into(),
+                    self.bed.target_rnacos.clone(),
+                ]);
+            }
+        }
+        a
+    }
+
+    fn env(&self) -> Vec<(&'static str, String)> {
+        let mut e: Vec<(&'static str, String)> = Vec::new();
+        if self.kind == Kind::Java {
+            e.extend(cred_env(&self.bed.username, &self.bed.password));
+            e.push((
+                "NACOS_DRIFT_SOURCE_DB_PASSWORD",
+                split_dsn(&self.bed.source_db).1,
+            ));
+            e.push((
+                "NACOS_DRIFT_TARGET_DB_PASSWORD",
+                split_dsn(&self.bed.target_db).1,
+            ));
+        }
+        e
+    }
+
+    fn audit_with(&self, extra_args: &[&str], extra_env: &[(&str, &str)]) -> Run {
+        self.audit_custom(self.args(), extra_args, extra_env)
+    }
+
+    fn audit_custom(
+        &self,
+        args: Vec<String>,
+        extra_args: &[&str],
+        extra_env: &[(&str, &str)],
+    ) -> Run {
+        let mut all: Vec<&str> = args.iter().map(String::as_str).collect();
+        all.extend_from_slice(extra_args);
+        let env = self.env();
+        let mut e: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        e.extend_from_slice(extra_env);
+        audit(&all, &e)
+    }
+
+    fn audit(&self) -> Run {
+        self.audit_with(&[], &[])
+    }
+
+    /// Layers where config drift shows: L1 and L3 on Java (the target API lists configs from its DB), L3 on r-nacos.
+    fn config_layers(&self) -> Vec<&'static str> {
+        match self.kind {
+            Kind::Java => vec!["L1", "L3"],
+            Kind::Rnacos => vec!["L3"],
+        }
+    }
+}
+
+fn expect(run: &Run, want: &[(&str, &str, &str)]) {
+    let mut want: Vec<(String, String, String)> = want
+        .iter()
+        .map(|(c, l, w)| ((*c).into(), (*l).into(), (*w).into()))
+        .collect();
+    want.sort();
+    assert_eq!(
+        run.findings(),
+        want,
+        "unexpected findings; output:\n{}",
+        run.output
+    );
+    let code = if want.is_empty() { 0 } else { 1 };
+    assert_eq!(run.code, code, "exit code; output:\n{}", run.output);
+}
+
+fn each_kind(test: impl Fn(Pair)) {
+    let Some(b) = bed() else { return };
+    for kind in [Kind::Java, Kind::Rnacos] {
+        test(Pair::new(b.clone(), kind));
+    }
+}
+
+#[test]
+fn clean_pair_exits_0() {
+    each_kind(|p| {
+        let r = p.audit();
+        expect(&r, &[]);
+        assert_eq!(r.json["complete"], true);
+    });
+}
+
+#[test]
+fn config_published_on_the_target_only_is_config_extra() {
+    each_kind(|p| {
+        p.tgt.publish(&p.ns, GROUP, "only-target.yaml", "x: 1\n");
+        let want: Vec<_> = p
+            .config_layers()
+            .into_iter()
+            .map(|l| ("config-extra", l, "APP/only-target.yaml/"))
+            .collect();
+        expect(&p.audit(), &want);
+    });
+}
+
+#[test]
+fn config_deleted_on_the_target_only_is_config_missing() {
+    each_kind(|p| {
+        p.tgt.delete_config(&p.ns, GROUP, "app.properties");
+        let want: Vec<_> = p
+            .config_layers()
+            .into_iter()
+            .map(|l| ("config-missing", l, "APP/app.properties/"))
+            .collect();
+        expect(&p.audit(), &want);
+    });
+}
+
+#[test]
+fn config_changed_on_one_side_is_content_differs_with_a_masked_diff() {
+    each_kind(|p| {
+        match p.kind {
+            // A replica row changed behind Nacos's back (what a broken DTS job does).
+            Kind::Java => sql(
+                &p.bed.target_db,
+                &format!("UPDATE config_info SET content='a=1\\nb=3\\npassword=topsecret\\n', md5=MD5('a=1\\nb=3\\npassword=topsecret\\n') WHERE tenant_id='{}' AND data_id='app.properties'", p.ns),
+            ),
+            Kind::Rnacos => p.tgt.publish(&p.ns, GROUP, "app.properties", "a=1\nb=3\npassword=topsecret\n"),
+        }
+        let r = p.audit();
+        let want: Vec<_> = p
+            .config_layers()
+            .into_iter()
+            .map(|l| ("config-content-differs", l, "APP/app.properties/"))
+            .collect();
+        expect(&r, &want);
+        let diffs: Vec<&str> = r.json["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|f| f["diff"].as_str())
+            .collect();
+        assert_eq!(
+            diffs.len(),
+            want.len(),
+            "every content finding carries a diff: {}",
+            r.output
+        );
+        for d in diffs {
+            assert!(
+                d.contains("-b=2") && d.contains("+b=3") && d.contains("+password= ****"),
+                "{d}"
+            );
+        }
+        assert!(!r.output.contains("topsecret"));
+    });
+}
+
+#[test]
+fn instance_registered_on_the_source_only_is_instance_missing() {
+    each_kind(|p| {
+        let (_l, port) = live_port();
+        p.src.register(&p.ns, GROUP, "orders", port, &[]);
+        expect(
+            &p.audit(),
+            &[(
+                "instance-missing",
+                "L3",
+                &format!("APP/orders/ 127.0.0.1:{port}"),
+            )],
+        );
+    });
+}
+
+#[test]
+fn service_registered_on_the_source_only_is_service_missing() {
+    each_kind(|p| {
+        let (_l, port) = live_port();
+        p.src.register(&p.ns, GROUP, "payments", port, &[]);
+        expect(&p.audit(), &[("service-missing", "L3", "APP/payments/")]);
+    });
+}
+
+#[test]
+fn instance_on_the_target_only_is_instance_extra() {
+    each_kind(|p| {
+        let (_l, port) = live_port();
+        p.tgt.register(&p.ns, GROUP, "orders", port, &[]);
+        expect(
+            &p.audit(),
+            &[(
+                "instance-extra",
+                "L3",
+                &format!("APP/orders/ 127.0.0.1:{port}"),
+            )],
+        );
+    });
+}
+
+#[test]
+fn weight_enabled_and_metadata_changes_are_instance_differs() {
+    each_kind(|p| {
+        let loc = format!("APP/orders/ 127.0.0.1:{}", p.port);
+        p.tgt.update_instance(
+            &p.ns,
+            GROUP,
+            "orders",
+            p.port,
+            &[
+                ("weight", "3"),
+                ("enabled", "true"),
+                ("metadata", r#"{"zone":"a"}"#),
+            ],
+        );
+        let r = p.audit();
+        expect(&r, &[("instance-differs", "L3", &loc)]);
+        assert!(r.output.contains("weight: 1 → 3"), "{}", r.output);
+
+        p.tgt.update_instance(
+            &p.ns,
+            GROUP,
+            "orders",
+            p.port,
+            &[
+                ("weight", "1"),
+                ("enabled", "false"),
+                ("metadata", r#"{"zone":"a"}"#),
+            ],
+        );
+        let r = p.audit();
+        expect(&r, &[("instance-differs", "L3", &loc)]);
+        assert!(r.output.contains("enabled: true → false"), "{}", r.output);
+
+        p.tgt.update_instance(
+            &p.ns,
+            GROUP,
+            "orders",
+            p.port,
+            &[
+                ("weight", "1"),
+                ("enabled", "true"),
+                ("metadata", r#"{"zone":"b"}"#),
+            ],
+        );
+        let r = p.audit();
+        expect(&r, &[("instance-differs", "L3", &loc)]);
+        assert!(r.output.contains("zone: `a` → `b`"), "{}", r.output);
+
+        // Keys added by sync tools and agents are ignored by default.
+        p.tgt.update_instance(
+            &p.ns,
+            GROUP,
+            "orders",
+            p.port,
+            &[
+                ("weight", "1"),
+                ("enabled", "true"),
+                ("metadata", r#"{"zone":"a","syncSource":"nacos-sync"}"#),
+            ],
+        );
+        expect(&p.audit(), &[]);
+    });
+}
+
+#[test]
+fn namespace_missing_on_the_target() {
+    let Some(b) = bed() else { return };
+    // Java: a namespace row lost on the replica.
+    let p = Pair::new(b.clone(), Kind::Java);
+    sql(
+        &b.target_db,
+        &format!("DELETE FROM tenant_info WHERE tenant_id='{}'", p.ns),
+    );
+    expect(
+        &p.audit(),
+        &[
+            ("namespace-missing", "L1", "//"),
+            ("namespace-missing", "L3", "//"),
+        ],
+    );
+    // r-nacos: a namespace created on the source only (no configs or services in it).
+    let r = Node::login(&b.source_rnacos, "", "");
+    let ns = format!("it-{}", unique());
+    r.create_namespace(&ns);
+    let run = audit(
+        &[
+            "--namespace",
+            &ns,
+            "--settle",
+            "0",
+            "--no-probe",
+            "--source-nacos",
+            &b.source_rnacos,
+            "--target-nacos",
+            &b.target_rnacos,
+        ],
+        &[],
+    );
+    expect(&run, &[("namespace-missing", "L3", "//")]);
+}
+
+#[test]
+fn a_stopped_target_node_makes_the_audit_incomplete_exit_3() {
+    let Some(b) = bed() else { return };
+    let p = Pair::new(b.clone(), Kind::Java);
+    p.tgt.publish(&p.ns, GROUP, "only-target.yaml", "x: 1\n");
+    // A third target node that is down: nothing listens on its port.
+    let mut nodes = b.target_nacos.clone();
+    nodes.push("http://127.0.0.1:18898/nacos".into());
+    let r = p.audit_custom(p.args_with_target(&nodes), &["--timeout", "3"], &[]);
+    assert_eq!(r.code, 3, "{}", r.output);
+    assert_eq!(r.json["complete"], false);
+    // Partial results are still there, next to the error.
+    let f = r.findings();
+    assert!(f.iter().any(|x| x.0 == "config-extra"), "{f:?}");
+    assert!(
+        r.output.contains("http://127.0.0.1:18898/nacos")
+            && r.output.contains("connection refused"),
+        "{}",
+        r.output
+    );
+}
+
+#[test]
+fn a_wrong_password_names_side_and_node_and_never_shows_the_password() {
+    let Some(b) = bed() else { return };
+    let p = Pair::new(b.clone(), Kind::Java);
+    let r = p.audit_with(
+        &[],
+        &[("NACOS_DRIFT_TARGET_NACOS_PASSWORD", "Wr0ng-Pa55word")],
+    );
+    assert_eq!(r.code, 3, "{}", r.output);
+    assert!(
+        r.output.contains("target")
+            && r.output.contains(&b.target_nacos[0])
+            && r.output.contains("wrong username or password"),
+        "{}",
+        r.output
+    );
+    assert!(!r.output.contains("Wr0ng-Pa55word"));
+    assert!(!serde_json::to_string(&r.json)
+        .unwrap()
+        .contains("Wr0ng-Pa55word"));
+}

@@ -1,0 +1,339 @@
+//! Test-side helpers that change the real servers: publish/delete configs, register instances, write DB rows.
+//!
+//! These stand for what people and apps do during a migration; nacos-drift itself never writes any of it.
+
+#![allow(dead_code)] // why: each test module uses a different subset.
+
+use std::collections::HashMap;
+
+/// A blocking wrapper over an async call, for synchronous tests.
+pub fn block<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
+/// One Nacos node seen from a test.
+#[derive(Clone)]
+pub struct Node {
+    pub base: String,
+    token: Option<String>,
+}
+
+impl Node {
+    /// Log in (if credentials are given) and return the node.
+    pub fn login(base: &str, user: &str, pass: &str) -> Node {
+        let mut n = Node {
+            base: base.trim_end_matches('/').to_owned(),
+            token: None,
+        };
+        if !user.is_empty() {
+            let (status, body) = n.call(
+                "POST",
+                "/v1/auth/login",
+                &[("username", user), ("password", pass)],
+            );
+            assert_eq!(status, 200, "login on {base}: {body}");
+            let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+            n.token = v["accessToken"].as_str().map(str::to_owned);
+        }
+        n
+    }
+
+    /// A raw call; returns status and body.
+    pub fn call(&self, method: &str, path: &str, params: &[(&str, &str)]) -> (u16, String) {
+        let url = format!("{}{path}", self.base);
+        let mut all: Vec<(String, String)> = params
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        if let Some(t) = &self.token {
+            all.push(("accessToken".into(), t.clone()));
+        }
+        block(async {
+            let c = reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(30))
+                .build()
+                .unwrap();
+            let req = match method {
+                "GET" => c.get(&url).query(&all),
+                "DELETE" => c.delete(&url).query(&all),
+                "PUT" => c.put(&url).query(&all),
+                _ => c.post(&url).form(&all),
+            };
+            let r = req
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+            let s = r.status().as_u16();
+            (s, r.text().await.unwrap_or_default())
+        })
+    }
+
+    fn ok(&self, method: &str, path: &str, params: &[(&str, &str)]) -> String {
+        let (s, b) = self.call(method, path, params);
+        assert_eq!(
+            s, 200,
+            "{method} {}{path} {params:?}: HTTP {s}: {b}",
+            self.base
+        );
+        b
+    }
+
+    /// Create a namespace.
+    pub fn create_namespace(&self, id: &str) {
+        self.ok(
+            "POST",
+            "/v1/console/namespaces",
+            &[
+                ("customNamespaceId", id),
+                ("namespaceName", id),
+                ("namespaceDesc", id),
+            ],
+        );
+    }
+
+    /// Publish (create or update) a config.
+    pub fn publish(&self, ns: &str, group: &str, data_id: &str, content: &str) {
+        self.ok(
+            "POST",
+            "/v1/cs/configs",
+            &[
+                ("tenant", ns),
+                ("group", group),
+                ("dataId", data_id),
+                ("content", content),
+                ("type", "text"),
+            ],
+        );
+    }
+
+    /// Delete a config.
+    pub fn delete_config(&self, ns: &str, group: &str, data_id: &str) {
+        self.ok(
+            "DELETE",
+            "/v1/cs/configs",
+            &[("tenant", ns), ("group", group), ("dataId", data_id)],
+        );
+    }
+
+    /// GET a config from this node's cache: (status, content, Content-MD5).
+    pub fn get_config(&self, ns: &str, group: &str, data_id: &str) -> (u16, String, String) {
+        let url = format!("{}/v1/cs/configs", self.base);
+        let mut q = vec![
+            ("tenant", ns.to_owned()),
+            ("group", group.to_owned()),
+            ("dataId", data_id.to_owned()),
+        ];
+        if let Some(t) = &self.token {
+            q.push(("accessToken", t.clone()));
+        }
+        block(async {
+            let r = reqwest::Client::new()
+                .get(&url)
+                .query(&q)
+                .send()
+                .await
+                .unwrap();
+            let s = r.status().as_u16();
+            let md5 = r
+                .headers()
+                .get("Content-MD5")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_owned();
+            (s, r.text().await.unwrap_or_default(), md5)
+        })
+    }
+
+    /// Register a persistent instance (no heartbeats needed).
+    pub fn register(
+        &self,
+        ns: &str,
+        group: &str,
+        service: &str,
+        port: u16,
+        extra: &[(&str, &str)],
+    ) {
+        let port = port.to_string();
+        let mut p = vec![
+            ("namespaceId", ns),
+            ("groupName", group),
+            ("serviceName", service),
+            ("ip", "127.0.0.1"),
+            ("port", port.as_str()),
+            ("ephemeral", "false"),
+        ];
+        p.extend_from_slice(extra);
+        self.ok("POST", "/v1/ns/instance", &p);
+    }
+
+    /// Update an instance (weight, enabled, metadata ...).
+    pub fn update_instance(
+        &self,
+        ns: &str,
+        group: &str,
+        service: &str,
+        port: u16,
+        extra: &[(&str, &str)],
+    ) {
+        let port = port.to_string();
+        let mut p = vec![
+            ("namespaceId", ns),
+            ("groupName", group),
+            ("serviceName", service),
+            ("ip", "127.0.0.1"),
+            ("port", port.as_str()),
+            ("ephemeral", "false"),
+        ];
+        p.extend_from_slice(extra);
+        self.ok("PUT", "/v1/ns/instance", &p);
+    }
+
+    /// Number of instances the node lists for a service (all clusters, enabled only).
+    pub fn instance_count(&self, ns: &str, group: &str, service: &str) -> usize {
+        let name = format!("{group}@@{service}");
+        let (s, b) = self.call(
+            "GET",
+            "/v1/ns/instance/list",
+            &[("namespaceId", ns), ("serviceName", &name)],
+        );
+        if s != 200 {
+            return 0;
+        }
+        let v: serde_json::Value = serde_json::from_str(&b).unwrap_or_default();
+        v["hosts"].as_array().map_or(0, Vec::len)
+    }
+}
+
+/// A TCP listener kept open so that Nacos's TCP health check sees a persistent instance as healthy.
+pub fn live_port() -> (std::net::TcpListener, u16) {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let p = l.local_addr().unwrap().port();
+    (l, p)
+}
+
+/// Run SQL on a test-bed database (DSN with password, as `testbed env` prints it).
+pub fn sql(dsn: &str, stmt: &str) {
+    let dsn = dsn.to_owned();
+    let stmt = stmt.to_owned();
+    block(async move {
+        use mysql_async::prelude::*;
+        let pool = mysql_async::Pool::new(dsn.as_str());
+        let mut c = pool.get_conn().await.unwrap();
+        c.query_drop(stmt).await.unwrap();
+        drop(c);
+        pool.disconnect().await.unwrap();
+    });
+}
+
+/// One value of a query, if any row.
+pub fn sql_value(dsn: &str, stmt: &str) -> Option<String> {
+    let dsn = dsn.to_owned();
+    let stmt = stmt.to_owned();
+    block(async move {
+        use mysql_async::prelude::*;
+        let pool = mysql_async::Pool::new(dsn.as_str());
+        let mut c = pool.get_conn().await.unwrap();
+        let v: Option<Option<String>> = c.query_first(stmt).await.unwrap();
+        drop(c);
+        pool.disconnect().await.unwrap();
+        v.flatten()
+    })
+}
+
+/// Wait until `f` is true, up to `secs`; returns whether it became true.
+pub fn wait_until(secs: u64, mut f: impl FnMut() -> bool) -> bool {
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while std::time::Instant::now() < end {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    f()
+}
+
+/// Parsed JSON report of a run plus its exit code and combined output.
+pub struct Run {
+    pub code: i32,
+    pub json: serde_json::Value,
+    pub output: String,
+}
+
+impl Run {
+    /// `(code, layer, namespace/group/name[ instance])` of every finding, sorted.
+    pub fn findings(&self) -> Vec<(String, String, String)> {
+        let mut v: Vec<_> = self.json["findings"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|f| {
+                        let mut loc = format!(
+                            "{}/{}/{}",
+                            f["group"].as_str().unwrap_or(""),
+                            f["name"].as_str().unwrap_or(""),
+                            f["variant"].as_str().unwrap_or("")
+                        );
+                        if let Some(i) = f["instance"].as_str() {
+                            loc.push(' ');
+                            loc.push_str(i.split('@').next().unwrap_or(i));
+                        }
+                        (
+                            f["code"].as_str().unwrap_or("").to_owned(),
+                            f["layer"].as_str().unwrap_or("").to_owned(),
+                            loc,
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    }
+
+    /// Distinct codes found.
+    pub fn codes(&self) -> Vec<String> {
+        let mut c: Vec<String> = self.findings().into_iter().map(|f| f.0).collect();
+        c.dedup();
+        c
+    }
+}
+
+/// Run `nacos-drift audit` with these args and env, JSON into a temp dir.
+pub fn audit(args: &[&str], env: &[(&str, &str)]) -> Run {
+    let out = crate::support::tempdir("audit");
+    let mut all: Vec<&str> = vec!["audit", "--format", "json", "--out", out.to_str().unwrap()];
+    all.extend_from_slice(args);
+    let o = crate::support::run(&all, env);
+    let output = crate::support::text(&o);
+    let json = std::fs::read_to_string(out.join("report.json"))
+        .ok()
+        .and_then(|s| serde_json::from_str(&s).ok())
+        .unwrap_or(serde_json::Value::Null);
+    Run {
+        code: o.status.code().unwrap_or(-1),
+        json,
+        output,
+    }
+}
+
+/// Credentials env for both sides.
+pub fn cred_env(user: &str, pass: &str) -> HashMap<&'static str, String> {
+    let mut m = HashMap::new();
+    m.insert("NACOS_DRIFT_SOURCE_NACOS_USERNAME", user.to_owned());
+    m.insert("NACOS_DRIFT_SOURCE_NACOS_PASSWORD", pass.to_owned());
+    m.insert("NACOS_DRIFT_TARGET_NACOS_USERNAME", user.to_owned());
+    m.insert("NACOS_DRIFT_TARGET_NACOS_PASSWORD", pass.to_owned());
+    m
+}
+
+/// Split a DSN with password into (DSN without password, password).
+pub fn split_dsn(dsn: &str) -> (String, String) {
+    let rest = dsn.strip_prefix("mysql://").unwrap();
+    let (auth, host) = rest.rsplit_once('@').unwrap();
+    let (user, pw) = auth.split_once(':').unwrap_or((auth, ""));
+    (format!("mysql://{user}@{host}"), pw.to_owned())
+}
