@@ -89,7 +89,64 @@ fn audit(a: &AuditArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<ExitStat
     }
     let scope = Arc::new(Scope::new(&settings));
     let rt = runtime()?;
+    // Incremental runs: one at a time (lock), and only keys changed since the watermark.
+    let lock = if a.incremental {
+        Some(crate::state::lock(&settings.state)?)
+    } else {
+        None
+    };
+    if let Some(pid) = lock.as_ref().and_then(|l| l.took_over) {
+        tracing::warn!("took over a stale lock left by process {pid}, which is no longer running");
+        eprintln_safe(&format!(
+            "warning: took over a stale lock left by process {pid}, which is no longer running"
+        ));
+    }
+    let prior = if a.incremental {
+        crate::state::load(&settings.state)?
+    } else {
+        None
+    };
+    let started_ms = now_ms();
     let (source, target) = capture_both(&rt, &settings, &scope);
+    let watermarks = watermarks_of(&source, &target);
+    let mut run_mode = if a.incremental {
+        "full".to_owned()
+    } else {
+        String::new()
+    };
+    let changed: Option<HashSet<(String, String, String)>> = match &prior {
+        Some(p) if !a.full && !full_due(p, started_ms, settings.full_every_hours) => {
+            if settings.source.db.is_none() && settings.target.db.is_none() {
+                run_mode =
+                    "full (an incremental run needs a database to take a watermark from)".into();
+                None
+            } else {
+                let k = rt.block_on(changed_keys(&settings, &scope, p));
+                run_mode = format!(
+                    "incremental: {} key(s) changed since the watermark",
+                    k.len()
+                );
+                Some(k)
+            }
+        }
+        Some(_) => {
+            run_mode = "full (scheduled full pass, or --full)".into();
+            None
+        }
+        None if a.incremental => {
+            run_mode = "full (no state file yet)".into();
+            None
+        }
+        None => None,
+    };
+    let restrict = |mut s: SideSnapshot, mut t: SideSnapshot| {
+        if let Some(k) = &changed {
+            restrict_to(&mut s, k, &scope, Side::Source);
+            restrict_to(&mut t, k, &scope, Side::Target);
+        }
+        (s, t)
+    };
+    let (source, target) = restrict(source, target);
     let first = compare(&source, &target, &scope);
     let mut settled = 0;
     let (source, target, findings) =
@@ -101,18 +158,23 @@ fn audit(a: &AuditArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<ExitStat
             );
             std::thread::sleep(std::time::Duration::from_secs(settings.settle_secs));
             let (source2, target2) = capture_both(&rt, &settings, &scope);
+            let (source2, target2) = restrict(source2, target2);
             let second = compare(&source2, &target2, &scope);
             let seen: HashSet<String> = first.iter().map(Finding::identity).collect();
             let confirmed: Vec<Finding> = second
                 .into_iter()
                 .filter(|f| f.code == Code::SourceError || seen.contains(&f.identity()))
                 .collect();
-            settled = first.iter().filter(|f| f.code != Code::SourceError).count()
-                - confirmed
-                    .iter()
-                    .filter(|f| f.code != Code::SourceError)
-                    .count()
-                    .min(first.len());
+            settled = first
+                .iter()
+                .filter(|f| f.code != Code::SourceError)
+                .count()
+                .saturating_sub(
+                    confirmed
+                        .iter()
+                        .filter(|f| f.code != Code::SourceError)
+                        .count(),
+                );
             (source2, target2, confirmed)
         } else {
             (source, target, first)
@@ -131,6 +193,7 @@ fn audit(a: &AuditArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<ExitStat
         ..settings.fix.clone()
     };
     let mut repairs = Vec::new();
+    let grpc = crate::cache::GrpcSyncer::new(std::time::Duration::from_secs(settings.timeout_secs));
     let mut probe_info = std::collections::BTreeMap::new();
     if settings.probe {
         for (side, conf, snap) in [
@@ -144,7 +207,12 @@ fn audit(a: &AuditArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<ExitStat
             let nodes = source::nodes(conf, &settings);
             let identity = conf.identity_key.clone().zip(conf.identity_value.clone());
             let outcome = rt.block_on(crate::cache::audit_side(
-                side, &nodes, &expected, &identity, &fix, None,
+                side,
+                &nodes,
+                &expected,
+                &identity,
+                &fix,
+                Some(&grpc),
             ));
             probe_info.insert(
                 side.as_str().to_owned(),
@@ -161,8 +229,131 @@ fn audit(a: &AuditArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<ExitStat
     let mut report = finish(&settings, "audit", findings, &source, &target);
     report.summary.settled = settled;
     report.repairs = repairs;
+    for p in probe_info.values_mut() {
+        if changed.is_some() {
+            p.mode = "incremental".into();
+        }
+    }
     report.probe = probe_info;
-    emit(&report, &settings)
+    if !run_mode.is_empty() {
+        report.run_mode = Some(run_mode);
+    }
+    let status = emit(&report, &settings)?;
+    // Only a complete run moves the watermark: an incomplete one must be looked at again.
+    if a.incremental && report.complete {
+        let last_full_ms = if changed.is_some() {
+            prior.map_or(started_ms, |p| p.last_full_ms)
+        } else {
+            started_ms
+        };
+        crate::state::save(
+            &settings.state,
+            &crate::state::State {
+                schema_version: crate::state::STATE_SCHEMA_VERSION,
+                last_full_ms,
+                sides: watermarks,
+            },
+        )?;
+    }
+    drop(lock);
+    Ok(status)
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+fn full_due(p: &crate::state::State, now: i64, every_hours: u64) -> bool {
+    every_hours > 0
+        && now - p.last_full_ms > i64::try_from(every_hours * 3_600_000).unwrap_or(i64::MAX)
+}
+
+/// Newest `gmt_modified` and history nid per side, read from the (unrestricted) DB snapshots.
+fn watermarks_of(
+    source: &SideSnapshot,
+    target: &SideSnapshot,
+) -> std::collections::BTreeMap<String, crate::state::Watermark> {
+    let mut out = std::collections::BTreeMap::new();
+    for (name, snap) in [("source", source), ("target", target)] {
+        if let Some(db) = &snap.db {
+            if db.errors.is_empty() {
+                out.insert(
+                    name.to_owned(),
+                    crate::state::Watermark {
+                        modified_ms: db
+                            .configs
+                            .iter()
+                            .filter_map(|c| c.modified_ms)
+                            .max()
+                            .unwrap_or(0),
+                        his_nid: db.max_his_nid.unwrap_or(0),
+                    },
+                );
+            }
+        }
+    }
+    out
+}
+
+/// Keys (in source namespace terms) changed on either DB since the watermark: rows modified at or
+/// after `modified − skew`, and keys with a history entry after the last nid (deletions included).
+async fn changed_keys(
+    settings: &Settings,
+    scope: &Scope,
+    prior: &crate::state::State,
+) -> HashSet<(String, String, String)> {
+    let mut out = HashSet::new();
+    for (name, conf, is_target) in [
+        ("source", &settings.source, false),
+        ("target", &settings.target, true),
+    ] {
+        let Some(dsn) = &conf.db else { continue };
+        let wm = prior.sides.get(name).cloned().unwrap_or_default();
+        let Ok(db) =
+            source::mysql::NacosDb::new(dsn, conf.db_password.as_ref(), settings.timeout_secs)
+        else {
+            continue;
+        };
+        let since = wm.modified_ms - i64::try_from(settings.skew_secs * 1000).unwrap_or(0);
+        let mut keys = db.modified_keys_since(since).await.unwrap_or_default();
+        keys.extend(db.history_keys_since(wm.his_nid).await.unwrap_or_default());
+        db.close().await;
+        for k in keys {
+            let ns = if is_target {
+                scope.to_source(&k.namespace)
+            } else {
+                k.namespace.clone()
+            };
+            out.insert((ns, k.group, k.data_id));
+        }
+    }
+    out
+}
+
+/// Keep only the changed keys' configs (and deletions) in a snapshot.
+fn restrict_to(
+    snap: &mut SideSnapshot,
+    keys: &HashSet<(String, String, String)>,
+    scope: &Scope,
+    side: Side,
+) {
+    let keep = |k: &crate::model::ConfigKey| {
+        let ns = if side == Side::Target {
+            scope.to_source(&k.namespace)
+        } else {
+            crate::model::canonical_namespace(&k.namespace)
+        };
+        keys.contains(&(ns, k.group.clone(), k.data_id.clone()))
+    };
+    if let Some(db) = &mut snap.db {
+        db.configs.retain(|c| keep(&c.key));
+        db.deleted.retain(|k| keep(k));
+    }
+    if let Some(api) = &mut snap.api {
+        api.configs.retain(|c| keep(&c.key));
+    }
 }
 
 /// What each node of a side should serve: its DB's rows (formal configs) and deleted keys, or the API's content without a DB.

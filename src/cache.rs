@@ -37,7 +37,7 @@ pub struct FixOptions {
     pub full: bool,
     /// Repairs may touch the source side too.
     pub fix_source: bool,
-    /// Stale share (percent of probed keys) from which a node gets a full reload instead of per-key reloads.
+    /// Stale share (percent of probed keys) above which a node gets a full reload instead of per-key reloads (100 = never).
     pub full_threshold_pct: u64,
     /// Most repair requests per second per node.
     pub rate_per_sec: u64,
@@ -366,11 +366,11 @@ pub async fn audit_side(
                 (mech, why)
             } else if opts.full {
                 ("full-reload", "--full asks for a full reload".to_owned())
-            } else if share >= opts.full_threshold_pct {
+            } else if share > opts.full_threshold_pct {
                 (
                     "full-reload",
                     format!(
-                        "{share}% of keys stale ≥ threshold {}%",
+                        "{share}% of probed keys stale > threshold {}%",
                         opts.full_threshold_pct
                     ),
                 )
@@ -578,5 +578,58 @@ mod tests {
         assert_eq!(incremental_mechanism("2.2.1", true).0, "grpc-sync");
         assert_eq!(incremental_mechanism("2.3.2", false).0, "full-reload");
         assert_eq!(incremental_mechanism("unknown", true).0, "none");
+    }
+}
+
+/// The cluster gRPC reload over one registered connection per node, opened on first use.
+pub struct GrpcSyncer {
+    nodes:
+        tokio::sync::Mutex<std::collections::HashMap<String, Arc<crate::source::grpc::GrpcNode>>>,
+    timeout: Duration,
+}
+
+impl GrpcSyncer {
+    /// A syncer whose every step is bounded by `timeout`.
+    #[must_use]
+    pub fn new(timeout: Duration) -> Self {
+        GrpcSyncer {
+            nodes: tokio::sync::Mutex::new(std::collections::HashMap::new()),
+            timeout,
+        }
+    }
+}
+
+impl GrpcSync for GrpcSyncer {
+    fn sync<'a>(
+        &'a self,
+        base: &'a str,
+        key: &'a ConfigKey,
+        identity: Option<(&'a str, &'a str)>,
+    ) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            let node = {
+                let mut nodes = self.nodes.lock().await;
+                match nodes.get(base) {
+                    Some(n) if n.is_alive() => n.clone(),
+                    _ => {
+                        let addr = crate::source::grpc::cluster_grpc_addr(base)?;
+                        let n = Arc::new(
+                            crate::source::grpc::GrpcNode::connect(&addr, identity, self.timeout)
+                                .await?,
+                        );
+                        nodes.insert(base.to_owned(), n.clone());
+                        n
+                    }
+                }
+            };
+            let tenant = crate::source::nacos::api_tenant(&key.namespace);
+            node.sync(
+                &key.data_id,
+                &key.group,
+                &tenant,
+                crate::source::grpc::now_ms(),
+            )
+            .await
+        })
     }
 }

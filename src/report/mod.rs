@@ -91,6 +91,9 @@ pub struct Report {
     pub summary: Summary,
     /// Findings, sorted by layer, code, namespace, group, name.
     pub findings: Vec<Finding>,
+    /// `--incremental`: whether this run was full or incremental, and why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run_mode: Option<String>,
     /// Cache repairs planned or applied (`--fix`).
     pub repairs: Vec<crate::cache::Repair>,
     /// Keys probed per node and nodes probed, per side (L2).
@@ -154,6 +157,7 @@ impl Report {
             not_compared: Vec::new(),
             summary,
             findings,
+            run_mode: None,
             repairs: Vec::new(),
             probe: BTreeMap::new(),
         };

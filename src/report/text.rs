@@ -86,6 +86,9 @@ pub fn write(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
     for (code, n) in &s.by_code {
         writeln!(out, "    {code:<24} {n}")?;
     }
+    if let Some(m) = &r.run_mode {
+        writeln!(out, "  run: {m}")?;
+    }
     for (side, p) in &r.probe {
         writeln!(
             out,

@@ -316,3 +316,47 @@ fn row_to_item(row: &mut Row) -> ConfigItem {
         modified_ms: row.take::<Option<i64>, _>(8).flatten(),
     }
 }
+
+impl NacosDb {
+    /// Keys of `config_info` rows modified at or after `since_ms` (epoch ms), for incremental runs.
+    pub async fn modified_keys_since(&self, since_ms: i64) -> Result<Vec<ConfigKey>, DbError> {
+        let mut conn = self.conn().await?;
+        let rows: Vec<(Option<String>, Option<String>, Option<String>)> = conn
+            .exec(
+                "SELECT tenant_id, group_id, data_id FROM config_info WHERE gmt_modified >= FROM_UNIXTIME(?)",
+                (since_ms.max(0) / 1000,),
+            )
+            .await
+            .map_err(|e| self.err("reading changed config_info rows", e))?;
+        Ok(rows
+            .into_iter()
+            .map(|(t, g, d)| ConfigKey {
+                namespace: canonical_namespace(&t.unwrap_or_default()),
+                group: g.unwrap_or_default(),
+                data_id: d.unwrap_or_default(),
+                variant: String::new(),
+            })
+            .collect())
+    }
+
+    /// Keys with a history entry after `nid` (any operation), for incremental runs.
+    pub async fn history_keys_since(&self, nid: u64) -> Result<Vec<ConfigKey>, DbError> {
+        let mut conn = self.conn().await?;
+        let rows: Vec<(Option<String>, Option<String>, Option<String>)> = conn
+            .exec(
+                "SELECT DISTINCT tenant_id, group_id, data_id FROM his_config_info WHERE nid > ?",
+                (nid,),
+            )
+            .await
+            .map_err(|e| self.err("reading his_config_info", e))?;
+        Ok(rows
+            .into_iter()
+            .map(|(t, g, d)| ConfigKey {
+                namespace: canonical_namespace(&t.unwrap_or_default()),
+                group: g.unwrap_or_default(),
+                data_id: d.unwrap_or_default(),
+                variant: String::new(),
+            })
+            .collect())
+    }
+}
