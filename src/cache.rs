@@ -557,30 +557,6 @@ pub trait GrpcSync {
     ) -> BoxFuture<'a, Result<(), String>>;
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn http_dates_parse() {
-        assert_eq!(parse_http_date("Thu, 01 Jan 1970 00:00:01 GMT"), Some(1000));
-        assert_eq!(
-            parse_http_date("Fri, 27 Nov 2026 02:22:08 GMT"),
-            Some(1_795_746_128_000)
-        );
-        assert_eq!(parse_http_date("garbage"), None);
-    }
-
-    #[test]
-    fn mechanism_follows_the_version() {
-        assert_eq!(incremental_mechanism("1.4.8", false).0, "data-change");
-        assert_eq!(incremental_mechanism("2.2.0", true).0, "data-change");
-        assert_eq!(incremental_mechanism("2.2.1", true).0, "grpc-sync");
-        assert_eq!(incremental_mechanism("2.3.2", false).0, "full-reload");
-        assert_eq!(incremental_mechanism("unknown", true).0, "none");
-    }
-}
-
 /// The cluster gRPC reload over one registered connection per node, opened on first use.
 pub struct GrpcSyncer {
     nodes:
@@ -631,5 +607,29 @@ impl GrpcSync for GrpcSyncer {
             )
             .await
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn http_dates_parse() {
+        assert_eq!(parse_http_date("Thu, 01 Jan 1970 00:00:01 GMT"), Some(1000));
+        assert_eq!(
+            parse_http_date("Fri, 27 Nov 2026 02:22:08 GMT"),
+            Some(1_795_746_128_000)
+        );
+        assert_eq!(parse_http_date("garbage"), None);
+    }
+
+    #[test]
+    fn mechanism_follows_the_version() {
+        assert_eq!(incremental_mechanism("1.4.8", false).0, "data-change");
+        assert_eq!(incremental_mechanism("2.2.0", true).0, "data-change");
+        assert_eq!(incremental_mechanism("2.2.1", true).0, "grpc-sync");
+        assert_eq!(incremental_mechanism("2.3.2", false).0, "full-reload");
+        assert_eq!(incremental_mechanism("unknown", true).0, "none");
     }
 }
