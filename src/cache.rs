@@ -586,7 +586,7 @@ impl GrpcSync for GrpcSyncer {
             let node = {
                 let mut nodes = self.nodes.lock().await;
                 match nodes.get(base) {
-                    Some(n) if n.is_alive() => n.clone(),
+                    Some(n) if n.is_alive().await => n.clone(),
                     _ => {
                         let addr = crate::source::grpc::cluster_grpc_addr(base)?;
                         let n = Arc::new(

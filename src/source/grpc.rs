@@ -152,21 +152,175 @@ fn local_ip_towards(addr: &str) -> String {
         .unwrap_or_default()
 }
 
-/// One registered cluster connection to one node; many syncs can go over it.
+/// How often an open connection sends a `HealthCheckRequest`, like the Java client does.
 ///
-/// Dropping it closes the bidi stream and the connection (the node then unregisters it).
+/// Why: a node probes connections idle for 20 s with a `ClientDetectionRequest`, and its check
+/// (`NacosRuntimeConnectionEjector`, 2.3–3.x) races with a fast answer: it may count it too
+/// late and unregister the connection anyway. Requests refresh the node's "last active" time,
+/// so a connection that is never idle that long is never probed.
+const KEEP_ALIVE: Duration = Duration::from_secs(5);
+
+/// One registered HTTP/2 connection plus the tasks that keep it registered.
+struct Conn {
+    grpc: tonic::client::Grpc<Channel>,
+    /// False once the bidi stream has ended, the node asked us to reconnect, or it answered
+    /// "unregistered": the node no longer serves unary requests on this connection.
+    alive: Arc<AtomicBool>,
+    reader: tokio::task::JoinHandle<()>,
+    keep_alive: tokio::task::JoinHandle<()>,
+    /// Held so the bidi stream stays open while unary calls are made.
+    _stream: mpsc::UnboundedSender<Payload>,
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        // The reader holds a sender clone; aborting it ends the request stream too, and the
+        // last Channel clone going away closes the HTTP/2 connection (the node unregisters it).
+        self.reader.abort();
+        self.keep_alive.abort();
+    }
+}
+
+impl Conn {
+    fn is_alive(&self) -> bool {
+        self.alive.load(Ordering::Relaxed) && !self.reader.is_finished()
+    }
+
+    /// Connect to `addr` and register the connection; errors do not name the address (the
+    /// caller does).
+    async fn open(addr: &str, client_ip: &str, timeout: Duration) -> Result<Conn, String> {
+        let endpoint = Endpoint::from_shared(format!("http://{addr}"))
+            .map_err(|e| format!("bad address: {e}"))?
+            .connect_timeout(timeout)
+            .tcp_nodelay(true);
+        let channel = tokio::time::timeout(timeout, endpoint.connect())
+            .await
+            .map_err(|_| format!("connect timed out after {timeout:?}"))?
+            .map_err(|e| format!("connect failed: {}", chain(&e)))?;
+        let grpc = tonic::client::Grpc::new(channel);
+
+        // Works on an unregistered connection; proves it is a Nacos 2.x gRPC port and tells
+        // whether the node will confirm registration (2.3+ "ability negotiation").
+        let check = unary(
+            &grpc,
+            internal_request("ServerCheckRequest", client_ip),
+            timeout,
+        )
+        .await
+        .map_err(|e| format!("server check: {e}"))?;
+        if check.kind() != "ServerCheckResponse" {
+            return Err(format!(
+                "server check: unexpected {} {}",
+                check.kind(),
+                response_message(&check.json())
+            ));
+        }
+        let negotiates = check.json()["supportAbilityNegotiation"].as_bool() == Some(true);
+
+        let (tx, rx) = mpsc::unbounded::<Payload>();
+        let (ack_tx, ack_rx) = oneshot::channel::<()>();
+        let alive = Arc::new(AtomicBool::new(true));
+        let reader = tokio::spawn(read_bi_stream(
+            grpc.clone(),
+            rx,
+            tx.clone(),
+            ack_tx,
+            alive.clone(),
+            client_ip.to_owned(),
+        ));
+        let keep_alive = tokio::spawn(keep_alive(
+            grpc.clone(),
+            alive.clone(),
+            client_ip.to_owned(),
+        ));
+        let conn = Conn {
+            grpc,
+            alive,
+            reader,
+            keep_alive,
+            _stream: tx.clone(),
+        };
+        // What the Java cluster client sends: label source=cluster (so the node never rejects
+        // it as an SDK connection while starting, nor counts it as one), an ability table
+        // (non-null → 2.3+ answers with SetupAckRequest once registered; older nodes ignore it).
+        let setup = json!({
+            "headers": {},
+            "requestId": request_id(),
+            "clientVersion": concat!("nacos-drift:v", env!("CARGO_PKG_VERSION")),
+            "tenant": "",
+            "labels": {"source": "cluster"},
+            "abilityTable": {},
+            "module": "internal",
+        });
+        tx.unbounded_send(Payload::new(
+            "ConnectionSetupRequest",
+            client_ip,
+            HashMap::new(),
+            &setup,
+        ))
+        .map_err(|_| "bi stream closed before setup".to_owned())?;
+        if negotiates {
+            // Registration is confirmed by the SetupAckRequest; if it does not come, the unary
+            // retry on "unregistered" in `sync` still covers it.
+            let _ = tokio::time::timeout(timeout.min(Duration::from_secs(3)), ack_rx).await;
+        } else {
+            // Older nodes confirm nothing; the Java client just waits 100 ms too.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        if !conn.is_alive() {
+            return Err("the node closed the bi stream during registration".into());
+        }
+        Ok(conn)
+    }
+}
+
+/// A request with no fields of its own (ServerCheckRequest, HealthCheckRequest).
+fn internal_request(kind: &str, client_ip: &str) -> Payload {
+    Payload::new(
+        kind,
+        client_ip,
+        HashMap::new(),
+        &json!({"headers": {}, "requestId": request_id(), "module": "internal"}),
+    )
+}
+
+/// Sends a health check every `KEEP_ALIVE`; marks the connection dead if the node has
+/// unregistered it, so the next sync reconnects at once instead of retrying.
+async fn keep_alive(grpc: tonic::client::Grpc<Channel>, alive: Arc<AtomicBool>, client_ip: String) {
+    loop {
+        tokio::time::sleep(KEEP_ALIVE).await;
+        if !alive.load(Ordering::Relaxed) {
+            return;
+        }
+        let check = internal_request("HealthCheckRequest", &client_ip);
+        if let Ok(p) = unary(&grpc, check, KEEP_ALIVE).await {
+            if p.json()["errorCode"].as_i64() == Some(UN_REGISTER) {
+                alive.store(false, Ordering::Relaxed);
+                return;
+            }
+        }
+    }
+}
+
+/// Why one attempt of a sync failed.
+enum Attempt {
+    /// The connection is not registered (any more): worth one reconnect.
+    Unregistered(String),
+    /// Anything else: reported as is.
+    Failed(String),
+}
+
+/// A cluster connection to one node, for many syncs (a repair may reload hundreds of keys).
+///
+/// Requests may run concurrently. If the node drops the registration (restart, connection
+/// reset, idle ejection), the next sync opens and registers a new connection once.
 pub struct GrpcNode {
     addr: String,
-    grpc: tonic::client::Grpc<Channel>,
     client_ip: String,
     identity: Option<(String, String)>,
     timeout: Duration,
-    /// False once the bidi stream has ended or the node asked us to reconnect: the node no
-    /// longer considers this connection registered.
-    alive: Arc<AtomicBool>,
-    reader: tokio::task::JoinHandle<()>,
-    /// Held so the bidi stream stays open while unary calls are made.
-    _stream: mpsc::UnboundedSender<Payload>,
+    conn: tokio::sync::Mutex<Arc<Conn>>,
+    reconnects: AtomicU64,
 }
 
 impl std::fmt::Debug for GrpcNode {
@@ -174,15 +328,8 @@ impl std::fmt::Debug for GrpcNode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GrpcNode")
             .field("addr", &self.addr)
-            .field("alive", &self.alive.load(Ordering::Relaxed))
+            .field("reconnects", &self.reconnects())
             .finish_non_exhaustive()
-    }
-}
-
-impl Drop for GrpcNode {
-    fn drop(&mut self) {
-        // The reader holds a sender clone; aborting it ends the request stream too.
-        self.reader.abort();
     }
 }
 
@@ -199,91 +346,17 @@ impl GrpcNode {
             .trim_start_matches("http://")
             .trim_end_matches('/')
             .to_owned();
-        let err = |what: &str| format!("Nacos gRPC {addr}: {what}");
-        let endpoint = Endpoint::from_shared(format!("http://{addr}"))
-            .map_err(|e| err(&format!("bad address: {e}")))?
-            .connect_timeout(timeout)
-            .tcp_nodelay(true);
-        let channel = tokio::time::timeout(timeout, endpoint.connect())
-            .await
-            .map_err(|_| err(&format!("connect timed out after {timeout:?}")))?
-            .map_err(|e| err(&format!("connect failed: {}", chain(&e))))?;
-        let grpc = tonic::client::Grpc::new(channel);
         let client_ip = local_ip_towards(&addr);
-
-        // Works on an unregistered connection; proves it is a Nacos 2.x gRPC port and tells
-        // whether the node will confirm registration (2.3+ "ability negotiation").
-        let check = unary(
-            &grpc,
-            Payload::new(
-                "ServerCheckRequest",
-                &client_ip,
-                HashMap::new(),
-                &json!({"headers": {}, "requestId": request_id(), "module": "internal"}),
-            ),
-            timeout,
-        )
-        .await
-        .map_err(|e| err(&format!("server check: {e}")))?;
-        if check.kind() != "ServerCheckResponse" {
-            return Err(err(&format!(
-                "server check: unexpected {} {}",
-                check.kind(),
-                response_message(&check.json())
-            )));
-        }
-        let negotiates = check.json()["supportAbilityNegotiation"].as_bool() == Some(true);
-
-        let (tx, rx) = mpsc::unbounded::<Payload>();
-        let (ack_tx, ack_rx) = oneshot::channel::<()>();
-        let alive = Arc::new(AtomicBool::new(true));
-        let reader = tokio::spawn(read_bi_stream(
-            grpc.clone(),
-            rx,
-            tx.clone(),
-            ack_tx,
-            alive.clone(),
-            client_ip.clone(),
-        ));
-        // What the Java cluster client sends: label source=cluster (so the node never rejects
-        // it as an SDK connection while starting, nor counts it as one), an ability table
-        // (non-null → 2.3+ answers with SetupAckRequest once registered; older nodes ignore it).
-        let setup = json!({
-            "headers": {},
-            "requestId": request_id(),
-            "clientVersion": concat!("nacos-drift:v", env!("CARGO_PKG_VERSION")),
-            "tenant": "",
-            "labels": {"source": "cluster"},
-            "abilityTable": {},
-            "module": "internal",
-        });
-        tx.unbounded_send(Payload::new(
-            "ConnectionSetupRequest",
-            &client_ip,
-            HashMap::new(),
-            &setup,
-        ))
-        .map_err(|_| err("bi stream closed before setup"))?;
-        if negotiates {
-            // Registration is confirmed by the SetupAckRequest; if it does not come, the unary
-            // retry on "unregistered" below still covers it.
-            let _ = tokio::time::timeout(timeout.min(Duration::from_secs(3)), ack_rx).await;
-        } else {
-            // Older nodes confirm nothing; the Java client just waits 100 ms too.
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        if !alive.load(Ordering::Relaxed) {
-            return Err(err("the node closed the bi stream during registration"));
-        }
+        let conn = Conn::open(&addr, &client_ip, timeout)
+            .await
+            .map_err(|e| format!("Nacos gRPC {addr}: {e}"))?;
         Ok(GrpcNode {
             addr,
-            grpc,
             client_ip,
             identity: identity.map(|(k, v)| (k.to_owned(), v.to_owned())),
             timeout,
-            alive,
-            reader,
-            _stream: tx,
+            conn: tokio::sync::Mutex::new(Arc::new(conn)),
+            reconnects: AtomicU64::new(0),
         })
     }
 
@@ -293,10 +366,29 @@ impl GrpcNode {
         &self.addr
     }
 
-    /// Whether the node still considers this connection registered (else reconnect).
+    /// How many times a dropped registration was replaced by a new connection.
     #[must_use]
-    pub fn is_alive(&self) -> bool {
-        self.alive.load(Ordering::Relaxed) && !self.reader.is_finished()
+    pub fn reconnects(&self) -> u64 {
+        self.reconnects.load(Ordering::Relaxed)
+    }
+
+    /// Whether the current connection is still registered on the node.
+    pub async fn is_alive(&self) -> bool {
+        self.conn.lock().await.is_alive()
+    }
+
+    /// The current connection, replaced first if it is dead or is the one that just failed
+    /// (`failed`; compared by pointer so concurrent syncs reconnect only once).
+    async fn current(&self, failed: Option<&Arc<Conn>>) -> Result<Arc<Conn>, String> {
+        let mut cur = self.conn.lock().await;
+        if !cur.is_alive() || failed.is_some_and(|f| Arc::ptr_eq(f, &cur)) {
+            let fresh = Conn::open(&self.addr, &self.client_ip, self.timeout)
+                .await
+                .map_err(|e| format!("reconnect: {e}"))?;
+            *cur = Arc::new(fresh);
+            self.reconnects.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(cur.clone())
     }
 
     /// Ask the node to re-dump one config from its DB. `tenant` is "" for the default
@@ -338,30 +430,49 @@ impl GrpcNode {
             headers,
             &body,
         );
+        let mut conn = self.current(None).await.map_err(|e| err(&e))?;
+        match self.attempt(&conn, &payload).await {
+            Ok(()) => Ok(()),
+            Err(Attempt::Failed(e)) => Err(err(&e)),
+            Err(Attempt::Unregistered(_)) => {
+                conn = self.current(Some(&conn)).await.map_err(|e| err(&e))?;
+                match self.attempt(&conn, &payload).await {
+                    Ok(()) => Ok(()),
+                    Err(Attempt::Failed(e) | Attempt::Unregistered(e)) => Err(err(&e)),
+                }
+            }
+        }
+    }
+
+    /// One sync on one connection, retrying briefly while its registration settles.
+    async fn attempt(&self, conn: &Conn, payload: &Payload) -> Result<(), Attempt> {
         let deadline = Instant::now() + self.timeout;
+        // Registration is asynchronous on the node: right after setup a call may still see
+        // "Connection is unregistered." for a few milliseconds.
+        let settle = Instant::now() + self.timeout.min(Duration::from_secs(2));
         loop {
-            if !self.alive.load(Ordering::Relaxed) {
-                return Err(err(
-                    "connection no longer registered (bi stream closed); reconnect",
+            if !conn.is_alive() {
+                return Err(Attempt::Unregistered(
+                    "connection no longer registered (bi stream closed)".into(),
                 ));
             }
             let remaining = deadline.saturating_duration_since(Instant::now());
-            let resp = unary(&self.grpc, payload.clone(), remaining)
+            let resp = unary(&conn.grpc, payload.clone(), remaining)
                 .await
-                .map_err(|e| err(&e))?;
+                .map_err(Attempt::Failed)?;
             let v = resp.json();
             if is_success(&resp, &v) {
                 return Ok(());
             }
-            // Registration is asynchronous on the node: right after setup a call may still
-            // see "Connection is unregistered."; retry briefly.
-            if v["errorCode"].as_i64() == Some(UN_REGISTER)
-                && Instant::now() + Duration::from_millis(100) < deadline
-            {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
+            let message = format!("{} {}", resp.kind(), response_message(&v));
+            if v["errorCode"].as_i64() != Some(UN_REGISTER) {
+                return Err(Attempt::Failed(message));
             }
-            return Err(err(&format!("{} {}", resp.kind(), response_message(&v))));
+            if Instant::now() + Duration::from_millis(100) >= settle {
+                conn.alive.store(false, Ordering::Relaxed);
+                return Err(Attempt::Unregistered(message));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 }

@@ -323,7 +323,7 @@ impl NacosDb {
         let mut conn = self.conn().await?;
         let rows: Vec<(Option<String>, Option<String>, Option<String>)> = conn
             .exec(
-                "SELECT tenant_id, group_id, data_id FROM config_info WHERE gmt_modified >= FROM_UNIXTIME(?)",
+                "SELECT tenant_id, group_id, data_id FROM config_info WHERE gmt_modified > FROM_UNIXTIME(?)",
                 (since_ms.max(0) / 1000,),
             )
             .await

@@ -300,6 +300,10 @@ impl NacosNode {
         let (status, _, body) = self
             .request(reqwest::Method::GET, "/v1/console/server/state", &[], &[])
             .await?;
+        if status == 404 {
+            // r-nacos has no server-state endpoint.
+            return Ok("unknown".to_owned());
+        }
         if status != 200 {
             return Err(self.err(
                 format!("GET /v1/console/server/state answered HTTP {status}"),

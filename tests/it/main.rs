@@ -5,5 +5,6 @@ mod support;
 
 mod audit_live;
 mod bed;
+mod cache_live;
 mod cli;
 mod grpc_live;

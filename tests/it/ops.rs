@@ -337,3 +337,8 @@ pub fn split_dsn(dsn: &str) -> (String, String) {
     let (user, pw) = auth.split_once(':').unwrap_or((auth, ""));
     (format!("mysql://{user}@{host}"), pw.to_owned())
 }
+
+/// Lowercase hex MD5 of a string, as Nacos computes it.
+pub fn md5(s: &str) -> String {
+    nacos_drift::model::md5_hex(s)
+}
