@@ -514,16 +514,34 @@ impl NacosNode {
         name: &str,
     ) -> Result<Service, NodeError> {
         let grouped = format!("{group}@@{name}");
-        let v = self
-            .get_json(
-                "/v1/ns/service",
-                &[
-                    ("namespaceId", namespace.to_owned()),
-                    ("serviceName", name.to_owned()),
-                    ("groupName", group.to_owned()),
-                ],
-            )
+        let params = [
+            ("namespaceId", namespace.to_owned()),
+            ("serviceName", name.to_owned()),
+            ("groupName", group.to_owned()),
+        ];
+        let (status, _, body) = self
+            .request(reqwest::Method::GET, "/v1/ns/service", &params, &[])
             .await?;
+        let v: Value = if status == 200 {
+            serde_json::from_str(&body).map_err(|e| {
+                self.err(
+                    format!("GET /v1/ns/service: response is not valid JSON ({e})"),
+                    true,
+                    Some(status),
+                )
+            })?
+        } else if body.contains("service not found") {
+            // r-nacos lists services that were created implicitly by a registration but keeps no
+            // service record for them: such a service has default metadata and no cluster list.
+            Value::Null
+        } else {
+            let snippet: String = body.chars().take(200).collect();
+            return Err(self.err(
+                format!("GET /v1/ns/service answered HTTP {status}: {snippet}"),
+                status >= 500,
+                Some(status),
+            ));
+        };
         let metadata = string_map(v.get("metadata"));
         let selector = match v.get("selector") {
             Some(Value::Null) | None => String::new(),

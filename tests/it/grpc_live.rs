@@ -69,6 +69,8 @@ fn publish_replicated(bed: &Bed, src: &Node, ns: &str, data_id: &str, content: &
 
 #[test]
 fn sync_reloads_one_config_on_one_node_only() {
+    // Staleness of other keys is asserted: no full reload may run meanwhile (see bed.rs).
+    let _caches = crate::bed::TARGET_CACHE_LOCK.blocking_lock();
     let Some(bed) = bed() else { return };
     let (ns, src, t1, t2) = setup(&bed);
     let data_id = format!("app-{}.properties", unique());
@@ -130,6 +132,8 @@ fn sync_reloads_one_config_on_one_node_only() {
 
 #[test]
 fn one_connection_syncs_many_keys() {
+    // Staleness of other keys is asserted: no full reload may run meanwhile (see bed.rs).
+    let _caches = crate::bed::TARGET_CACHE_LOCK.blocking_lock();
     let Some(bed) = bed() else { return };
     let (ns, src, t1, t2) = setup(&bed);
     let ids: Vec<String> = (0..5).map(|i| format!("many-{i}-{}", unique())).collect();
@@ -170,6 +174,8 @@ fn one_connection_syncs_many_keys() {
 
 #[test]
 fn sdk_port_and_older_server_accept_the_request() {
+    // Staleness of other keys is asserted: no full reload may run meanwhile (see bed.rs).
+    let _caches = crate::bed::TARGET_CACHE_LOCK.blocking_lock();
     let Some(bed) = bed() else { return };
     // 2.3.2 still accepts the request on the SDK port (HTTP + 1000); 2.4.3+ would not.
     if !before_2_4_3(&bed.target_version) {
@@ -221,6 +227,8 @@ fn before_2_4_3(version: &str) -> bool {
 
 #[test]
 fn an_idle_connection_stays_registered() {
+    // Staleness of other keys is asserted: no full reload may run meanwhile (see bed.rs).
+    let _caches = crate::bed::TARGET_CACHE_LOCK.blocking_lock();
     let Some(bed) = bed() else { return };
     // Nodes probe connections idle for 20 s (ClientDetectionRequest) and may drop them even when
     // they answer; a repair may pause that long between keys, so the connection must survive it.

@@ -148,7 +148,8 @@ impl Node {
         })
     }
 
-    /// Register a persistent instance (no heartbeats needed).
+    /// Register a persistent instance (no heartbeats needed), and wait until the node lists it
+    /// with these values (persistent instances are committed through Raft, asynchronously).
     pub fn register(
         &self,
         ns: &str,
@@ -157,20 +158,10 @@ impl Node {
         port: u16,
         extra: &[(&str, &str)],
     ) {
-        let port = port.to_string();
-        let mut p = vec![
-            ("namespaceId", ns),
-            ("groupName", group),
-            ("serviceName", service),
-            ("ip", "127.0.0.1"),
-            ("port", port.as_str()),
-            ("ephemeral", "false"),
-        ];
-        p.extend_from_slice(extra);
-        self.ok("POST", "/v1/ns/instance", &p);
+        self.instance_call("POST", ns, group, service, port, extra);
     }
 
-    /// Update an instance (weight, enabled, metadata ...).
+    /// Update an instance (weight, enabled, metadata ...) and wait until the node lists the change.
     pub fn update_instance(
         &self,
         ns: &str,
@@ -179,17 +170,50 @@ impl Node {
         port: u16,
         extra: &[(&str, &str)],
     ) {
-        let port = port.to_string();
+        self.instance_call("PUT", ns, group, service, port, extra);
+    }
+
+    fn instance_call(
+        &self,
+        method: &str,
+        ns: &str,
+        group: &str,
+        service: &str,
+        port: u16,
+        extra: &[(&str, &str)],
+    ) {
+        let port_s = port.to_string();
         let mut p = vec![
             ("namespaceId", ns),
             ("groupName", group),
             ("serviceName", service),
             ("ip", "127.0.0.1"),
-            ("port", port.as_str()),
+            ("port", port_s.as_str()),
             ("ephemeral", "false"),
         ];
         p.extend_from_slice(extra);
-        self.ok("PUT", "/v1/ns/instance", &p);
+        self.ok(method, "/v1/ns/instance", &p);
+        let matches = |i: &serde_json::Value| {
+            i["port"] == port
+                && i["ephemeral"] == false
+                && extra.iter().all(|(k, v)| match *k {
+                    "weight" => i["weight"].as_f64() == v.parse::<f64>().ok(),
+                    "enabled" => i["enabled"].as_bool() == v.parse::<bool>().ok(),
+                    "metadata" => {
+                        serde_json::from_str::<serde_json::Value>(v).ok().as_ref()
+                            == Some(&i["metadata"])
+                    }
+                    _ => true,
+                })
+        };
+        assert!(
+            wait_until(30, || self
+                .catalog_instances(ns, group, service)
+                .iter()
+                .any(matches)),
+            "{} did not list {method} of 127.0.0.1:{port} {extra:?}",
+            self.base
+        );
     }
 
     /// Number of instances the node lists for a service (all clusters, enabled only).
@@ -205,6 +229,35 @@ impl Node {
         }
         let v: serde_json::Value = serde_json::from_str(&b).unwrap_or_default();
         v["hosts"].as_array().map_or(0, Vec::len)
+    }
+}
+
+impl Node {
+    /// The instances the catalog API lists for one cluster of a service (disabled ones included).
+    pub fn catalog_instances(
+        &self,
+        ns: &str,
+        group: &str,
+        service: &str,
+    ) -> Vec<serde_json::Value> {
+        let name = format!("{group}@@{service}");
+        let (s, b) = self.call(
+            "GET",
+            "/v1/ns/catalog/instances",
+            &[
+                ("namespaceId", ns),
+                ("serviceName", &name),
+                ("groupName", group),
+                ("clusterName", "DEFAULT"),
+                ("pageNo", "1"),
+                ("pageSize", "100"),
+            ],
+        );
+        if s != 200 {
+            return Vec::new();
+        }
+        let v: serde_json::Value = serde_json::from_str(&b).unwrap_or_default();
+        v["list"].as_array().cloned().unwrap_or_default()
     }
 }
 
