@@ -245,6 +245,19 @@ impl Instance {
     }
 }
 
+/// Add the default namespace if a listing left it out (Nacos never stores it), then sort and dedup by id.
+pub fn normalise_namespaces(list: &mut Vec<Namespace>) {
+    if !list.iter().any(|n| n.id == "public") {
+        list.push(Namespace {
+            id: "public".into(),
+            name: "public".into(),
+            desc: String::new(),
+        });
+    }
+    list.sort_by(|a, b| a.id.cmp(&b.id));
+    list.dedup_by(|a, b| a.id == b.id);
+}
+
 /// Lowercase hex MD5 of a string's UTF-8 bytes: the digest Nacos serves in `Content-MD5`.
 #[must_use]
 pub fn md5_hex(content: &str) -> String {

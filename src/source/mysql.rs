@@ -99,15 +99,7 @@ impl NacosDb {
                 desc: desc.unwrap_or_default(),
             })
             .collect();
-        if !out.iter().any(|n| n.id == "public") {
-            out.push(Namespace {
-                id: "public".into(),
-                name: "public".into(),
-                desc: String::new(),
-            });
-        }
-        out.sort_by(|a, b| a.id.cmp(&b.id));
-        out.dedup_by(|a, b| a.id == b.id);
+        crate::model::normalise_namespaces(&mut out);
         Ok(out)
     }
 
@@ -220,15 +212,7 @@ impl NacosDb {
             .query_first("SELECT MAX(nid) FROM his_config_info")
             .await
             .map_err(|e| self.err("reading his_config_info", e))?;
-        let keys = rows
-            .into_iter()
-            .map(|(t, g, d)| ConfigKey {
-                namespace: canonical_namespace(&t.unwrap_or_default()),
-                group: g.unwrap_or_default(),
-                data_id: d.unwrap_or_default(),
-                variant: String::new(),
-            })
-            .collect();
+        let keys = rows.into_iter().map(key_of).collect();
         Ok((keys, max.flatten()))
     }
 
@@ -292,6 +276,16 @@ impl NacosDb {
     }
 }
 
+/// A formal config key from a `(tenant_id, group_id, data_id)` row.
+fn key_of((t, g, d): (Option<String>, Option<String>, Option<String>)) -> ConfigKey {
+    ConfigKey {
+        namespace: canonical_namespace(&t.unwrap_or_default()),
+        group: g.unwrap_or_default(),
+        data_id: d.unwrap_or_default(),
+        variant: String::new(),
+    }
+}
+
 fn take_str(row: &mut Row, i: usize) -> String {
     row.take::<Option<String>, _>(i)
         .flatten()
@@ -328,15 +322,7 @@ impl NacosDb {
             )
             .await
             .map_err(|e| self.err("reading changed config_info rows", e))?;
-        Ok(rows
-            .into_iter()
-            .map(|(t, g, d)| ConfigKey {
-                namespace: canonical_namespace(&t.unwrap_or_default()),
-                group: g.unwrap_or_default(),
-                data_id: d.unwrap_or_default(),
-                variant: String::new(),
-            })
-            .collect())
+        Ok(rows.into_iter().map(key_of).collect())
     }
 
     /// Keys with a history entry after `nid` (any operation), for incremental runs.
@@ -349,14 +335,6 @@ impl NacosDb {
             )
             .await
             .map_err(|e| self.err("reading his_config_info", e))?;
-        Ok(rows
-            .into_iter()
-            .map(|(t, g, d)| ConfigKey {
-                namespace: canonical_namespace(&t.unwrap_or_default()),
-                group: g.unwrap_or_default(),
-                data_id: d.unwrap_or_default(),
-                variant: String::new(),
-            })
-            .collect())
+        Ok(rows.into_iter().map(key_of).collect())
     }
 }

@@ -334,15 +334,7 @@ impl NacosNode {
                 desc: str_field(n, "namespaceDesc").to_owned(),
             })
             .collect();
-        if !out.iter().any(|n| n.id == "public") {
-            out.push(Namespace {
-                id: "public".into(),
-                name: "public".into(),
-                desc: String::new(),
-            });
-        }
-        out.sort_by(|a, b| a.id.cmp(&b.id));
-        out.dedup_by(|a, b| a.id == b.id);
+        crate::model::normalise_namespaces(&mut out);
         Ok(out)
     }
 
