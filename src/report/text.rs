@@ -71,7 +71,7 @@ pub fn write(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
     let s = &r.summary;
     writeln!(
         out,
-        "  findings: {} ({} deny, {} warn, {} allow; {} failing the gate){}",
+        "  findings: {} ({} deny, {} warn, {} allow; {} failing the gate){}{}",
         s.total,
         s.deny,
         s.warn,
@@ -79,6 +79,11 @@ pub fn write(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
         s.failing,
         if s.settled > 0 {
             format!("; {} settled on re-check", s.settled)
+        } else {
+            String::new()
+        },
+        if s.repaired > 0 {
+            format!("; {} repaired and verified", s.repaired)
         } else {
             String::new()
         }
@@ -121,7 +126,12 @@ pub fn write(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
         writeln!(
             out,
             "{:<5} {} {} {}{gate_note}",
-            f.level.as_str().to_uppercase(),
+            // A verified repair no longer fails the gate: say so where the eye lands first.
+            if f.repaired() {
+                "FIXED".to_owned()
+            } else {
+                f.level.as_str().to_uppercase()
+            },
             f.layer.as_str(),
             f.code,
             location(f)
