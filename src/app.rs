@@ -107,7 +107,14 @@ fn audit(a: &AuditArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<ExitStat
         None
     };
     let started_ms = now_ms();
-    let (source, target) = capture_both(&rt, &settings, &scope);
+    // Holding every row of a large DB costs far more memory than its digests: when nothing needs
+    // every key (no L2 probe, no incremental watermark), the DB layer keeps digests only.
+    let compact = !a.incremental
+        && settings.source.db.is_some()
+        && settings.target.db.is_some()
+        && (!settings.probe
+            || (settings.source.nacos.is_empty() && settings.target.nacos.is_empty()));
+    let (source, target) = capture_both(&rt, &settings, &scope, compact);
     let watermarks = watermarks_of(&source, &target);
     let mut run_mode = if a.incremental {
         "full".to_owned()
@@ -157,7 +164,7 @@ fn audit(a: &AuditArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<ExitStat
                 settings.settle_secs
             );
             std::thread::sleep(std::time::Duration::from_secs(settings.settle_secs));
-            let (source2, target2) = capture_both(&rt, &settings, &scope);
+            let (source2, target2) = capture_both(&rt, &settings, &scope, compact);
             let (source2, target2) = restrict(source2, target2);
             let second = compare(&source2, &target2, &scope);
             let seen: HashSet<String> = first.iter().map(Finding::identity).collect();
@@ -180,11 +187,13 @@ fn audit(a: &AuditArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<ExitStat
             (source, target, first)
         };
     let mut findings = findings;
+    let t1 = std::time::Instant::now();
     rt.block_on(fill_db_diffs(
         &settings,
         &mut findings,
         scope.show_secrets(),
     ));
+    tracing::info!("content diffs fetched in {:?}", t1.elapsed());
     let fix = crate::cache::FixOptions {
         fix: a.fix,
         dry_run: a.dry_run,
@@ -394,17 +403,33 @@ fn expected_for(snap: &SideSnapshot, scope: &Scope, side: Side) -> Vec<crate::ca
     out
 }
 
+/// Capture both sides concurrently. With `compact`, the DB layer keeps only digests and then
+/// reads in full just the rows whose digests differ (L1 without L2 or incremental needs no more).
 fn capture_both(
     rt: &tokio::runtime::Runtime,
     settings: &Settings,
     scope: &Arc<Scope>,
+    compact: bool,
 ) -> (SideSnapshot, SideSnapshot) {
     let (sf, tf) = filters(scope);
+    let (sm, tm): (
+        Option<source::NamespaceMapper>,
+        Option<source::NamespaceMapper>,
+    ) = if compact {
+        let t = scope.clone();
+        (
+            Some(Arc::new(|ns: &str| ns.to_owned())),
+            Some(Arc::new(move |ns: &str| t.to_source(ns))),
+        )
+    } else {
+        (None, None)
+    };
     let target_also: Vec<String> = settings
         .namespaces
         .iter()
         .map(|n| scope.to_target(n))
         .collect();
+    let t0 = std::time::Instant::now();
     let (mut source, mut target) = rt.block_on(async {
         tokio::join!(
             source::capture(
@@ -412,11 +437,24 @@ fn capture_both(
                 &settings.source,
                 settings,
                 sf,
-                &settings.namespaces
+                &settings.namespaces,
+                sm
             ),
-            source::capture(Side::Target, &settings.target, settings, tf, &target_also)
+            source::capture(
+                Side::Target,
+                &settings.target,
+                settings,
+                tf,
+                &target_also,
+                tm
+            )
         )
     });
+    tracing::info!("captured both sides in {:?}", t0.elapsed());
+    if compact {
+        rt.block_on(source::narrow_compact(&mut source, &mut target, settings));
+        tracing::info!("narrowed to differing rows at {:?}", t0.elapsed());
+    }
     // CPU-bound hashing runs on rayon, outside the async runtime.
     for snap in [&mut source, &mut target] {
         if let Some(api) = &mut snap.api {
@@ -529,7 +567,10 @@ fn side_info(conf: Option<&settings::SideSettings>, snap: &SideSnapshot) -> Side
         db: conf
             .and_then(|c| c.db.clone())
             .or_else(|| snap.db.as_ref().map(|d| d.origin.clone())),
-        db_configs: snap.db.as_ref().map(|d| d.configs.len()),
+        db_configs: snap
+            .db
+            .as_ref()
+            .map(|d| d.rows_scanned.unwrap_or(d.configs.len())),
         api_configs: snap.api.as_ref().map(|a| a.configs.len()),
         api_services: snap.api.as_ref().map(|a| a.services.len()),
         api_instances: snap
@@ -675,6 +716,7 @@ fn snapshot(a: &SnapshotArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Ex
         &settings,
         if side == Side::Source { sf } else { tf },
         &settings.namespaces,
+        None,
     ));
     if let Some(api) = &mut snap.api {
         diff::hash_contents(&mut api.configs);

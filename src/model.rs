@@ -83,6 +83,12 @@ pub struct DbSnapshot {
     /// Newest `his_config_info.nid` seen (incremental watermark).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_his_nid: Option<u64>,
+    /// Rows scanned, when `configs` holds only the rows whose digests differ (compact L1 scan).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows_scanned: Option<usize>,
+    /// Compact digests of every row (compact L1 scan only; never written to files).
+    #[serde(skip)]
+    pub digests: Vec<crate::source::mysql::DigestRow>,
     /// Failures while reading.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<CaptureError>,

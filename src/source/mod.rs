@@ -16,6 +16,177 @@ use std::sync::Arc;
 /// Which namespaces (in this side's own ids) to read.
 pub type NamespaceFilter = Arc<dyn Fn(&str) -> bool + Send + Sync>;
 
+/// A DB tenant id → the source-space namespace it is compared as (for compact key hashes).
+pub type NamespaceMapper = Arc<dyn Fn(&str) -> String + Send + Sync>;
+
+/// Compact L1 scan: namespaces in full, config rows as digests only (see [`mysql::DigestRow`]).
+async fn capture_db_compact(
+    dsn: &str,
+    conf: &SideSettings,
+    settings: &Settings,
+    wanted: NamespaceFilter,
+    mapper: Option<NamespaceMapper>,
+) -> DbSnapshot {
+    let mut snap = DbSnapshot {
+        origin: dsn.to_owned(),
+        ..DbSnapshot::default()
+    };
+    let Some(mapper) = mapper else { return snap };
+    let db = match mysql::NacosDb::new(dsn, conf.db_password.as_ref(), settings.timeout_secs) {
+        Ok(db) => db,
+        Err(e) => {
+            snap.errors.push(CaptureError {
+                origin: dsn.to_owned(),
+                namespace: None,
+                message: e.0,
+            });
+            return snap;
+        }
+    };
+    let result = async {
+        let mut conn = db.conn().await?;
+        let tables = db.tables(&mut conn).await?;
+        if !tables.iter().any(|t| t.eq_ignore_ascii_case("config_info")) {
+            return Err(mysql::DbError(format!(
+                "database {dsn}: no `config_info` table: is this a Nacos database?"
+            )));
+        }
+        let namespaces = db.namespaces(&mut conn).await?;
+        drop(conn);
+        let w = wanted.clone();
+        let m = mapper.clone();
+        let ns = move |tenant: &str| {
+            let canon = crate::model::canonical_namespace(tenant);
+            w(&canon).then(|| m(&canon))
+        };
+        let digests = db.digests(&tables, &ns).await?;
+        Ok((namespaces, tables, digests))
+    }
+    .await;
+    match result {
+        Ok((namespaces, _tables, digests)) => {
+            snap.namespaces = namespaces.into_iter().filter(|n| wanted(&n.id)).collect();
+            snap.rows_scanned = Some(digests.len());
+            snap.digests = digests;
+        }
+        Err(e) => snap.errors.push(CaptureError {
+            origin: dsn.to_owned(),
+            namespace: None,
+            message: e.0,
+        }),
+    }
+    db.close().await;
+    snap
+}
+
+/// Narrow two compact DB snapshots to the rows whose digests differ, and read those rows in full.
+///
+/// Both sides' digests are sorted by key hash (rayon) and merged; equal rows are dropped without
+/// ever holding their strings. What is left is compared exactly like a full scan.
+pub async fn narrow_compact(
+    source: &mut SideSnapshot,
+    target: &mut SideSnapshot,
+    settings: &Settings,
+) {
+    use rayon::slice::ParallelSliceMut;
+    let (Some(s), Some(t)) = (source.db.as_mut(), target.db.as_mut()) else {
+        return;
+    };
+    if s.rows_scanned.is_none()
+        || t.rows_scanned.is_none()
+        || !s.errors.is_empty()
+        || !t.errors.is_empty()
+    {
+        return;
+    }
+    let (sd, td) = (
+        std::mem::take(&mut s.digests),
+        std::mem::take(&mut t.digests),
+    );
+    let (sd, td) = tokio::task::spawn_blocking(move || {
+        let (mut sd, mut td) = (sd, td);
+        rayon::join(
+            || sd.par_sort_unstable_by_key(|r| r.key),
+            || td.par_sort_unstable_by_key(|r| r.key),
+        );
+        (sd, td)
+    })
+    .await
+    .unwrap_or_default();
+    let (mut sids, mut tids) = (Vec::new(), Vec::new());
+    let (mut i, mut j) = (0, 0);
+    while i < sd.len() || j < td.len() {
+        match (sd.get(i), td.get(j)) {
+            (Some(a), Some(b)) if a.key == b.key => {
+                if a.md5 != b.md5 || a.meta != b.meta {
+                    sids.push((a.table, a.id));
+                    tids.push((b.table, b.id));
+                }
+                i += 1;
+                j += 1;
+            }
+            (Some(a), Some(b)) if a.key < b.key => {
+                sids.push((a.table, a.id));
+                i += 1;
+            }
+            (Some(_), Some(b)) => {
+                tids.push((b.table, b.id));
+                j += 1;
+            }
+            (Some(a), None) => {
+                sids.push((a.table, a.id));
+                i += 1;
+            }
+            (None, Some(b)) => {
+                tids.push((b.table, b.id));
+                j += 1;
+            }
+            (None, None) => break,
+        }
+    }
+    let fetch = |dsn: Option<String>, pw: Option<crate::settings::Secret>, ids: Vec<(u8, u64)>| async move {
+        let dsn = dsn.unwrap_or_default();
+        let db = mysql::NacosDb::new(&dsn, pw.as_ref(), settings.timeout_secs)?;
+        let r = async {
+            let mut conn = db.conn().await?;
+            let tables = db.tables(&mut conn).await?;
+            drop(conn);
+            db.items_by_id(&tables, &ids).await
+        }
+        .await;
+        db.close().await;
+        r
+    };
+    let (a, b) = tokio::join!(
+        fetch(
+            settings.source.db.clone(),
+            settings.source.db_password.clone(),
+            sids
+        ),
+        fetch(
+            settings.target.db.clone(),
+            settings.target.db_password.clone(),
+            tids
+        )
+    );
+    match a {
+        Ok(items) => s.configs = items,
+        Err(e) => s.errors.push(CaptureError {
+            origin: s.origin.clone(),
+            namespace: None,
+            message: e.0,
+        }),
+    }
+    match b {
+        Ok(items) => t.configs = items,
+        Err(e) => t.errors.push(CaptureError {
+            origin: t.origin.clone(),
+            namespace: None,
+            message: e.0,
+        }),
+    }
+}
+
 /// Build the node clients of a side.
 #[must_use]
 pub fn nodes(side: &SideSettings, settings: &Settings) -> Vec<Arc<NacosNode>> {
@@ -45,9 +216,13 @@ pub async fn capture(
     settings: &Settings,
     wanted: NamespaceFilter,
     also: &[String],
+    compact: Option<NamespaceMapper>,
 ) -> SideSnapshot {
     let db = async {
         match &conf.db {
+            Some(dsn) if compact.is_some() => {
+                Some(capture_db_compact(dsn, conf, settings, wanted.clone(), compact.clone()).await)
+            }
             Some(dsn) => Some(capture_db(dsn, conf, settings, wanted.clone()).await),
             None => None,
         }

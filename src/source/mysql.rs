@@ -105,39 +105,10 @@ impl NacosDb {
 
     /// Every config row of `config_info` and of the beta/tag/gray tables that exist, digests only.
     pub async fn configs(&self, tables: &[String]) -> Result<Vec<ConfigItem>, DbError> {
-        let has = |t: &str| tables.iter().any(|x| x.eq_ignore_ascii_case(t));
-        let mut queries: Vec<(&str, String)> = vec![(
-            "config_info",
-            "SELECT tenant_id, group_id, data_id, '' AS variant, MD5(content), type, app_name, c_desc, \
-             CAST(UNIX_TIMESTAMP(gmt_modified) * 1000 AS SIGNED) FROM config_info"
-                .to_owned(),
-        )];
-        if has("config_info_beta") {
-            queries.push((
-                "config_info_beta",
-                "SELECT tenant_id, group_id, data_id, 'beta', MD5(content), NULL, app_name, NULL, \
-                 CAST(UNIX_TIMESTAMP(gmt_modified) * 1000 AS SIGNED) FROM config_info_beta"
-                    .to_owned(),
-            ));
-        }
-        if has("config_info_tag") {
-            queries.push((
-                "config_info_tag",
-                "SELECT tenant_id, group_id, data_id, CONCAT('tag:', tag_id), MD5(content), NULL, app_name, NULL, \
-                 CAST(UNIX_TIMESTAMP(gmt_modified) * 1000 AS SIGNED) FROM config_info_tag"
-                    .to_owned(),
-            ));
-        }
-        if has("config_info_gray") {
-            queries.push((
-                "config_info_gray",
-                "SELECT tenant_id, group_id, data_id, CONCAT('gray:', gray_name), MD5(content), NULL, app_name, NULL, \
-                 CAST(UNIX_TIMESTAMP(gmt_modified) * 1000 AS SIGNED) FROM config_info_gray"
-                    .to_owned(),
-            ));
-        }
+        let queries = table_queries(tables);
         // One connection per table, scanned concurrently.
-        let scans = queries.iter().map(|(table, sql)| async move {
+        let has = |t: &str| tables.iter().any(|x| x.eq_ignore_ascii_case(t));
+        let scans = queries.iter().map(|(_, table, sql)| async move {
             let mut conn = self.conn().await?;
             let mut stream = conn
                 .query_iter(sql.as_str())
@@ -292,26 +263,275 @@ fn take_str(row: &mut Row, i: usize) -> String {
         .unwrap_or_default()
 }
 
+/// Column 0 is the row id (not kept here); see [`table_queries`].
 fn row_to_item(row: &mut Row) -> ConfigItem {
-    let tenant = take_str(row, 0);
+    let tenant = take_str(row, 1);
     ConfigItem {
         key: ConfigKey {
             namespace: canonical_namespace(&tenant),
-            group: take_str(row, 1),
-            data_id: take_str(row, 2),
-            variant: take_str(row, 3),
+            group: take_str(row, 2),
+            data_id: take_str(row, 3),
+            variant: take_str(row, 4),
         },
-        md5: take_str(row, 4),
+        md5: take_str(row, 5),
         content: None,
-        r#type: take_str(row, 5),
-        app: take_str(row, 6),
-        desc: take_str(row, 7),
+        r#type: take_str(row, 6),
+        app: take_str(row, 7),
+        desc: take_str(row, 8),
         tags: Vec::new(),
-        modified_ms: row.take::<Option<i64>, _>(8).flatten(),
+        modified_ms: row.take::<Option<i64>, _>(9).flatten(),
     }
 }
 
+/// The scan query of every config table present: `(table index, name, SQL)`. Every query selects
+/// `id, tenant_id, group_id, data_id, variant, MD5(content), type, app_name, c_desc, gmt_modified ms`.
+/// `MD5(content)` runs inside the server, so content never crosses the wire during a scan.
+fn table_queries(tables: &[String]) -> Vec<(u8, &'static str, String)> {
+    let has = |t: &str| tables.iter().any(|x| x.eq_ignore_ascii_case(t));
+    let ms = "CAST(UNIX_TIMESTAMP(gmt_modified) * 1000 AS SIGNED)";
+    let mut q = vec![(
+        0,
+        "config_info",
+        format!("SELECT id, tenant_id, group_id, data_id, '', MD5(content), type, app_name, c_desc, {ms} FROM config_info"),
+    )];
+    if has("config_info_beta") {
+        q.push((1, "config_info_beta", format!("SELECT id, tenant_id, group_id, data_id, 'beta', MD5(content), NULL, app_name, NULL, {ms} FROM config_info_beta")));
+    }
+    if has("config_info_tag") {
+        q.push((2, "config_info_tag", format!("SELECT id, tenant_id, group_id, data_id, CONCAT('tag:', tag_id), MD5(content), NULL, app_name, NULL, {ms} FROM config_info_tag")));
+    }
+    if has("config_info_gray") {
+        q.push((3, "config_info_gray", format!("SELECT id, tenant_id, group_id, data_id, CONCAT('gray:', gray_name), MD5(content), NULL, app_name, NULL, {ms} FROM config_info_gray")));
+    }
+    q
+}
+
+/// The compact scan of every config table: `id, tenant_id, key, UNHEX(MD5(content)), meta`, where
+/// `key` joins group, dataId and variant and `meta` joins type, app and desc. Five short columns and a
+/// 16-byte binary digest keep the wire and the client's parsing close to a bare `SELECT MD5(content)`.
+fn digest_queries(tables: &[String]) -> Vec<(u8, &'static str, String)> {
+    let has = |t: &str| tables.iter().any(|x| x.eq_ignore_ascii_case(t));
+    let q = |variant: &str, meta: &str, table: &str| {
+        format!(
+            "SELECT id, tenant_id, CONCAT_WS(0x02, IFNULL(group_id, ''), data_id, {variant}), UNHEX(MD5(content)), {meta} FROM {table}"
+        )
+    };
+    let meta_full = "CONCAT_WS(0x01, IFNULL(type, ''), IFNULL(app_name, ''), IFNULL(c_desc, ''))";
+    let meta_app = "IFNULL(app_name, '')";
+    let mut out = vec![(0, "config_info", q("''", meta_full, "config_info"))];
+    if has("config_info_beta") {
+        out.push((
+            1,
+            "config_info_beta",
+            q("'beta'", meta_app, "config_info_beta"),
+        ));
+    }
+    if has("config_info_tag") {
+        out.push((
+            2,
+            "config_info_tag",
+            q("CONCAT('tag:', tag_id)", meta_app, "config_info_tag"),
+        ));
+    }
+    if has("config_info_gray") {
+        out.push((
+            3,
+            "config_info_gray",
+            q("CONCAT('gray:', gray_name)", meta_app, "config_info_gray"),
+        ));
+    }
+    out
+}
+
+/// A config row reduced to what the L1 pre-filter compares: 48 bytes, nothing on the heap.
+///
+/// At a million rows per side, full rows would cost about a gigabyte; these cost about 100 MB,
+/// and full rows are then read again (by id) only for the few keys whose digests differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DigestRow {
+    /// 128-bit hash (two independent 64-bit hashes: collisions are negligible) of the key in
+    /// source-namespace terms: namespace, group, dataId and variant.
+    pub key: u128,
+    /// `MD5(content)` as computed by MySQL.
+    pub md5: [u8; 16],
+    /// Hash of type, app, desc and tags.
+    pub meta: u64,
+    /// Row id within its table.
+    pub id: u64,
+    /// Table index (see [`table_queries`]).
+    pub table: u8,
+}
+
+fn bytes_of(row: &Row, i: usize) -> &[u8] {
+    match row.as_ref(i) {
+        Some(mysql_async::Value::Bytes(b)) => b,
+        _ => &[],
+    }
+}
+
+fn hash_parts(seed: u64, parts: &[&[u8]]) -> u64 {
+    use std::hash::Hasher;
+    let mut h = std::hash::DefaultHasher::new();
+    h.write_u64(seed);
+    for p in parts {
+        h.write_usize(p.len());
+        h.write(p);
+    }
+    h.finish()
+}
+
 impl NacosDb {
+    /// Digest rows of every config table, keys mapped by `ns` (the DB's tenant → source-space namespace, `None` = skip).
+    pub async fn digests(
+        &self,
+        tables: &[String],
+        ns: &(dyn Fn(&str) -> Option<String> + Sync),
+    ) -> Result<Vec<DigestRow>, DbError> {
+        let queries = digest_queries(tables);
+        let scans = queries.iter().map(|(t, table, sql)| async move {
+            let mut conn = self.conn().await?;
+            let mut stream = conn
+                .query_iter(sql.as_str())
+                .await
+                .map_err(|e| self.err(&format!("scanning {table}"), e))?;
+            let mut out = Vec::new();
+            // Few distinct tenants: map each once, not once per row.
+            let mut tenants: HashMap<Vec<u8>, Option<String>> = HashMap::new();
+            while let Some(mut rs) = stream
+                .stream::<Row>()
+                .await
+                .map_err(|e| self.err(&format!("scanning {table}"), e))?
+            {
+                while let Some(row) = rs
+                    .try_next()
+                    .await
+                    .map_err(|e| self.err(&format!("scanning {table}"), e))?
+                {
+                    let tenant = bytes_of(&row, 1);
+                    if !tenants.contains_key(tenant) {
+                        tenants.insert(tenant.to_vec(), ns(&String::from_utf8_lossy(tenant)));
+                    }
+                    // Rows of namespaces outside the audit are skipped here, before anything is kept.
+                    let Some(namespace) = &tenants[tenant] else {
+                        continue;
+                    };
+                    let parts: [&[u8]; 2] = [namespace.as_bytes(), bytes_of(&row, 2)];
+                    let key = (u128::from(hash_parts(0x6e61_636f, &parts)) << 64)
+                        | u128::from(hash_parts(0x6472_6966, &parts));
+                    let mut md5 = [0u8; 16];
+                    let raw = bytes_of(&row, 3);
+                    if raw.len() == 16 {
+                        md5.copy_from_slice(raw);
+                    }
+                    out.push(DigestRow {
+                        key,
+                        md5,
+                        meta: hash_parts(0, &[bytes_of(&row, 4)]),
+                        id: std::str::from_utf8(bytes_of(&row, 0))
+                            .ok()
+                            .and_then(|x| x.parse().ok())
+                            .unwrap_or(0),
+                        table: *t,
+                    });
+                }
+            }
+            Ok::<_, DbError>(out)
+        });
+        let t0 = std::time::Instant::now();
+        let mut rows: Vec<DigestRow> = futures::future::try_join_all(scans)
+            .await?
+            .into_iter()
+            .flatten()
+            .collect();
+        tracing::info!(
+            "{}: scanned {} digest rows in {:?}",
+            self.origin,
+            rows.len(),
+            t0.elapsed()
+        );
+        if tables
+            .iter()
+            .any(|x| x.eq_ignore_ascii_case("config_tags_relation"))
+        {
+            // Tags are part of the compared metadata: fold them into the formal rows' meta hash.
+            let mut conn = self.conn().await?;
+            let tag_rows: Vec<(u64, Option<String>)> = conn
+                .query("SELECT id, tag_name FROM config_tags_relation ORDER BY id, tag_name")
+                .await
+                .map_err(|e| self.err("reading config_tags_relation", e))?;
+            if !tag_rows.is_empty() {
+                let mut tags: HashMap<u64, u64> = HashMap::new();
+                for (id, name) in tag_rows {
+                    let e = tags.entry(id).or_insert(0);
+                    *e = hash_parts(*e, &[name.unwrap_or_default().as_bytes()]);
+                }
+                for r in rows.iter_mut().filter(|r| r.table == 0) {
+                    if let Some(t) = tags.get(&r.id) {
+                        r.meta ^= *t;
+                    }
+                }
+            }
+        }
+        Ok(rows)
+    }
+
+    /// Full rows (digests, metadata, tags) of the given `(table, id)`s.
+    pub async fn items_by_id(
+        &self,
+        tables: &[String],
+        ids: &[(u8, u64)],
+    ) -> Result<Vec<ConfigItem>, DbError> {
+        let mut conn = self.conn().await?;
+        let mut out = Vec::new();
+        for (t, table, sql) in table_queries(tables) {
+            let wanted: Vec<u64> = ids
+                .iter()
+                .filter(|(x, _)| *x == t)
+                .map(|(_, id)| *id)
+                .collect();
+            for chunk in wanted.chunks(1000) {
+                let list = chunk
+                    .iter()
+                    .map(u64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(",");
+                let rows: Vec<Row> = conn
+                    .query(format!("{sql} WHERE id IN ({list})"))
+                    .await
+                    .map_err(|e| self.err(&format!("reading {table} rows"), e))?;
+                let mut items: Vec<(u64, ConfigItem)> = rows
+                    .into_iter()
+                    .map(|mut r| {
+                        let id = r.take::<Option<u64>, _>(0).flatten().unwrap_or(0);
+                        (id, row_to_item(&mut r))
+                    })
+                    .collect();
+                if t == 0
+                    && tables
+                        .iter()
+                        .any(|x| x.eq_ignore_ascii_case("config_tags_relation"))
+                {
+                    let tag_rows: Vec<(u64, Option<String>)> = conn
+                        .query(format!(
+                            "SELECT id, tag_name FROM config_tags_relation WHERE id IN ({list})"
+                        ))
+                        .await
+                        .map_err(|e| self.err("reading config_tags_relation", e))?;
+                    for (id, name) in tag_rows {
+                        if let Some((_, it)) = items.iter_mut().find(|(i, _)| *i == id) {
+                            it.tags.push(name.unwrap_or_default());
+                        }
+                    }
+                    for (_, it) in &mut items {
+                        it.tags.sort();
+                    }
+                }
+                out.extend(items.into_iter().map(|(_, it)| it));
+            }
+        }
+        Ok(out)
+    }
+
     /// Keys of `config_info` rows modified at or after `since_ms` (epoch ms), for incremental runs.
     pub async fn modified_keys_since(&self, since_ms: i64) -> Result<Vec<ConfigKey>, DbError> {
         let mut conn = self.conn().await?;

@@ -205,6 +205,19 @@ impl NacosNode {
         params: &[(&str, String)],
         headers: &[(&str, &str)],
     ) -> Result<(u16, reqwest::header::HeaderMap, String), NodeError> {
+        self.request_with_timeout(method, path, params, headers, None)
+            .await
+    }
+
+    /// [`Self::request`] with a timeout of its own for calls known to be slow on big databases.
+    pub async fn request_with_timeout(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        params: &[(&str, String)],
+        headers: &[(&str, &str)],
+        timeout: Option<Duration>,
+    ) -> Result<(u16, reqwest::header::HeaderMap, String), NodeError> {
         let _permit = self
             .permits
             .acquire()
@@ -226,6 +239,9 @@ impl NacosNode {
             };
             for (k, v) in headers {
                 req = req.header(*k, *v);
+            }
+            if let Some(t) = timeout {
+                req = req.timeout(t);
             }
             match req.send().await {
                 Ok(resp) => {
@@ -320,7 +336,32 @@ impl NacosNode {
 
     /// All namespaces; the default one is `public`.
     pub async fn namespaces(&self) -> Result<Vec<Namespace>, NodeError> {
-        let v = self.get_json("/v1/console/namespaces", &[]).await?;
+        // The server counts each namespace's configs with a full scan of config_info (the Nacos
+        // schema has no tenant index): with many namespaces and a big table this takes minutes.
+        let (status, _, body) = self
+            .request_with_timeout(
+                reqwest::Method::GET,
+                "/v1/console/namespaces",
+                &[],
+                &[],
+                Some(Duration::from_secs(600)),
+            )
+            .await?;
+        if status != 200 {
+            let snippet: String = body.chars().take(200).collect();
+            return Err(self.err(
+                format!("GET /v1/console/namespaces answered HTTP {status}: {snippet}"),
+                status >= 500,
+                Some(status),
+            ));
+        }
+        let v: Value = serde_json::from_str(&body).map_err(|e| {
+            self.err(
+                format!("GET /v1/console/namespaces: response is not valid JSON ({e})"),
+                true,
+                Some(status),
+            )
+        })?;
         let list = v
             .get("data")
             .and_then(Value::as_array)
