@@ -412,6 +412,7 @@ fn capture_both(
     compact: bool,
 ) -> (SideSnapshot, SideSnapshot) {
     let (sf, tf) = filters(scope);
+    let with_api = !settings.source.nacos.is_empty() && !settings.target.nacos.is_empty();
     let (sm, tm): (
         Option<source::NamespaceMapper>,
         Option<source::NamespaceMapper>,
@@ -438,7 +439,8 @@ fn capture_both(
                 settings,
                 sf,
                 &settings.namespaces,
-                sm
+                sm,
+                with_api
             ),
             source::capture(
                 Side::Target,
@@ -446,7 +448,8 @@ fn capture_both(
                 settings,
                 tf,
                 &target_also,
-                tm
+                tm,
+                with_api
             )
         )
     });
@@ -717,6 +720,7 @@ fn snapshot(a: &SnapshotArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Ex
         if side == Side::Source { sf } else { tf },
         &settings.namespaces,
         None,
+        true,
     ));
     if let Some(api) = &mut snap.api {
         diff::hash_contents(&mut api.configs);

@@ -208,6 +208,9 @@ pub fn nodes(side: &SideSettings, settings: &Settings) -> Vec<Arc<NacosNode>> {
 
 /// Capture a side from whatever it has configured.
 ///
+/// `with_api` is false when the other side has no nodes: L3 cannot be compared then, and a full
+/// API read (every config, one detail request each) would be wasted.
+///
 /// `also` names namespaces to scan even if the side does not list them (a namespace row lost on the
 /// target still has its configs and services, which should not then be reported missing as well).
 pub async fn capture(
@@ -217,6 +220,7 @@ pub async fn capture(
     wanted: NamespaceFilter,
     also: &[String],
     compact: Option<NamespaceMapper>,
+    with_api: bool,
 ) -> SideSnapshot {
     let db = async {
         match &conf.db {
@@ -228,7 +232,7 @@ pub async fn capture(
         }
     };
     let api = async {
-        if conf.nacos.is_empty() {
+        if conf.nacos.is_empty() || !with_api {
             None
         } else {
             Some(capture_api(&nodes(conf, settings), wanted.clone(), also).await)
