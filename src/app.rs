@@ -633,8 +633,17 @@ fn finish(
     } else {
         report.compared.push("L2 (DB ↔ each node's cache)".into());
     }
-    match (&source.api, &target.api) {
-        (Some(_), Some(_)) => report.compared.push("L3 (cluster ↔ cluster API)".into()),
+    // Live, the API is read only when both sides have nodes: say which side lacks them.
+    let (s_api, t_api) = if live {
+        (
+            !settings.source.nacos.is_empty(),
+            !settings.target.nacos.is_empty(),
+        )
+    } else {
+        (source.api.is_some(), target.api.is_some())
+    };
+    match (s_api.then_some(()), t_api.then_some(())) {
+        (Some(()), Some(())) => report.compared.push("L3 (cluster ↔ cluster API)".into()),
         (None, None) => report
             .not_compared
             .push("L3 (cluster ↔ cluster): no Nacos nodes configured on either side".into()),
