@@ -446,3 +446,54 @@ fn a_wrong_password_names_side_and_node_and_never_shows_the_password() {
         .unwrap()
         .contains("Wr0ng-Pa55word"));
 }
+
+#[test]
+fn desc_or_tags_changed_on_the_replica_are_config_meta_differs() {
+    let Some(b) = bed() else { return };
+    let p = Pair::new(b.clone(), Kind::Java);
+    let key = format!(
+        "tenant_id='{}' AND group_id='{GROUP}' AND data_id='app.properties'",
+        p.ns
+    );
+    sql(
+        &b.target_db,
+        &format!("UPDATE config_info SET c_desc='edited on the target' WHERE {key}"),
+    );
+    let r = p.audit();
+    expect(
+        &r,
+        &[
+            ("config-meta-differs", "L1", "APP/app.properties/"),
+            ("config-meta-differs", "L3", "APP/app.properties/"),
+        ],
+    );
+    assert!(r.output.contains("desc"), "{}", r.output);
+    // Same desc again, but a tag only on the target.
+    let desc = sql_value(
+        &b.source_db,
+        &format!("SELECT IFNULL(c_desc, '') FROM config_info WHERE {key}"),
+    )
+    .unwrap_or_default();
+    sql(
+        &b.target_db,
+        &format!("UPDATE config_info SET c_desc='{desc}' WHERE {key}"),
+    );
+    let id = sql_value(
+        &b.target_db,
+        &format!("SELECT id FROM config_info WHERE {key}"),
+    )
+    .unwrap();
+    sql(
+        &b.target_db,
+        &format!("INSERT INTO config_tags_relation (id, tag_name, tag_type, data_id, group_id, tenant_id) VALUES ({id}, 'pci', '', 'app.properties', '{GROUP}', '{}')", p.ns),
+    );
+    let r = p.audit();
+    expect(
+        &r,
+        &[
+            ("config-meta-differs", "L1", "APP/app.properties/"),
+            ("config-meta-differs", "L3", "APP/app.properties/"),
+        ],
+    );
+    assert!(r.output.contains("tags: [] → [pci]"), "{}", r.output);
+}
