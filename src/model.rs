@@ -86,15 +86,9 @@ pub struct DbSnapshot {
     /// Rows scanned, when `configs` holds only the rows whose digests differ (compact L1 scan).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rows_scanned: Option<usize>,
-    /// Compact digests of the variant tables' rows (compact L1 scan only; never written to files).
+    /// Compact digests of every row (compact L1 scan only; never written to files).
     #[serde(skip)]
     pub digests: Vec<crate::source::mysql::DigestRow>,
-    /// `config_info` bucket checksums: (namespace in source terms, raw tenant, bucket, sum) (compact L1 only).
-    #[serde(skip)]
-    pub buckets: Vec<(String, String, u32, crate::source::mysql::BucketSum)>,
-    /// `config_tags_relation` rows: (config id, raw tenant, group, dataId, tag) (compact L1 only).
-    #[serde(skip)]
-    pub tag_rows: Vec<(u64, String, String, String, String)>,
     /// Failures while reading.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<CaptureError>,

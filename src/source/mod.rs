@@ -59,32 +59,15 @@ async fn capture_db_compact(
             let canon = crate::model::canonical_namespace(tenant);
             w(&canon).then(|| m(&canon))
         };
-        let (sums, digests, tags) =
-            tokio::join!(db.bucket_sums(), db.digests(&tables, &ns, true), async {
-                if tables
-                    .iter()
-                    .any(|t| t.eq_ignore_ascii_case("config_tags_relation"))
-                {
-                    db.tag_rows().await
-                } else {
-                    Ok(Vec::new())
-                }
-            });
-        let buckets: Vec<_> = sums?
-            .into_iter()
-            .filter_map(|(raw, b, sum)| ns(&raw).map(|n| (n, raw, b, sum)))
-            .collect();
-        Ok((namespaces, buckets, digests?, tags?))
+        let digests = db.digests(&tables, &ns).await?;
+        Ok((namespaces, tables, digests))
     }
     .await;
     match result {
-        Ok((namespaces, buckets, digests, tags)) => {
+        Ok((namespaces, _tables, digests)) => {
             snap.namespaces = namespaces.into_iter().filter(|n| wanted(&n.id)).collect();
-            let rows: u64 = buckets.iter().map(|b| b.3.rows).sum();
-            snap.rows_scanned = Some(usize::try_from(rows).unwrap_or(usize::MAX) + digests.len());
-            snap.buckets = buckets;
+            snap.rows_scanned = Some(digests.len());
             snap.digests = digests;
-            snap.tag_rows = tags;
         }
         Err(e) => snap.errors.push(CaptureError {
             origin: dsn.to_owned(),
@@ -116,131 +99,6 @@ pub async fn narrow_compact(
     {
         return;
     }
-    // Pass 2: read digest rows of the config_info buckets whose checksums differ, on both sides.
-    let sums = |b: &[(String, String, u32, mysql::BucketSum)]| {
-        let mut m: std::collections::HashMap<(String, u32), (mysql::BucketSum, Vec<String>)> =
-            std::collections::HashMap::new();
-        for (ns, raw, bucket, sum) in b {
-            let e = m.entry((ns.clone(), *bucket)).or_default();
-            e.0.rows += sum.rows;
-            e.0.xor ^= sum.xor;
-            e.1.push(raw.clone());
-        }
-        m
-    };
-    let (sb, tb) = (sums(&s.buckets), sums(&t.buckets));
-    let mut s_raw: Vec<(String, u32)> = Vec::new();
-    let mut t_raw: Vec<(String, u32)> = Vec::new();
-    for key in sb.keys().chain(tb.keys()) {
-        let (a, b) = (sb.get(key), tb.get(key));
-        if a.map(|x| x.0) != b.map(|x| x.0) {
-            s_raw.extend(
-                a.into_iter()
-                    .flat_map(|x| x.1.iter().map(|r| (r.clone(), key.1))),
-            );
-            t_raw.extend(
-                b.into_iter()
-                    .flat_map(|x| x.1.iter().map(|r| (r.clone(), key.1))),
-            );
-        }
-    }
-    s_raw.sort();
-    s_raw.dedup();
-    t_raw.sort();
-    t_raw.dedup();
-    let raw_map = |b: &[(String, String, u32, mysql::BucketSum)]| -> std::collections::HashMap<String, String> {
-        b.iter().map(|(ns, raw, _, _)| (raw.clone(), ns.clone())).collect()
-    };
-    let (s_map, t_map) = (raw_map(&s.buckets), raw_map(&t.buckets));
-    let pass2 = |dsn: Option<String>,
-                 pw: Option<crate::settings::Secret>,
-                 buckets: Vec<(String, u32)>,
-                 map: std::collections::HashMap<String, String>| async move {
-        let dsn = dsn.unwrap_or_default();
-        let db = mysql::NacosDb::new(&dsn, pw.as_ref(), settings.timeout_secs)?;
-        let ns = move |raw: &str| map.get(raw).cloned();
-        let r = db.digests_in(&buckets, &ns).await;
-        db.close().await;
-        r
-    };
-    let (a, b) = tokio::join!(
-        pass2(
-            settings.source.db.clone(),
-            settings.source.db_password.clone(),
-            s_raw,
-            s_map.clone()
-        ),
-        pass2(
-            settings.target.db.clone(),
-            settings.target.db_password.clone(),
-            t_raw,
-            t_map.clone()
-        )
-    );
-    let (a, b) = match (a, b) {
-        (Ok(a), Ok(b)) => (a, b),
-        (Err(e), _) => {
-            s.errors.push(CaptureError {
-                origin: s.origin.clone(),
-                namespace: None,
-                message: e.0,
-            });
-            return;
-        }
-        (_, Err(e)) => {
-            t.errors.push(CaptureError {
-                origin: t.origin.clone(),
-                namespace: None,
-                message: e.0,
-            });
-            return;
-        }
-    };
-    s.digests.extend(a);
-    t.digests.extend(b);
-    // Tags are not in the bucket checksums: compare them per key, and read differing keys in full.
-    let tag_map = |rows: &[(u64, String, String, String, String)],
-                   map: &std::collections::HashMap<String, String>| {
-        let mut m: std::collections::BTreeMap<(String, String, String), (Vec<String>, u64)> =
-            std::collections::BTreeMap::new();
-        for (id, raw, g, d, tag) in rows {
-            if let Some(ns) = map.get(raw) {
-                let e = m.entry((ns.clone(), g.clone(), d.clone())).or_default();
-                e.0.push(tag.clone());
-                e.1 = *id;
-            }
-        }
-        for v in m.values_mut() {
-            v.0.sort();
-        }
-        m
-    };
-    let st = tag_map(&s.tag_rows, &s_map);
-    let tt = tag_map(&t.tag_rows, &t_map);
-    // A key may have tags on one side only: read such keys by key on both sides.
-    let mut tag_keys: Vec<(String, String, String)> = Vec::new();
-    for k in st.keys().chain(tt.keys()) {
-        if st.get(k).map(|x| &x.0) != tt.get(k).map(|x| &x.0) {
-            tag_keys.push(k.clone());
-        }
-    }
-    tag_keys.sort();
-    tag_keys.dedup();
-    let by_key =
-        |map: &std::collections::HashMap<String, String>| -> Vec<(Vec<String>, String, String)> {
-            tag_keys
-                .iter()
-                .map(|(ns, g, d)| {
-                    let raws: Vec<String> = map
-                        .iter()
-                        .filter(|(_, n)| *n == ns)
-                        .map(|(r, _)| r.clone())
-                        .collect();
-                    (raws, g.clone(), d.clone())
-                })
-                .collect()
-        };
-    let (s_keys, t_keys) = (by_key(&s_map), by_key(&t_map));
     let (sd, td) = (
         std::mem::take(&mut s.digests),
         std::mem::take(&mut t.digests),
@@ -286,27 +144,14 @@ pub async fn narrow_compact(
             (None, None) => break,
         }
     }
-    for ids in [&mut sids, &mut tids] {
-        ids.sort_unstable();
-        ids.dedup();
-    }
-    let fetch = |keys: Vec<(Vec<String>, String, String)>,
-                 dsn: Option<String>,
-                 pw: Option<crate::settings::Secret>,
-                 ids: Vec<(u8, u64)>| async move {
+    let fetch = |dsn: Option<String>, pw: Option<crate::settings::Secret>, ids: Vec<(u8, u64)>| async move {
         let dsn = dsn.unwrap_or_default();
         let db = mysql::NacosDb::new(&dsn, pw.as_ref(), settings.timeout_secs)?;
         let r = async {
             let mut conn = db.conn().await?;
             let tables = db.tables(&mut conn).await?;
             drop(conn);
-            let mut items = db.items_by_id(&tables, &ids).await?;
-            for it in db.items_by_key(&tables, &keys).await? {
-                if !items.iter().any(|x| x.key == it.key) {
-                    items.push(it);
-                }
-            }
-            Ok::<_, mysql::DbError>(items)
+            db.items_by_id(&tables, &ids).await
         }
         .await;
         db.close().await;
@@ -314,13 +159,11 @@ pub async fn narrow_compact(
     };
     let (a, b) = tokio::join!(
         fetch(
-            s_keys,
             settings.source.db.clone(),
             settings.source.db_password.clone(),
             sids
         ),
         fetch(
-            t_keys,
             settings.target.db.clone(),
             settings.target.db_password.clone(),
             tids

@@ -20,15 +20,6 @@ type TagRow = (
     Option<String>,
 );
 
-/// `(config id, tenant_id, group_id, data_id, tag_name)` of `config_tags_relation`.
-type IdTagRow = (
-    u64,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-);
-
 /// A connection pool to one Nacos database.
 pub struct NacosDb {
     pool: Pool,
@@ -315,38 +306,34 @@ fn table_queries(tables: &[String]) -> Vec<(u8, &'static str, String)> {
     q
 }
 
-/// The compact scan of every config table: `id, tenant_id, key, UNHEX(MD5(content)), meta`, where
-/// `key` joins group, dataId and variant and `meta` joins type, app and desc. Five short columns and a
-/// 16-byte binary digest keep the wire and the client's parsing close to a bare `SELECT MD5(content)`.
+/// The compact scan of every config table: `id, tenant_id, group_id, data_id, variant, MD5(content),
+/// type, app_name, c_desc`; only `MD5(content)` is computed by the server, so the scan costs little
+/// more than a bare `SELECT MD5(content)`.
 fn digest_queries(tables: &[String]) -> Vec<(u8, &'static str, String)> {
-    let has = |t: &str| tables.iter().any(|x| x.eq_ignore_ascii_case(t));
-    let q = |variant: &str, meta: &str, table: &str| {
-        format!(
-            "SELECT id, tenant_id, CONCAT_WS(0x02, IFNULL(group_id, ''), data_id, {variant}), UNHEX(MD5(content)), {meta} FROM {table}"
-        )
+    // Raw columns and the hex MD5: measured on MariaDB 10.11, server-side CONCAT_WS and UNHEX
+    // cost more than the few extra bytes they save on the wire.
+    let q = |t: u8, table: &'static str, variant: &str, meta: &str| {
+        (t, table, format!("SELECT id, tenant_id, group_id, data_id, {variant}, MD5(content), {meta} FROM {table}"))
     };
-    let meta_full = "CONCAT_WS(0x01, IFNULL(type, ''), IFNULL(app_name, ''), IFNULL(c_desc, ''))";
-    let meta_app = "IFNULL(app_name, '')";
-    let mut out = vec![(0, "config_info", q("''", meta_full, "config_info"))];
+    let has = |t: &str| tables.iter().any(|x| x.eq_ignore_ascii_case(t));
+    let mut out = vec![q(0, "config_info", "''", "type, app_name, c_desc")];
     if has("config_info_beta") {
-        out.push((
-            1,
-            "config_info_beta",
-            q("'beta'", meta_app, "config_info_beta"),
-        ));
+        out.push(q(1, "config_info_beta", "'beta'", "NULL, app_name, NULL"));
     }
     if has("config_info_tag") {
-        out.push((
+        out.push(q(
             2,
             "config_info_tag",
-            q("CONCAT('tag:', tag_id)", meta_app, "config_info_tag"),
+            "CONCAT('tag:', tag_id)",
+            "NULL, app_name, NULL",
         ));
     }
     if has("config_info_gray") {
-        out.push((
+        out.push(q(
             3,
             "config_info_gray",
-            q("CONCAT('gray:', gray_name)", meta_app, "config_info_gray"),
+            "CONCAT('gray:', gray_name)",
+            "NULL, app_name, NULL",
         ));
     }
     out
@@ -371,38 +358,6 @@ pub struct DigestRow {
     pub table: u8,
 }
 
-/// A digest row from a digest-query row (`id, tenant, key, UNHEX(MD5), meta`); `None` when out of scope.
-fn digest_of(
-    row: &Row,
-    table: u8,
-    ns: &(dyn Fn(&str) -> Option<String> + Sync),
-) -> Option<DigestRow> {
-    let namespace = ns(&String::from_utf8_lossy(bytes_of(row, 1)))?;
-    let parts: [&[u8]; 2] = [namespace.as_bytes(), bytes_of(row, 2)];
-    let key = (u128::from(hash_parts(0x6e61_636f, &parts)) << 64)
-        | u128::from(hash_parts(0x6472_6966, &parts));
-    let mut md5 = [0u8; 16];
-    let raw = bytes_of(row, 3);
-    if raw.len() == 16 {
-        md5.copy_from_slice(raw);
-    }
-    Some(DigestRow {
-        key,
-        md5,
-        meta: hash_parts(0, &[bytes_of(row, 4)]),
-        id: std::str::from_utf8(bytes_of(row, 0))
-            .ok()
-            .and_then(|x| x.parse().ok())
-            .unwrap_or(0),
-        table,
-    })
-}
-
-/// Quote a string for an SQL literal (tenant ids come from the DB itself, but never trust them).
-fn sql_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\\', "\\\\").replace('\'', "''"))
-}
-
 fn bytes_of(row: &Row, i: usize) -> &[u8] {
     match row.as_ref(i) {
         Some(mysql_async::Value::Bytes(b)) => b,
@@ -421,152 +376,14 @@ fn hash_parts(seed: u64, parts: &[&[u8]]) -> u64 {
     h.finish()
 }
 
-/// Buckets of `config_info` per (tenant, hash of group and dataId): the first, cheap pass of a compact L1.
-pub const BUCKETS: u32 = 4096;
-
-/// Bucket expression, shared by the checksum pass and the row pass so both name the same rows.
-const BUCKET_EXPR: &str = "CRC32(CONCAT_WS(0x02, IFNULL(group_id, ''), data_id)) % 4096";
-
-/// One bucket's checksum: row count and two independent 32-bit XOR checksums of its rows.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct BucketSum {
-    /// Rows in the bucket.
-    pub rows: u64,
-    /// XOR of a 64-bit digest (two salted CRC32s) of every row's key, `MD5(content)` and metadata.
-    pub xor: u64,
-}
-
 impl NacosDb {
-    /// Checksums of `config_info` per (raw tenant, bucket), computed inside MySQL: like
-    /// pt-table-checksum's chunks, only a few thousand small rows cross the wire however big the
-    /// table is, and `MD5(content)` is still computed for every row (content is verified, the
-    /// stored md5 column is not trusted).
-    pub async fn bucket_sums(&self) -> Result<Vec<(String, u32, BucketSum)>, DbError> {
-        let row = "CONCAT_WS(0x01, IFNULL(group_id, ''), data_id, MD5(content), IFNULL(type, ''), IFNULL(app_name, ''), IFNULL(c_desc, ''))";
-        let sql = format!(
-            "SELECT tenant_id, {BUCKET_EXPR} AS b, COUNT(*), BIT_XOR(CRC32({row})), BIT_XOR(CRC32(CONCAT('nacos-drift', {row}))) \
-             FROM config_info GROUP BY tenant_id, b"
-        );
-        let mut conn = self.conn().await?;
-        let t0 = std::time::Instant::now();
-        let rows: Vec<(Option<String>, u32, u64, u64, u64)> = conn
-            .query(sql)
-            .await
-            .map_err(|e| self.err("checksumming config_info", e))?;
-        tracing::info!(
-            "{}: {} bucket checksums in {:?}",
-            self.origin,
-            rows.len(),
-            t0.elapsed()
-        );
-        Ok(rows
-            .into_iter()
-            .map(|(t, b, n, x1, x2)| {
-                (
-                    t.unwrap_or_default(),
-                    b,
-                    BucketSum {
-                        rows: n,
-                        xor: (x1 << 32) | (x2 & 0xffff_ffff),
-                    },
-                )
-            })
-            .collect())
-    }
-
-    /// Digest rows of `config_info` in the given (raw tenant, bucket)s only.
-    pub async fn digests_in(
-        &self,
-        buckets: &[(String, u32)],
-        ns: &(dyn Fn(&str) -> Option<String> + Sync),
-    ) -> Result<Vec<DigestRow>, DbError> {
-        let mut out = Vec::new();
-        if buckets.is_empty() {
-            return Ok(out);
-        }
-        let mut conn = self.conn().await?;
-        for chunk in buckets.chunks(500) {
-            let list: Vec<String> = chunk
-                .iter()
-                .map(|(t, b)| format!("({}, {b})", sql_quote(t)))
-                .collect();
-            let sql = format!(
-                "SELECT id, tenant_id, CONCAT_WS(0x02, IFNULL(group_id, ''), data_id, ''), UNHEX(MD5(content)), \
-                 CONCAT_WS(0x01, IFNULL(type, ''), IFNULL(app_name, ''), IFNULL(c_desc, '')) \
-                 FROM config_info WHERE (tenant_id, {BUCKET_EXPR}) IN ({})",
-                list.join(", ")
-            );
-            let rows: Vec<Row> = conn
-                .query(sql)
-                .await
-                .map_err(|e| self.err("reading differing buckets", e))?;
-            for row in &rows {
-                if let Some(d) = digest_of(row, 0, ns) {
-                    out.push(d);
-                }
-            }
-        }
-        Ok(out)
-    }
-
-    /// Full formal rows (with tags) of the given keys: `(raw tenants, group, dataId)`.
-    pub async fn items_by_key(
-        &self,
-        tables: &[String],
-        keys: &[(Vec<String>, String, String)],
-    ) -> Result<Vec<ConfigItem>, DbError> {
-        let mut ids = Vec::new();
-        if keys.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut conn = self.conn().await?;
-        for (tenants, group, data_id) in keys {
-            for t in tenants {
-                let id: Option<u64> = conn
-                    .exec_first("SELECT id FROM config_info WHERE tenant_id = ? AND group_id = ? AND data_id = ?", (t, group, data_id))
-                    .await
-                    .map_err(|e| self.err("reading config_info rows", e))?;
-                ids.extend(id.map(|i| (0u8, i)));
-            }
-        }
-        drop(conn);
-        self.items_by_id(tables, &ids).await
-    }
-
-    /// Tags of every config (`config_tags_relation.id` = `config_info.id`), keyed by `(tenant, group, dataId)`.
-    pub async fn tag_rows(&self) -> Result<Vec<(u64, String, String, String, String)>, DbError> {
-        let mut conn = self.conn().await?;
-        let rows: Vec<IdTagRow> = conn
-            .query("SELECT id, tenant_id, group_id, data_id, tag_name FROM config_tags_relation")
-            .await
-            .map_err(|e| self.err("reading config_tags_relation", e))?;
-        Ok(rows
-            .into_iter()
-            .map(|(id, t, g, d, n)| {
-                (
-                    id,
-                    t.unwrap_or_default(),
-                    g.unwrap_or_default(),
-                    d.unwrap_or_default(),
-                    n.unwrap_or_default(),
-                )
-            })
-            .collect())
-    }
-
     /// Digest rows of every config table, keys mapped by `ns` (the DB's tenant → source-space namespace, `None` = skip).
     pub async fn digests(
         &self,
         tables: &[String],
         ns: &(dyn Fn(&str) -> Option<String> + Sync),
-        skip_formal: bool,
     ) -> Result<Vec<DigestRow>, DbError> {
-        // With `skip_formal`, `config_info` is left to the bucket checksums and only the (small)
-        // beta/tag/gray tables are read row by row.
-        let queries: Vec<_> = digest_queries(tables)
-            .into_iter()
-            .filter(|(t, _, _)| !(skip_formal && *t == 0))
-            .collect();
+        let queries = digest_queries(tables);
         let scans = queries.iter().map(|(t, table, sql)| async move {
             let mut conn = self.conn().await?;
             let mut stream = conn
@@ -594,18 +411,26 @@ impl NacosDb {
                     let Some(namespace) = &tenants[tenant] else {
                         continue;
                     };
-                    let parts: [&[u8]; 2] = [namespace.as_bytes(), bytes_of(&row, 2)];
+                    let parts: [&[u8]; 4] = [
+                        namespace.as_bytes(),
+                        bytes_of(&row, 2),
+                        bytes_of(&row, 3),
+                        bytes_of(&row, 4),
+                    ];
                     let key = (u128::from(hash_parts(0x6e61_636f, &parts)) << 64)
                         | u128::from(hash_parts(0x6472_6966, &parts));
                     let mut md5 = [0u8; 16];
-                    let raw = bytes_of(&row, 3);
-                    if raw.len() == 16 {
-                        md5.copy_from_slice(raw);
+                    let hex_md5 = bytes_of(&row, 5);
+                    if hex_md5.len() == 32 {
+                        let _ = hex::decode_to_slice(hex_md5, &mut md5);
                     }
                     out.push(DigestRow {
                         key,
                         md5,
-                        meta: hash_parts(0, &[bytes_of(&row, 4)]),
+                        meta: hash_parts(
+                            0,
+                            &[bytes_of(&row, 6), bytes_of(&row, 7), bytes_of(&row, 8)],
+                        ),
                         id: std::str::from_utf8(bytes_of(&row, 0))
                             .ok()
                             .and_then(|x| x.parse().ok())
@@ -628,10 +453,9 @@ impl NacosDb {
             rows.len(),
             t0.elapsed()
         );
-        if !skip_formal
-            && tables
-                .iter()
-                .any(|x| x.eq_ignore_ascii_case("config_tags_relation"))
+        if tables
+            .iter()
+            .any(|x| x.eq_ignore_ascii_case("config_tags_relation"))
         {
             // Tags are part of the compared metadata: fold them into the formal rows' meta hash.
             let mut conn = self.conn().await?;
