@@ -40,15 +40,22 @@ impl Env {
         );
     }
 
-    /// Reload a target node whole (ops/localCache) and wait until it serves `data_id` with `md5`.
-    fn refresh(&self, node: &Node, data_id: &str, md5: &str) {
+    /// Reload a target node whole (ops/localCache) once, and wait until it serves every `(data_id, md5)`.
+    ///
+    /// One request per node: the reload is asynchronous, and a second request made while one runs
+    /// is queued and runs later, after the test has changed the DB, healing what it wants stale.
+    fn refresh(&self, node: &Node, keys: &[(&str, &str)]) {
         let (s, b) = node.call("POST", "/v1/cs/ops/localCache", &[]);
         assert_eq!(s, 200, "localCache on {}: {b}", node.base);
-        assert!(
-            wait_until(30, || node.get_config(&self.ns, G, data_id).2 == md5),
-            "{} did not reload {data_id}",
-            node.base
-        );
+        for (data_id, md5) in keys {
+            assert!(
+                wait_until(30, || node.get_config(&self.ns, G, data_id).2 == *md5),
+                "{} did not reload {data_id}",
+                node.base
+            );
+        }
+        // Let the dump-all finish writing before the test changes rows under it.
+        std::thread::sleep(std::time::Duration::from_secs(1));
     }
 
     fn audit(&self, extra: &[&str], env: &[(&str, &str)]) -> Run {
@@ -148,8 +155,13 @@ fn replicated_publish_change_and_delete_are_stale_on_every_target_node_and_fix_r
     e.replicated("changed.properties", Some(&md5("v=1\n")));
     e.replicated("deleted.properties", Some(&md5("gone=soon\n")));
     for n in &e.tgt {
-        e.refresh(n, "changed.properties", &md5("v=1\n"));
-        e.refresh(n, "deleted.properties", &md5("gone=soon\n"));
+        e.refresh(
+            n,
+            &[
+                ("changed.properties", &md5("v=1\n")),
+                ("deleted.properties", &md5("gone=soon\n")),
+            ],
+        );
     }
     let clean = e.audit(&[], &[]);
     assert_eq!(clean.code, 0, "fresh pair: {}", clean.output);
@@ -464,7 +476,7 @@ fn a_row_rewritten_with_an_older_timestamp_is_a_timestamp_trap() {
     e.src.publish(&e.ns, G, "trap.yaml", "t: 1\n");
     e.replicated("trap.yaml", Some(&md5("t: 1\n")));
     for n in &e.tgt {
-        e.refresh(n, "trap.yaml", &md5("t: 1\n"));
+        e.refresh(n, &[("trap.yaml", &md5("t: 1\n"))]);
     }
     // A sync tool rewrites the target row with the source's old timestamp.
     sql(

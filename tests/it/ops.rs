@@ -192,7 +192,19 @@ impl Node {
             ("ephemeral", "false"),
         ];
         p.extend_from_slice(extra);
-        self.ok(method, "/v1/ns/instance", &p);
+        // Right after start-up the naming Raft group may still be electing its leader.
+        let mut answer = self.call(method, "/v1/ns/instance", &p);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while answer.0 == 500 && answer.1.contains("Leader") && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(std::time::Duration::from_millis(500));
+            answer = self.call(method, "/v1/ns/instance", &p);
+        }
+        assert_eq!(
+            answer.0, 200,
+            "{method} {}/v1/ns/instance {p:?}: HTTP {}: {}",
+            self.base, answer.0, answer.1
+        );
         let matches = |i: &serde_json::Value| {
             i["port"] == port
                 && i["ephemeral"] == false
