@@ -4,6 +4,8 @@
 //! Java Nacos 2.0.4, on a replicated MariaDB pair: a config published on the source reaches the
 //! target DB but no target node is told, which is the staleness these tests make and repair.
 //! Every test holds `TARGET_CACHE_LOCK`: a full reload anywhere refreshes every key of a node.
+//! Nacos also runs a full dump every 6 h, the first 10–370 min after start: on a bed that has
+//! been up longer than ten minutes a node may heal itself mid-test (`testbed down && up` resets).
 
 use crate::bed::TARGET_CACHE_LOCK;
 use crate::ops::{audit, cred_env, md5, split_dsn, sql, sql_value, wait_until, Node, Run};
