@@ -299,6 +299,17 @@ pub async fn audit_side(
     for i in failed.into_iter().rev() {
         live.remove(i);
     }
+    // Probe the flagged keys once more: a node in the middle of a reload can flag a key for an
+    // instant. Only keys flagged twice are reported (and repaired).
+    for s in &mut live {
+        if s.stale.is_empty() {
+            continue;
+        }
+        let subset: Vec<ProbeKey> = s.stale.iter().map(|i| keys[*i].clone()).collect();
+        if let Ok(again) = probe_all(&s.node, &subset).await {
+            s.stale = again.into_iter().map(|j| s.stale[j]).collect();
+        }
+    }
 
     // Classify each difference: stale (serves other content), missing (serves nothing), extra (serves a deleted config).
     let mut stale_findings: BTreeMap<(String, usize), Finding> = BTreeMap::new();
