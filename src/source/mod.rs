@@ -44,15 +44,7 @@ async fn capture_db_compact(
         }
     };
     let result = async {
-        let mut conn = db.conn().await?;
-        let tables = db.tables(&mut conn).await?;
-        if !tables.iter().any(|t| t.eq_ignore_ascii_case("config_info")) {
-            return Err(mysql::DbError(format!(
-                "database {dsn}: no `config_info` table: is this a Nacos database?"
-            )));
-        }
-        let namespaces = db.namespaces(&mut conn).await?;
-        drop(conn);
+        let (tables, namespaces) = db.tables_and_namespaces().await?;
         let w = wanted.clone();
         let m = mapper.clone();
         let ns = move |tenant: &str| {
@@ -60,7 +52,7 @@ async fn capture_db_compact(
             w(&canon).then(|| m(&canon))
         };
         let digests = db.digests(&tables, &ns).await?;
-        Ok((namespaces, tables, digests))
+        Ok::<_, mysql::DbError>((namespaces, tables, digests))
     }
     .await;
     match result {
@@ -269,15 +261,7 @@ async fn capture_db(
         }
     };
     let result = async {
-        let mut conn = db.conn().await?;
-        let tables = db.tables(&mut conn).await?;
-        if !tables.iter().any(|t| t.eq_ignore_ascii_case("config_info")) {
-            return Err(mysql::DbError(format!(
-                "database {dsn}: no `config_info` table: is this a Nacos database?"
-            )));
-        }
-        let namespaces = db.namespaces(&mut conn).await?;
-        drop(conn);
+        let (tables, namespaces) = db.tables_and_namespaces().await?;
         let configs = db.configs(&tables).await?;
         let deleted = if tables
             .iter()
@@ -287,7 +271,7 @@ async fn capture_db(
         } else {
             (Vec::new(), None)
         };
-        Ok((namespaces, configs, deleted))
+        Ok::<_, mysql::DbError>((namespaces, configs, deleted))
     }
     .await;
     match result {

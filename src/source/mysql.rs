@@ -85,6 +85,20 @@ impl NacosDb {
         .map_err(|e| self.err("listing tables", e))
     }
 
+    /// The tables present and the namespaces, failing with a clear message if this is no Nacos database.
+    pub async fn tables_and_namespaces(&self) -> Result<(Vec<String>, Vec<Namespace>), DbError> {
+        let mut conn = self.conn().await?;
+        let tables = self.tables(&mut conn).await?;
+        if !tables.iter().any(|t| t.eq_ignore_ascii_case("config_info")) {
+            return Err(DbError(format!(
+                "database {}: no `config_info` table: is this a Nacos database?",
+                self.origin
+            )));
+        }
+        let namespaces = self.namespaces(&mut conn).await?;
+        Ok((tables, namespaces))
+    }
+
     /// Namespaces from `tenant_info`, plus the default `public`.
     pub async fn namespaces(&self, conn: &mut Conn) -> Result<Vec<Namespace>, DbError> {
         let rows: Vec<(Option<String>, Option<String>, Option<String>)> = conn
