@@ -75,18 +75,6 @@ fn audit(a: &AuditArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<ExitStat
             "--fix needs the L2 probe: drop --no-probe (or `probe = false` in [audit])",
         ));
     }
-    if (a.dry_run || a.fix_source) && !a.fix {
-        return Err(Error::new(
-            ErrorKind::Usage,
-            "--dry-run and --fix-source only make sense with --fix",
-        ));
-    }
-    if a.fix && !settings.probe {
-        return Err(Error::new(
-            ErrorKind::Usage,
-            "--fix needs the L2 probe: drop --no-probe (or `probe = false` in [audit])",
-        ));
-    }
     let scope = Arc::new(Scope::new(&settings));
     let rt = runtime()?;
     // Incremental runs: one at a time (lock), and only keys changed since the watermark.
@@ -96,7 +84,6 @@ fn audit(a: &AuditArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<ExitStat
         None
     };
     if let Some(pid) = lock.as_ref().and_then(|l| l.took_over) {
-        tracing::warn!("took over a stale lock left by process {pid}, which is no longer running");
         eprintln_safe(&format!(
             "warning: took over a stale lock left by process {pid}, which is no longer running"
         ));

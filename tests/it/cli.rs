@@ -259,3 +259,24 @@ fn unreachable_node_and_db_are_source_errors_not_clean() {
     );
     assert!(!t.contains("hunter2-secret"));
 }
+
+#[test]
+fn repair_flags_without_fix_are_usage_errors() {
+    let sides = [
+        "audit",
+        "--source-db",
+        "mysql://u@127.0.0.1:1/nacos",
+        "--target-db",
+        "mysql://u@127.0.0.1:2/nacos",
+    ];
+    for extra in [
+        &["--dry-run"][..],
+        &["--fix-source"][..],
+        &["--fix", "--no-probe"][..],
+    ] {
+        let mut args = sides.to_vec();
+        args.extend_from_slice(extra);
+        let o = run(&args, &[]);
+        assert_eq!(o.status.code(), Some(2), "{extra:?}: {}", text(&o));
+    }
+}
