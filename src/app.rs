@@ -175,11 +175,7 @@ fn audit(a: &AuditArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<ExitStat
         };
     let mut findings = findings;
     let t1 = std::time::Instant::now();
-    rt.block_on(fill_db_diffs(
-        &settings,
-        &mut findings,
-        scope.show_secrets(),
-    ));
+    rt.block_on(fill_db_diffs(&settings, &scope, &mut findings));
     tracing::info!("content diffs fetched in {:?}", t1.elapsed());
     let fix = crate::cache::FixOptions {
         fix: a.fix,
@@ -495,11 +491,11 @@ fn capture_errors(snap: &SideSnapshot, side: Side) -> Vec<Finding> {
 }
 
 /// For L1 content differences, fetch both rows' content and attach a masked diff.
-async fn fill_db_diffs(settings: &Settings, findings: &mut [Finding], show_secrets: bool) {
+async fn fill_db_diffs(settings: &Settings, scope: &Scope, findings: &mut [Finding]) {
     let (Some(sdsn), Some(tdsn)) = (&settings.source.db, &settings.target.db) else {
         return;
     };
-    let scope = Scope::new(settings);
+    let show_secrets = scope.show_secrets();
     let idx: Vec<usize> = findings
         .iter()
         .enumerate()

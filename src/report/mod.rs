@@ -168,13 +168,15 @@ impl Report {
     /// The exit status the findings call for.
     #[must_use]
     pub fn status(&self) -> ExitStatus {
-        if !self.complete {
-            ExitStatus::Incomplete
-        } else if self.summary.failing > 0 {
-            ExitStatus::Drift
-        } else {
-            ExitStatus::Clean
+        let mut status = ExitStatus::Clean;
+        if self.summary.failing > 0 {
+            status = status.worst(ExitStatus::Drift);
         }
+        if !self.complete {
+            // Errors win over drift: an incomplete audit never exits 0 or 1.
+            status = status.worst(ExitStatus::Incomplete);
+        }
+        status
     }
 
     /// Render one format into a byte buffer.

@@ -13,6 +13,24 @@ use futures::stream::{self, StreamExt};
 use nacos::NacosNode;
 use std::sync::Arc;
 
+/// A pool for a side's DB, or the reason it cannot be had, recorded as a capture error.
+fn open_db(
+    dsn: &str,
+    conf: &SideSettings,
+    settings: &Settings,
+    errors: &mut Vec<CaptureError>,
+) -> Option<mysql::NacosDb> {
+    mysql::NacosDb::new(dsn, conf.db_password.as_ref(), settings.timeout_secs)
+        .map_err(|e| {
+            errors.push(CaptureError {
+                origin: dsn.to_owned(),
+                namespace: None,
+                message: e.0,
+            })
+        })
+        .ok()
+}
+
 /// Which namespaces (in this side's own ids) to read.
 pub type NamespaceFilter = Arc<dyn Fn(&str) -> bool + Send + Sync>;
 
@@ -32,16 +50,8 @@ async fn capture_db_compact(
         ..DbSnapshot::default()
     };
     let Some(mapper) = mapper else { return snap };
-    let db = match mysql::NacosDb::new(dsn, conf.db_password.as_ref(), settings.timeout_secs) {
-        Ok(db) => db,
-        Err(e) => {
-            snap.errors.push(CaptureError {
-                origin: dsn.to_owned(),
-                namespace: None,
-                message: e.0,
-            });
-            return snap;
-        }
+    let Some(db) = open_db(dsn, conf, settings, &mut snap.errors) else {
+        return snap;
     };
     let result = async {
         let (tables, namespaces) = db.tables_and_namespaces().await?;
@@ -249,16 +259,8 @@ async fn capture_db(
         origin: dsn.to_owned(),
         ..DbSnapshot::default()
     };
-    let db = match mysql::NacosDb::new(dsn, conf.db_password.as_ref(), settings.timeout_secs) {
-        Ok(db) => db,
-        Err(e) => {
-            snap.errors.push(CaptureError {
-                origin: dsn.to_owned(),
-                namespace: None,
-                message: e.0,
-            });
-            return snap;
-        }
+    let Some(db) = open_db(dsn, conf, settings, &mut snap.errors) else {
+        return snap;
     };
     let result = async {
         let (tables, namespaces) = db.tables_and_namespaces().await?;
