@@ -396,14 +396,21 @@ fn capture_both(
 ) -> (SideSnapshot, SideSnapshot) {
     let (sf, tf) = filters(scope);
     let with_api = !settings.source.nacos.is_empty() && !settings.target.nacos.is_empty();
-    let (sm, tm): (
-        Option<source::NamespaceMapper>,
-        Option<source::NamespaceMapper>,
-    ) = if compact {
+    // Both DB scans must digest content the same way: agree on it before either starts.
+    let (sm, tm) = if compact {
+        let digest = rt.block_on(source::agree_digest(settings));
+        tracing::info!("L1 content digest: {}", digest.name());
         let t = scope.clone();
+        let to_source: source::NamespaceMapper = Arc::new(move |ns: &str| t.to_source(ns));
         (
-            Some(Arc::new(|ns: &str| ns.to_owned())),
-            Some(Arc::new(move |ns: &str| t.to_source(ns))),
+            Some(source::Compact {
+                mapper: Arc::new(|ns: &str| ns.to_owned()),
+                digest,
+            }),
+            Some(source::Compact {
+                mapper: to_source,
+                digest,
+            }),
         )
     } else {
         (None, None)
@@ -557,6 +564,7 @@ fn side_info(conf: Option<&settings::SideSettings>, snap: &SideSnapshot) -> Side
             .db
             .as_ref()
             .map(|d| d.rows_scanned.unwrap_or(d.configs.len())),
+        db_content_digest: snap.db.as_ref().and_then(|d| d.content_digest.clone()),
         api_configs: snap.api.as_ref().map(|a| a.configs.len()),
         api_services: snap.api.as_ref().map(|a| a.services.len()),
         api_instances: snap

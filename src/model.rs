@@ -86,6 +86,10 @@ pub struct DbSnapshot {
     /// Rows scanned, when `configs` holds only the rows whose digests differ (compact L1 scan).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rows_scanned: Option<usize>,
+    /// The in-DB content digest of the scan (`md5`, or `crc32+crc32c` for a compact scan on
+    /// servers that have both).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_digest: Option<String>,
     /// Compact digests of every row (compact L1 scan only; never written to files).
     #[serde(skip)]
     pub digests: Vec<crate::source::mysql::DigestRow>,

@@ -238,6 +238,18 @@ pub struct Settings {
     pub skew_secs: u64,
     /// Repair settings.
     pub fix: crate::cache::FixOptions,
+    /// How the L1 scan digests content inside the DBs.
+    pub db_digest: DbDigest,
+}
+
+/// `audit.db_digest`: which in-DB content digest the L1 scan may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DbDigest {
+    /// `CRC32(content)` + `CRC32C(content)` when both servers have them (MariaDB 10.8+), else `MD5(content)`.
+    #[default]
+    Auto,
+    /// Always `MD5(content)`.
+    Md5,
 }
 
 impl Default for Settings {
@@ -273,6 +285,7 @@ impl Default for Settings {
                 verify_secs: 30,
                 ..crate::cache::FixOptions::default()
             },
+            db_digest: DbDigest::Auto,
         }
     }
 }
@@ -334,6 +347,7 @@ const KEYS: &[(&str, &str, Kind)] = &[
     ("audit", "state", Kind::Str),
     ("audit", "full_every_hours", Kind::Int),
     ("audit", "skew_secs", Kind::Int),
+    ("audit", "db_digest", Kind::Str),
     ("fix", "full_threshold_pct", Kind::Int),
     ("fix", "rate_per_sec", Kind::Int),
     ("fix", "verify_secs", Kind::Int),
@@ -809,6 +823,15 @@ fn build(
     if let Some((p, _)) = str_of("audit.state") {
         s.state = PathBuf::from(p);
     }
+    if let Some((d, at)) = str_of("audit.db_digest") {
+        match d.as_str() {
+            "auto" => s.db_digest = DbDigest::Auto,
+            "md5" => s.db_digest = DbDigest::Md5,
+            _ => problems.push(format!(
+                "{at}: unknown `audit.db_digest` `{d}` (expected auto or md5)"
+            )),
+        }
+    }
     let mut int_setting = |key: &str, min: i64, max: i64| -> Option<u64> {
         let (v, at) = int_of(key)?;
         if v < min || v > max {
@@ -1000,7 +1023,7 @@ mod tests {
         let file = dir.join("bad.toml");
         std::fs::write(
             &file,
-            "[source]\nnacos = \"ftp://x\"\ncolour = \"red\"\n\n[audit]\ngate = \"nope\"\nsettle_secs = \"x\"\n\n[levels]\nconfig-missing = \"fatal\"\n",
+            "[source]\nnacos = \"ftp://x\"\ncolour = \"red\"\n\n[audit]\ngate = \"nope\"\nsettle_secs = \"x\"\ndb_digest = \"sha1\"\n\n[levels]\nconfig-missing = \"fatal\"\n",
         )
         .unwrap();
         let err = resolve(&Inputs {
@@ -1023,9 +1046,13 @@ mod tests {
             "{m}"
         );
         assert!(
-            m.contains("bad.toml:10: `levels.config-missing`: unknown level"),
+            m.contains("bad.toml:8: unknown `audit.db_digest` `sha1` (expected auto or md5)"),
             "{m}"
         );
-        assert!(m.contains("5 problems"), "{m}");
+        assert!(
+            m.contains("bad.toml:11: `levels.config-missing`: unknown level"),
+            "{m}"
+        );
+        assert!(m.contains("6 problems"), "{m}");
     }
 }

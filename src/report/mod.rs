@@ -30,6 +30,9 @@ pub struct SideInfo {
     /// Configs read from the DB.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub db_configs: Option<usize>,
+    /// How the DB computed content digests for L1 (`crc32+crc32c` or `md5`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub db_content_digest: Option<String>,
     /// Configs read through the API.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub api_configs: Option<usize>,

@@ -37,19 +37,55 @@ pub type NamespaceFilter = Arc<dyn Fn(&str) -> bool + Send + Sync>;
 /// A DB tenant id → the source-space namespace it is compared as (for compact key hashes).
 pub type NamespaceMapper = Arc<dyn Fn(&str) -> String + Send + Sync>;
 
+/// What a compact L1 scan needs besides the side: how its tenants map to source namespaces, and
+/// the content digest both sides agreed on.
+#[derive(Clone)]
+pub struct Compact {
+    /// Tenant id → source-space namespace.
+    pub mapper: NamespaceMapper,
+    /// In-DB content digest (the same on both sides).
+    pub digest: mysql::ContentDigest,
+}
+
+/// The content digest both DBs can compute: CRC32 + CRC32C when both have them and the settings
+/// allow it, else MD5. A DB that cannot be reached here gets MD5; its capture reports the error.
+pub async fn agree_digest(settings: &Settings) -> mysql::ContentDigest {
+    use mysql::ContentDigest;
+    if settings.db_digest == crate::settings::DbDigest::Md5 {
+        return ContentDigest::Md5;
+    }
+    let probe = |conf: &SideSettings| {
+        let dsn = conf.db.clone();
+        let pw = conf.db_password.clone();
+        async move {
+            let db = mysql::NacosDb::new(&dsn?, pw.as_ref(), settings.timeout_secs).ok()?;
+            let r = db.supports_crc().await.ok();
+            db.close().await;
+            r
+        }
+    };
+    let (a, b) = tokio::join!(probe(&settings.source), probe(&settings.target));
+    if a == Some(true) && b == Some(true) {
+        ContentDigest::Crc
+    } else {
+        ContentDigest::Md5
+    }
+}
+
 /// Compact L1 scan: namespaces in full, config rows as digests only (see [`mysql::DigestRow`]).
 async fn capture_db_compact(
     dsn: &str,
     conf: &SideSettings,
     settings: &Settings,
     wanted: NamespaceFilter,
-    mapper: Option<NamespaceMapper>,
+    compact: Compact,
 ) -> DbSnapshot {
     let mut snap = DbSnapshot {
         origin: dsn.to_owned(),
+        content_digest: Some(compact.digest.name().to_owned()),
         ..DbSnapshot::default()
     };
-    let Some(mapper) = mapper else { return snap };
+    let Compact { mapper, digest } = compact;
     let Some(db) = open_db(dsn, conf, settings, &mut snap.errors) else {
         return snap;
     };
@@ -61,7 +97,7 @@ async fn capture_db_compact(
             let canon = crate::model::canonical_namespace(tenant);
             w(&canon).then(|| m(&canon))
         };
-        let digests = db.digests(&tables, &ns).await?;
+        let digests = db.digests(&tables, digest, &ns).await?;
         Ok::<_, mysql::DbError>((namespaces, tables, digests))
     }
     .await;
@@ -120,7 +156,7 @@ pub async fn narrow_compact(
     while i < sd.len() || j < td.len() {
         match (sd.get(i), td.get(j)) {
             (Some(a), Some(b)) if a.key == b.key => {
-                if a.md5 != b.md5 || a.meta != b.meta {
+                if a.content != b.content || a.meta != b.meta {
                     sids.push((a.table, a.id));
                     tids.push((b.table, b.id));
                 }
@@ -221,16 +257,16 @@ pub async fn capture(
     settings: &Settings,
     wanted: NamespaceFilter,
     also: &[String],
-    compact: Option<NamespaceMapper>,
+    compact: Option<Compact>,
     with_api: bool,
 ) -> SideSnapshot {
     let db = async {
-        match &conf.db {
-            Some(dsn) if compact.is_some() => {
-                Some(capture_db_compact(dsn, conf, settings, wanted.clone(), compact.clone()).await)
+        match (&conf.db, compact) {
+            (Some(dsn), Some(c)) => {
+                Some(capture_db_compact(dsn, conf, settings, wanted.clone(), c).await)
             }
-            Some(dsn) => Some(capture_db(dsn, conf, settings, wanted.clone()).await),
-            None => None,
+            (Some(dsn), None) => Some(capture_db(dsn, conf, settings, wanted.clone()).await),
+            (None, _) => None,
         }
     };
     let api = async {
@@ -257,6 +293,7 @@ async fn capture_db(
 ) -> DbSnapshot {
     let mut snap = DbSnapshot {
         origin: dsn.to_owned(),
+        content_digest: Some(mysql::ContentDigest::Md5.name().to_owned()),
         ..DbSnapshot::default()
     };
     let Some(db) = open_db(dsn, conf, settings, &mut snap.errors) else {

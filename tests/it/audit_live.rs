@@ -497,3 +497,40 @@ fn desc_or_tags_changed_on_the_replica_are_config_meta_differs() {
     );
     assert!(r.output.contains("tags: [] → [pci]"), "{}", r.output);
 }
+
+/// The L1 scan verifies content inside each DB (CRC32 + CRC32C on MariaDB 10.8+, or MD5): a
+/// replica row whose content changed but whose `md5` column was left as it was (a sync that copied
+/// content only) is found by either digest, while the stored md5 columns still agree.
+#[test]
+fn a_replica_content_change_with_a_stale_md5_column_is_found_by_both_db_digests() {
+    let Some(b) = bed() else { return };
+    let p = Pair::new(b.clone(), Kind::Java);
+    let key = format!(
+        "tenant_id='{}' AND group_id='{GROUP}' AND data_id='app.properties'",
+        p.ns
+    );
+    sql(
+        &b.target_db,
+        &format!("UPDATE config_info SET content='a=1\\nb=9\\n' WHERE {key}"),
+    );
+    let md5 = |dsn: &str| sql_value(dsn, &format!("SELECT md5 FROM config_info WHERE {key}"));
+    assert_eq!(md5(&b.source_db), md5(&b.target_db), "md5 columns agree");
+    for (setting, digest) in [("auto", "crc32+crc32c"), ("md5", "md5")] {
+        let r = p.audit_with(&[], &[("NACOS_DRIFT_AUDIT_DB_DIGEST", setting)]);
+        expect(
+            &r,
+            &[
+                ("config-content-differs", "L1", "APP/app.properties/"),
+                ("config-content-differs", "L3", "APP/app.properties/"),
+            ],
+        );
+        for side in ["source", "target"] {
+            assert_eq!(
+                r.json[side]["db_content_digest"], digest,
+                "db_digest = {setting}: {}",
+                r.output
+            );
+        }
+        assert!(r.output.contains("+b=9"), "{}", r.output);
+    }
+}
