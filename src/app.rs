@@ -218,7 +218,23 @@ fn audit(a: &AuditArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<ExitStat
             repairs.extend(outcome.repairs);
         }
     }
+    // Decommission: a source that clients still use is not ready to be turned off.
+    let (mut clients_compared, mut clients_not) = (None, Vec::new());
+    if settings.gate == Some(settings::Gate::DecommissionReady) {
+        if settings.source.nacos.is_empty() {
+            clients_not.push("connected clients: the source has no Nacos nodes configured".into());
+        } else {
+            let (sf, _) = filters(&scope);
+            let nodes = source::nodes(&settings.source, &settings);
+            let outcome = rt.block_on(crate::clients::check(&nodes, &sf));
+            findings.extend(outcome.findings);
+            clients_not = outcome.not_checked;
+            clients_compared = Some("connected clients (SDK connections of each source node)");
+        }
+    }
     let mut report = finish(&settings, "audit", findings, &source, &target);
+    report.compared.extend(clients_compared.map(str::to_owned));
+    report.not_compared.extend(clients_not);
     report.summary.settled = settled;
     report.repairs = repairs;
     for p in probe_info.values_mut() {

@@ -40,13 +40,15 @@ pub enum Code {
     InstanceExtra,
     /// Weight, health, enabled, ephemeral or metadata differ.
     InstanceDiffers,
+    /// An SDK client is still connected to a source node (checked for `decommission-ready`).
+    ClientConnected,
     /// Something could not be read: the audit is incomplete.
     SourceError,
 }
 
 impl Code {
     /// Every code, in report order.
-    pub const ALL: [Code; 18] = [
+    pub const ALL: [Code; 19] = [
         Code::NamespaceMissing,
         Code::NamespaceExtra,
         Code::ConfigMissing,
@@ -64,6 +66,7 @@ impl Code {
         Code::InstanceMissing,
         Code::InstanceExtra,
         Code::InstanceDiffers,
+        Code::ClientConnected,
         Code::SourceError,
     ];
 
@@ -88,6 +91,7 @@ impl Code {
             Code::InstanceMissing => "instance-missing",
             Code::InstanceExtra => "instance-extra",
             Code::InstanceDiffers => "instance-differs",
+            Code::ClientConnected => "client-connected",
             Code::SourceError => "source-error",
         }
     }

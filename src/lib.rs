@@ -6,6 +6,7 @@
 pub mod app;
 pub mod cache;
 pub mod cli;
+pub mod clients;
 pub mod diff;
 pub mod error;
 pub mod exit;

@@ -165,7 +165,11 @@ impl Gate {
             Gate::DecommissionReady => {
                 matches!(
                     code,
-                    NamespaceMissing | ConfigMissing | ServiceMissing | InstanceMissing
+                    NamespaceMissing
+                        | ConfigMissing
+                        | ServiceMissing
+                        | InstanceMissing
+                        | ClientConnected
                 )
             }
         }

@@ -665,6 +665,40 @@ pub fn api_tenant(namespace: &str) -> String {
     }
 }
 
+/// The SDK connections of a `/v2/core/loader/current` answer, sorted by id.
+fn connections_of(map: &serde_json::Map<String, Value>) -> Vec<ClientConnection> {
+    let mut out: Vec<ClientConnection> = map
+        .iter()
+        .filter_map(|(id, c)| {
+            let meta = c.get("metaInfo").unwrap_or(c);
+            let source = meta
+                .get("labels")
+                .or_else(|| c.get("labels"))
+                .and_then(|l| l.get("source"))
+                .and_then(Value::as_str);
+            // Members connect to each other with source=cluster; SDKs say source=sdk.
+            if source == Some("cluster") || meta.get("clusterSource") == Some(&Value::Bool(true)) {
+                return None;
+            }
+            let text = |k: &str| meta.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
+            let app = text("appName");
+            Some(ClientConnection {
+                id: id.clone(),
+                ip: text("clientIp"),
+                app: if app.is_empty() { "-".into() } else { app },
+                version: text("version"),
+                namespace: match text("tenant").as_str() {
+                    "" | "null" => String::new(),
+                    t => crate::model::canonical_namespace(t),
+                },
+                since: text("createTime"),
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| a.id.cmp(&b.id));
+    out
+}
+
 fn str_field<'a>(v: &'a Value, k: &str) -> &'a str {
     v.get(k).and_then(Value::as_str).unwrap_or("")
 }
@@ -735,6 +769,24 @@ pub struct Served {
     pub last_modified_ms: Option<i64>,
 }
 
+/// An SDK client connection as a node lists it (`GET /v2/core/loader/current`, Nacos ≥ 2.0).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientConnection {
+    /// Connection id (`<millis>_<client ip>_<client port>`).
+    pub id: String,
+    /// Client IP as the client reported it.
+    pub ip: String,
+    /// `appName` of the client (`-` when it set none).
+    pub app: String,
+    /// Client version, e.g. `Nacos-Java-Client:v2.3.2`.
+    pub version: String,
+    /// Namespace the connection was set up for, or "" when it names none (the Java SDK's naming
+    /// client names none: one connection may serve any namespace).
+    pub namespace: String,
+    /// Connection time as the server prints it.
+    pub since: String,
+}
+
 /// Largest listener batch: servers reject more than 10 000 entries per request.
 pub const LISTENER_BATCH: usize = 5_000;
 
@@ -784,6 +836,39 @@ impl NacosNode {
                 })
                 .collect(),
         ))
+    }
+
+    /// SDK connections held by this node, or `None` if the server does not list connections
+    /// (Nacos 1.x, r-nacos: 404). Connections from other cluster members are left out.
+    pub async fn client_connections(&self) -> Result<Option<Vec<ClientConnection>>, NodeError> {
+        const PATH: &str = "/v2/core/loader/current";
+        let (status, _, body) = self.request(reqwest::Method::GET, PATH, &[], &[]).await?;
+        if status == 404 {
+            return Ok(None);
+        }
+        if status != 200 {
+            let snippet: String = body.chars().take(200).collect();
+            return Err(self.err(
+                format!("GET {PATH} answered HTTP {status}: {snippet}"),
+                status >= 500,
+                Some(status),
+            ));
+        }
+        let v: Value = serde_json::from_str(&body).map_err(|e| {
+            self.err(
+                format!("GET {PATH}: response is not valid JSON ({e}); truncated body?"),
+                true,
+                Some(status),
+            )
+        })?;
+        let Some(map) = v.as_object() else {
+            return Err(self.err(
+                format!("GET {PATH}: expected a JSON object of connections"),
+                false,
+                Some(status),
+            ));
+        };
+        Ok(Some(connections_of(map)))
     }
 
     /// The listener md5 probe: which of these `(namespace, group, dataId, md5)` entries the node's cache disagrees with.
@@ -1003,5 +1088,31 @@ impl NacosNode {
             ));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connections_leave_out_cluster_members_and_map_the_namespace() {
+        // Shape as Nacos 2.3.2 answers `/v2/core/loader/current` (trimmed).
+        let v: Value = serde_json::from_str(
+            r#"{
+              "1795753780583_127.0.0.1_47856": {"metaInfo": {"connectType": "GRPC", "clientIp": "192.0.2.2",
+                 "version": "Nacos-Java-Client:v2.3.2", "appName": "-", "tenant": null,
+                 "labels": {"source": "cluster"}, "clusterSource": true}},
+              "1795753780999_127.0.0.1_50000": {"metaInfo": {"connectType": "GRPC", "clientIp": "10.0.0.5",
+                 "version": "Nacos-Java-Client:v2.3.2", "appName": "orders", "tenant": "",
+                 "createTime": "2026-11-27T04:29:40.684+00:00", "labels": {"source": "sdk", "module": "naming"}}}
+            }"#,
+        )
+        .unwrap();
+        let c = connections_of(v.as_object().unwrap());
+        assert_eq!(c.len(), 1, "{c:?}");
+        assert_eq!(c[0].ip, "10.0.0.5");
+        assert_eq!(c[0].app, "orders");
+        assert_eq!(c[0].namespace, "", "no tenant: any namespace");
     }
 }

@@ -3,7 +3,9 @@
 //! Every test works in a namespace of its own and audits only that namespace, so tests can run in
 //! parallel and repeatedly on the same bed.
 
-use crate::ops::{audit, cred_env, live_port, split_dsn, sql, sql_value, wait_until, Node, Run};
+use crate::ops::{
+    audit, cred_env, live_port, split_dsn, sql, sql_value, wait_until, Node, Run, SdkClient,
+};
 use crate::support::{bed, unique, Bed};
 
 /// Which server family a pair runs on.
@@ -533,4 +535,54 @@ fn a_replica_content_change_with_a_stale_md5_column_is_found_by_both_db_digests(
         }
         assert!(r.output.contains("+b=9"), "{}", r.output);
     }
+}
+
+/// `decommission-ready`: nothing may be left only on the source and no client may still use it.
+/// A real Java SDK client connected to the source node fails the gate; once it disconnects the
+/// gate passes. r-nacos lists no connections: the report says the check could not be made.
+#[test]
+fn decommission_ready_fails_while_an_sdk_client_is_connected_to_the_source() {
+    each_kind(|p| {
+        let gate = ["--gate", "decommission-ready"];
+        let r = p.audit_with(&gate, &[]);
+        expect(&r, &[]);
+        let notes = |r: &Run, key: &str| -> String {
+            r.json[key]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(|v| v.as_str())
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        if p.kind == Kind::Rnacos {
+            assert!(
+                notes(&r, "not_compared").contains("does not list client connections"),
+                "{}",
+                r.output
+            );
+            return;
+        }
+        assert!(
+            notes(&r, "compared").contains("connected clients"),
+            "{}",
+            r.output
+        );
+        let app = format!("app-{}", p.ns);
+        let client = SdkClient::connect(&p.bed.source_nacos[0], &p.ns, &app);
+        let r = p.audit_with(&gate, &[]);
+        let f = r.findings();
+        assert_eq!(f.len(), 1, "{}", r.output);
+        assert_eq!(f[0].0, "client-connected", "{}", r.output);
+        assert!(f[0].2.starts_with(&format!("/{app}/ ")), "{f:?}");
+        assert_eq!(r.code, 1, "{}", r.output);
+        assert!(r.output.contains("still uses the source"), "{}", r.output);
+        // The same audit without the gate does not ask for connections.
+        expect(&p.audit(), &[]);
+        drop(client);
+        assert!(
+            wait_until(20, || p.audit_with(&gate, &[]).code == 0),
+            "the gate still fails after the client disconnected"
+        );
+    });
 }

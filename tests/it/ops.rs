@@ -407,3 +407,58 @@ pub fn split_dsn(dsn: &str) -> (String, String) {
 pub fn md5(s: &str) -> String {
     nacos_drift::model::md5_hex(s)
 }
+
+/// A real application client: the official Nacos Java SDK, connected to one node over gRPC
+/// (`tests/testbed/testbed sdk-client`) until dropped.
+pub struct SdkClient {
+    child: std::process::Child,
+}
+
+impl SdkClient {
+    /// Connect to the node at `base` (`http://host:port/nacos`) as app `app`; waits until the
+    /// connection is up.
+    pub fn connect(base: &str, namespace: &str, app: &str) -> SdkClient {
+        use std::io::BufRead;
+        let addr = base
+            .trim_start_matches("http://")
+            .split('/')
+            .next()
+            .unwrap()
+            .to_owned();
+        let mut child =
+            std::process::Command::new(crate::support::root().join("tests/testbed/testbed"))
+                .args(["sdk-client", &addr, namespace, app])
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("starting the SDK client");
+        let out = child.stdout.take().unwrap();
+        let line = std::io::BufReader::new(out)
+            .lines()
+            .map_while(Result::ok)
+            .find(|l| l.starts_with("connected"));
+        assert_eq!(
+            line.as_deref(),
+            Some("connected UP"),
+            "the SDK client did not connect to {addr}"
+        );
+        SdkClient { child }
+    }
+}
+
+impl Drop for SdkClient {
+    fn drop(&mut self) {
+        // Closing stdin makes the client shut down cleanly (the server drops the connection).
+        drop(self.child.stdin.take());
+        let end = std::time::Instant::now() + std::time::Duration::from_secs(15);
+        while std::time::Instant::now() < end {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
