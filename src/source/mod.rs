@@ -398,19 +398,24 @@ pub async fn capture_api(
             let configs = async {
                 let items = node.configs(&id).await?;
                 // desc and tags are only in the DB-backed detail view: one request per config, bounded.
-                let results: Vec<Result<crate::model::ConfigItem, nacos::NodeError>> =
+                let results: Vec<Result<Option<crate::model::ConfigItem>, nacos::NodeError>> =
                     stream::iter(items)
                         .map(|mut it| {
                             let node = node.clone();
                             async move {
-                                node.config_detail(&mut it).await?;
-                                Ok(it)
+                                let found = node.config_detail(&mut it).await?;
+                                // On 3.x the detail is where content comes from: a config deleted
+                                // since the listing is dropped, not compared as empty.
+                                Ok((found || !node.is_v3()).then_some(it))
                             }
                         })
                         .buffer_unordered(16)
                         .collect()
                         .await;
-                results.into_iter().collect::<Result<Vec<_>, _>>()
+                results
+                    .into_iter()
+                    .collect::<Result<Vec<_>, _>>()
+                    .map(|v| v.into_iter().flatten().collect::<Vec<_>>())
             };
             let services = async {
                 let names = node.service_names(&id).await?;

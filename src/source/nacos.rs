@@ -45,6 +45,9 @@ pub struct NacosNode {
     token: Mutex<Option<(String, Instant)>>,
     permits: Arc<Semaphore>,
     retries: u32,
+    /// Nacos 3.x: the v1 console and v2 APIs answer 410 Gone; configs, namespaces and services
+    /// are read through the v3 admin API instead. Set by [`NacosNode::version`].
+    v3: std::sync::atomic::AtomicBool,
 }
 
 /// Build the shared HTTP client.
@@ -118,6 +121,7 @@ impl NacosNode {
             token: Mutex::new(None),
             permits: Arc::new(Semaphore::new(concurrency.max(1))),
             retries,
+            v3: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -311,31 +315,74 @@ impl NacosNode {
         })
     }
 
-    /// Server version from `/v1/console/server/state` (`unknown` if the server does not say, as r-nacos).
+    /// Server version from `/v1/console/server/state`, or from `/v3/admin/core/state` on Nacos
+    /// 3.x (which answers the v1 path with 410 Gone, or 404 when it runs without its console);
+    /// from then on this node is read through the v3 admin API. `unknown` if the server does not
+    /// say (r-nacos has neither endpoint).
     pub async fn version(&self) -> Result<String, NodeError> {
         let (status, _, body) = self
             .request(reqwest::Method::GET, "/v1/console/server/state", &[], &[])
             .await?;
-        if status == 404 {
-            // r-nacos has no server-state endpoint.
-            return Ok("unknown".to_owned());
-        }
-        if status != 200 {
-            return Err(self.err(
-                format!("GET /v1/console/server/state answered HTTP {status}"),
-                status >= 500,
-                Some(status),
-            ));
-        }
-        let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+        let v: Value = match status {
+            200 => serde_json::from_str(&body).unwrap_or(Value::Null),
+            404 | 410 => {
+                let (s3, _, b3) = self
+                    .request(reqwest::Method::GET, "/v3/admin/core/state", &[], &[])
+                    .await?;
+                let v3: Value = serde_json::from_str(&b3).unwrap_or(Value::Null);
+                if s3 == 200 && v3.get("code").and_then(Value::as_i64) == Some(0) {
+                    self.v3.store(true, std::sync::atomic::Ordering::Relaxed);
+                    v3.get("data").cloned().unwrap_or(Value::Null)
+                } else if status == 404 {
+                    return Ok("unknown".to_owned());
+                } else {
+                    return Err(self.err(
+                        format!("GET /v1/console/server/state answered HTTP 410 and /v3/admin/core/state HTTP {s3}"),
+                        s3 >= 500,
+                        Some(s3),
+                    ));
+                }
+            }
+            _ => {
+                return Err(self.err(
+                    format!("GET /v1/console/server/state answered HTTP {status}"),
+                    status >= 500,
+                    Some(status),
+                ))
+            }
+        };
         Ok(v.get("version")
             .and_then(Value::as_str)
             .unwrap_or("unknown")
             .to_owned())
     }
 
+    /// Whether this node is read through the v3 admin API (Nacos 3.x).
+    #[must_use]
+    pub fn is_v3(&self) -> bool {
+        self.v3.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// GET a v3 admin endpoint and unwrap its `{"code": 0, "data": ...}` envelope.
+    async fn v3_data(&self, path: &str, params: &[(&str, String)]) -> Result<Value, NodeError> {
+        let v = self.get_json(path, params).await?;
+        match v.get("code").and_then(Value::as_i64) {
+            Some(0) => Ok(v.get("data").cloned().unwrap_or(Value::Null)),
+            _ => {
+                let snippet: String = v.to_string().chars().take(200).collect();
+                Err(self.err(format!("GET {path} answered {snippet}"), false, Some(200)))
+            }
+        }
+    }
+
     /// All namespaces; the default one is `public`.
     pub async fn namespaces(&self) -> Result<Vec<Namespace>, NodeError> {
+        if self.is_v3() {
+            let data = self.v3_data("/v3/admin/core/namespace/list", &[]).await?;
+            return Ok(namespaces_of(
+                data.as_array().map_or(&[][..], Vec::as_slice),
+            ));
+        }
         // The server counts each namespace's configs with a full scan of config_info (the Nacos
         // schema has no tenant index): with many namespaces and a big table this takes minutes.
         let (status, _, body) = self
@@ -367,16 +414,7 @@ impl NacosNode {
             .and_then(Value::as_array)
             .cloned()
             .unwrap_or_default();
-        let mut out: Vec<Namespace> = list
-            .iter()
-            .map(|n| Namespace {
-                id: canonical_namespace(str_field(n, "namespace")),
-                name: str_field(n, "namespaceShowName").to_owned(),
-                desc: str_field(n, "namespaceDesc").to_owned(),
-            })
-            .collect();
-        crate::model::normalise_namespaces(&mut out);
-        Ok(out)
+        Ok(namespaces_of(&list))
     }
 
     /// Every config of a namespace, with content, paging until done.
@@ -384,6 +422,9 @@ impl NacosNode {
     /// The listing has no ORDER BY on the server, so rows can move between pages while they are
     /// written; duplicates are dropped and the total is checked against the server's count.
     pub async fn configs(&self, namespace: &str) -> Result<Vec<ConfigItem>, NodeError> {
+        if self.is_v3() {
+            return self.configs_v3(namespace).await;
+        }
         let tenant = api_tenant(namespace);
         let mut out: BTreeMap<(String, String), ConfigItem> = BTreeMap::new();
         let mut page = 1usize;
@@ -448,8 +489,114 @@ impl NacosNode {
         Ok(out.into_values().collect())
     }
 
-    /// Fill desc and tags from `show=all` (DB-backed detail). Returns false if the server has no such view.
+    /// Every config of a namespace through the v3 admin list, which carries no content: content,
+    /// desc and tags come from [`Self::config_detail`], one request per config.
+    async fn configs_v3(&self, namespace: &str) -> Result<Vec<ConfigItem>, NodeError> {
+        const PATH: &str = "/v3/admin/cs/config/list";
+        let mut out: BTreeMap<(String, String), ConfigItem> = BTreeMap::new();
+        let mut page = 1usize;
+        let total = loop {
+            let v = self
+                .v3_data(
+                    PATH,
+                    &[
+                        ("search", "accurate".into()),
+                        ("dataId", String::new()),
+                        ("groupName", String::new()),
+                        ("namespaceId", namespace.to_owned()),
+                        ("pageNo", page.to_string()),
+                        ("pageSize", PAGE_SIZE.to_string()),
+                    ],
+                )
+                .await?;
+            let total = v.get("totalCount").and_then(Value::as_u64).unwrap_or(0);
+            let items = v
+                .get("pageItems")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            let n = items.len();
+            for it in items {
+                let group = str_field(&it, "groupName").to_owned();
+                let data_id = str_field(&it, "dataId").to_owned();
+                out.insert(
+                    (group.clone(), data_id.clone()),
+                    ConfigItem {
+                        key: ConfigKey {
+                            namespace: canonical_namespace(namespace),
+                            group,
+                            data_id,
+                            variant: String::new(),
+                        },
+                        md5: String::new(),
+                        content: None,
+                        r#type: str_field(&it, "type").to_owned(),
+                        app: str_field(&it, "appName").to_owned(),
+                        desc: String::new(),
+                        tags: Vec::new(),
+                        modified_ms: None,
+                    },
+                );
+            }
+            // `pagesAvailable` is not to be trusted on every 3.x list: page by count.
+            if n < PAGE_SIZE || (page * PAGE_SIZE) as u64 >= total {
+                break total;
+            }
+            page += 1;
+        };
+        if (out.len() as u64) < total {
+            return Err(self.err(
+                format!("config listing of namespace `{namespace}` returned {} of {total} configs (changed while paging?)", out.len()),
+                true,
+                None,
+            ));
+        }
+        Ok(out.into_values().collect())
+    }
+
+    /// One config through the v3 admin API: content, desc and tags. `Ok(false)` if it is gone.
+    async fn config_detail_v3(&self, item: &mut ConfigItem) -> Result<bool, NodeError> {
+        const PATH: &str = "/v3/admin/cs/config";
+        let params = [
+            ("dataId", item.key.data_id.clone()),
+            ("groupName", item.key.group.clone()),
+            ("namespaceId", item.key.namespace.clone()),
+        ];
+        let (status, _, body) = self
+            .request(reqwest::Method::GET, PATH, &params, &[])
+            .await?;
+        if status == 404 {
+            // Deleted between the listing and now.
+            return Ok(false);
+        }
+        let v: Value = serde_json::from_str(&body).map_err(|e| {
+            self.err(
+                format!("GET {PATH}: response is not valid JSON ({e}); truncated body?"),
+                true,
+                Some(status),
+            )
+        })?;
+        if status != 200 || v.get("code").and_then(Value::as_i64) != Some(0) {
+            let snippet: String = body.chars().take(200).collect();
+            return Err(self.err(
+                format!("GET {PATH} answered HTTP {status}: {snippet}"),
+                status >= 500,
+                Some(status),
+            ));
+        }
+        let d = v.get("data").cloned().unwrap_or(Value::Null);
+        item.content = d.get("content").and_then(Value::as_str).map(str::to_owned);
+        item.desc = str_field(&d, "desc").to_owned();
+        item.tags = tags_of(str_field(&d, "configTags"));
+        Ok(true)
+    }
+
+    /// Fill desc and tags from `show=all` (DB-backed detail), and on 3.x content as well.
+    /// Returns false if the server has no such view (or, on 3.x, the config is gone).
     pub async fn config_detail(&self, item: &mut ConfigItem) -> Result<bool, NodeError> {
+        if self.is_v3() {
+            return self.config_detail_v3(item).await;
+        }
         let (status, _, body) = self
             .request(
                 reqwest::Method::GET,
@@ -480,19 +627,15 @@ impl NacosNode {
             return Ok(false);
         }
         item.desc = str_field(&v, "desc").to_owned();
-        let mut tags: Vec<String> = str_field(&v, "configTags")
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-            .collect();
-        tags.sort();
-        item.tags = tags;
+        item.tags = tags_of(str_field(&v, "configTags"));
         Ok(true)
     }
 
     /// `(group, name)` of every service in a namespace, all groups.
     pub async fn service_names(&self, namespace: &str) -> Result<Vec<(String, String)>, NodeError> {
+        if self.is_v3() {
+            return self.service_names_v3(namespace).await;
+        }
         let mut out = Vec::new();
         let mut page = 1usize;
         loop {
@@ -539,6 +682,118 @@ impl NacosNode {
         Ok(out)
     }
 
+    /// `(group, name)` of every service in a namespace through the v3 admin list.
+    async fn service_names_v3(&self, namespace: &str) -> Result<Vec<(String, String)>, NodeError> {
+        let mut out = Vec::new();
+        let mut page = 1usize;
+        loop {
+            let v = self
+                .v3_data(
+                    "/v3/admin/ns/service/list",
+                    &[
+                        ("namespaceId", namespace.to_owned()),
+                        ("pageNo", page.to_string()),
+                        ("pageSize", PAGE_SIZE.to_string()),
+                        ("groupNameParam", String::new()),
+                        ("serviceNameParam", String::new()),
+                        ("ignoreEmptyService", "false".into()),
+                    ],
+                )
+                .await?;
+            let total = v.get("totalCount").and_then(Value::as_u64).unwrap_or(0);
+            let list = v
+                .get("pageItems")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            let n = list.len();
+            for s in list {
+                let group = s
+                    .get("groupName")
+                    .and_then(Value::as_str)
+                    .unwrap_or("DEFAULT_GROUP")
+                    .to_owned();
+                out.push((group, str_field(&s, "name").to_owned()));
+            }
+            // 3.1's `pagesAvailable` is off by one and more: page by `totalCount`.
+            if n < PAGE_SIZE || (page * PAGE_SIZE) as u64 >= total {
+                break;
+            }
+            page += 1;
+        }
+        out.sort();
+        out.dedup();
+        Ok(out)
+    }
+
+    /// A service and its instances through the v3 admin API (the instance list is the
+    /// console's catalog: disabled instances included).
+    async fn service_v3(
+        &self,
+        namespace: &str,
+        group: &str,
+        name: &str,
+    ) -> Result<Service, NodeError> {
+        let params = [
+            ("namespaceId", namespace.to_owned()),
+            ("serviceName", name.to_owned()),
+            ("groupName", group.to_owned()),
+        ];
+        let v = self.v3_data("/v3/admin/ns/service", &params).await?;
+        let (status, _, body) = self
+            .request(
+                reqwest::Method::GET,
+                "/v3/admin/ns/instance/list",
+                &[
+                    ("namespaceId", namespace.to_owned()),
+                    ("serviceName", name.to_owned()),
+                    ("groupName", group.to_owned()),
+                    ("healthyOnly", "false".into()),
+                ],
+                &[],
+            )
+            .await?;
+        let list: Vec<Value> = match status {
+            // A service with no instance record yet answers "not found".
+            404 => Vec::new(),
+            200 => serde_json::from_str::<Value>(&body)
+                .ok()
+                .and_then(|v| v.get("data").and_then(Value::as_array).cloned())
+                .ok_or_else(|| {
+                    self.err(
+                        "GET /v3/admin/ns/instance/list: response is not a JSON list; truncated body?",
+                        true,
+                        Some(status),
+                    )
+                })?,
+            _ => {
+                let snippet: String = body.chars().take(200).collect();
+                return Err(self.err(
+                    format!("GET /v3/admin/ns/instance/list answered HTTP {status}: {snippet}"),
+                    status >= 500,
+                    Some(status),
+                ));
+            }
+        };
+        let mut instances: Vec<Instance> = list.iter().map(|i| parse_instance(i, "")).collect();
+        instances.sort_by(|a, b| (&a.cluster, &a.ip, a.port).cmp(&(&b.cluster, &b.ip, b.port)));
+        instances.dedup_by(|a, b| (&a.cluster, &a.ip, a.port) == (&b.cluster, &b.ip, b.port));
+        Ok(Service {
+            key: ServiceKey {
+                namespace: canonical_namespace(namespace),
+                group: group.to_owned(),
+                name: name.to_owned(),
+            },
+            protect_threshold: v
+                .get("protectThreshold")
+                .and_then(Value::as_f64)
+                .unwrap_or(0.0),
+            metadata: string_map(v.get("metadata")),
+            selector: selector_of(v.get("selector")),
+            instances,
+        })
+    }
+
     /// A service's detail and every instance of every cluster (disabled ones included).
     pub async fn service(
         &self,
@@ -546,6 +801,9 @@ impl NacosNode {
         group: &str,
         name: &str,
     ) -> Result<Service, NodeError> {
+        if self.is_v3() {
+            return self.service_v3(namespace, group, name).await;
+        }
         let grouped = format!("{group}@@{name}");
         let params = [
             ("namespaceId", namespace.to_owned()),
@@ -576,17 +834,7 @@ impl NacosNode {
             ));
         };
         let metadata = string_map(v.get("metadata"));
-        let selector = match v.get("selector") {
-            Some(Value::Null) | None => String::new(),
-            Some(s) => {
-                let t = s.get("type").and_then(Value::as_str).unwrap_or("");
-                if t.is_empty() || t == "none" {
-                    String::new()
-                } else {
-                    s.to_string()
-                }
-            }
-        };
+        let selector = selector_of(v.get("selector"));
         let mut clusters: Vec<String> = v
             .get("clusters")
             .and_then(Value::as_array)
@@ -699,6 +947,67 @@ fn connections_of(map: &serde_json::Map<String, Value>) -> Vec<ClientConnection>
     out
 }
 
+/// Members as `/v1/core/cluster/nodes` and `/v3/admin/core/cluster/node/list` list them.
+fn members_of(list: &[Value]) -> Vec<Member> {
+    list.iter()
+        .map(|m| Member {
+            address: m.get("address").and_then(Value::as_str).map_or_else(
+                || {
+                    format!(
+                        "{}:{}",
+                        str_field(m, "ip"),
+                        m.get("port").and_then(Value::as_u64).unwrap_or(0)
+                    )
+                },
+                str::to_owned,
+            ),
+            state: str_field(m, "state").to_owned(),
+        })
+        .collect()
+}
+
+/// Namespaces as `/v1/console/namespaces` and `/v3/admin/core/namespace/list` list them.
+fn namespaces_of(list: &[Value]) -> Vec<Namespace> {
+    let mut out: Vec<Namespace> = list
+        .iter()
+        .map(|n| Namespace {
+            id: canonical_namespace(str_field(n, "namespace")),
+            name: str_field(n, "namespaceShowName").to_owned(),
+            desc: str_field(n, "namespaceDesc").to_owned(),
+        })
+        .collect();
+    crate::model::normalise_namespaces(&mut out);
+    out
+}
+
+/// `configTags` ("a,b") as a sorted list.
+fn tags_of(s: &str) -> Vec<String> {
+    let mut tags: Vec<String> = s
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect();
+    tags.sort();
+    tags
+}
+
+/// A service selector, "" for none (2.x sends `null` or `{"type": "none"}`; 3.x adds
+/// `contextType: NONE`).
+fn selector_of(v: Option<&Value>) -> String {
+    match v {
+        Some(Value::Null) | None => String::new(),
+        Some(s) => {
+            let t = s.get("type").and_then(Value::as_str).unwrap_or("");
+            if t.is_empty() || t == "none" {
+                String::new()
+            } else {
+                s.to_string()
+            }
+        }
+    }
+}
+
 fn str_field<'a>(v: &'a Value, k: &str) -> &'a str {
     v.get(k).and_then(Value::as_str).unwrap_or("")
 }
@@ -805,6 +1114,15 @@ impl NacosNode {
         if status == 404 || (status == 200 && body.trim().is_empty()) {
             return Ok(None);
         }
+        if status == 410 {
+            // Nacos 3.x: the members list moved to the v3 admin API.
+            let data = self
+                .v3_data("/v3/admin/core/cluster/node/list", &[])
+                .await?;
+            return Ok(Some(members_of(
+                data.as_array().map_or(&[][..], Vec::as_slice),
+            )));
+        }
         if status != 200 {
             return Err(self.err(
                 format!("GET /v1/core/cluster/nodes answered HTTP {status}"),
@@ -819,23 +1137,7 @@ impl NacosNode {
             .and_then(Value::as_array)
             .cloned()
             .unwrap_or_default();
-        Ok(Some(
-            list.iter()
-                .map(|m| Member {
-                    address: m.get("address").and_then(Value::as_str).map_or_else(
-                        || {
-                            format!(
-                                "{}:{}",
-                                str_field(m, "ip"),
-                                m.get("port").and_then(Value::as_u64).unwrap_or(0)
-                            )
-                        },
-                        str::to_owned,
-                    ),
-                    state: str_field(m, "state").to_owned(),
-                })
-                .collect(),
-        ))
+        Ok(Some(members_of(&list)))
     }
 
     /// SDK connections held by this node, or `None` if the server does not list connections
@@ -846,22 +1148,26 @@ impl NacosNode {
         if status == 404 {
             return Ok(None);
         }
-        if status != 200 {
+        let map = if status == 410 || self.is_v3() {
+            // Nacos 3.x: the same map, in the v3 admin envelope.
+            self.v3_data("/v3/admin/core/loader/current", &[]).await?
+        } else if status == 200 {
+            serde_json::from_str(&body).map_err(|e| {
+                self.err(
+                    format!("GET {PATH}: response is not valid JSON ({e}); truncated body?"),
+                    true,
+                    Some(status),
+                )
+            })?
+        } else {
             let snippet: String = body.chars().take(200).collect();
             return Err(self.err(
                 format!("GET {PATH} answered HTTP {status}: {snippet}"),
                 status >= 500,
                 Some(status),
             ));
-        }
-        let v: Value = serde_json::from_str(&body).map_err(|e| {
-            self.err(
-                format!("GET {PATH}: response is not valid JSON ({e}); truncated body?"),
-                true,
-                Some(status),
-            )
-        })?;
-        let Some(map) = v.as_object() else {
+        };
+        let Some(map) = map.as_object() else {
             return Err(self.err(
                 format!("GET {PATH}: expected a JSON object of connections"),
                 false,

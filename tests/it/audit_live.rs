@@ -1,5 +1,8 @@
 //! Issue 3 against the real test bed: a clean pair exits 0, each drift kind made for real is reported exactly, errors exit 3.
 //!
+//! Three pairs: Java 2.0.4 → 2.3.2 over replicated MariaDB (L1 + L3), r-nacos → r-nacos (L3), and
+//! the Java 2.0.4 source → a Nacos 3.x node read through the v3 admin API (L3).
+//!
 //! Every test works in a namespace of its own and audits only that namespace, so tests can run in
 //! parallel and repeatedly on the same bed.
 
@@ -15,6 +18,8 @@ enum Kind {
     Java,
     /// r-nacos on both sides, API only: L3.
     Rnacos,
+    /// The Java 2.0.4 source node against a Nacos 3.x node (v3 admin API), API only: L3.
+    Nacos3,
 }
 
 /// A clean, identical source/target pair inside one fresh namespace.
@@ -42,6 +47,10 @@ impl Pair {
                 Node::login(&bed.source_rnacos, "", ""),
                 Node::login(&bed.target_rnacos, "", ""),
             ),
+            Kind::Nacos3 => (
+                Node::login(&bed.source_nacos[0], &bed.username, &bed.password),
+                Node::login(&bed.nacos3, &bed.username, &bed.password),
+            ),
         };
         let (listener, port) = live_port();
         src.create_namespace(&ns);
@@ -55,7 +64,7 @@ impl Pair {
                     "replication did not bring {ns} to the target DB"
                 );
             }
-            Kind::Rnacos => {
+            Kind::Rnacos | Kind::Nacos3 => {
                 tgt.create_namespace(&ns);
                 tgt.publish(&ns, GROUP, "app.properties", "a=1\nb=2\n");
             }
@@ -118,12 +127,23 @@ impl Pair {
                     self.bed.target_rnacos.clone(),
                 ]);
             }
+            Kind::Nacos3 => {
+                a.extend([
+                    "--source-nacos".to_owned(),
+                    self.bed.source_nacos[0].clone(),
+                    "--target-nacos".into(),
+                    self.bed.nacos3.clone(),
+                ]);
+            }
         }
         a
     }
 
     fn env(&self) -> Vec<(&'static str, String)> {
         let mut e: Vec<(&'static str, String)> = Vec::new();
+        if self.kind == Kind::Nacos3 {
+            e.extend(cred_env(&self.bed.username, &self.bed.password));
+        }
         if self.kind == Kind::Java {
             e.extend(cred_env(&self.bed.username, &self.bed.password));
             e.push((
@@ -164,7 +184,7 @@ impl Pair {
     fn config_layers(&self) -> Vec<&'static str> {
         match self.kind {
             Kind::Java => vec!["L1", "L3"],
-            Kind::Rnacos => vec!["L3"],
+            Kind::Rnacos | Kind::Nacos3 => vec!["L3"],
         }
     }
 }
@@ -187,7 +207,7 @@ fn expect(run: &Run, want: &[(&str, &str, &str)]) {
 
 fn each_kind(test: impl Fn(Pair)) {
     let Some(b) = bed() else { return };
-    for kind in [Kind::Java, Kind::Rnacos] {
+    for kind in [Kind::Java, Kind::Rnacos, Kind::Nacos3] {
         test(Pair::new(b.clone(), kind));
     }
 }
@@ -236,7 +256,7 @@ fn config_changed_on_one_side_is_content_differs_with_a_masked_diff() {
                 &p.bed.target_db,
                 &format!("UPDATE config_info SET content='a=1\\nb=3\\npassword=topsecret\\n', md5=MD5('a=1\\nb=3\\npassword=topsecret\\n') WHERE tenant_id='{}' AND data_id='app.properties'", p.ns),
             ),
-            Kind::Rnacos => p.tgt.publish(&p.ns, GROUP, "app.properties", "a=1\nb=3\npassword=topsecret\n"),
+            Kind::Rnacos | Kind::Nacos3 => p.tgt.publish(&p.ns, GROUP, "app.properties", "a=1\nb=3\npassword=topsecret\n"),
         }
         let r = p.audit();
         let want: Vec<_> = p
@@ -336,7 +356,7 @@ fn weight_enabled_and_metadata_changes_are_instance_differs() {
         set("2", "true", r#"{"zone":"a","syncSource":"nacos-sync"}"#);
         expect(&p.audit(), &[]);
 
-        if p.kind == Kind::Java {
+        if p.kind != Kind::Rnacos {
             set("2", "false", r#"{"zone":"a","syncSource":"nacos-sync"}"#);
             let r = p.audit();
             expect(&r, &[("instance-differs", "L3", &loc)]);
@@ -403,6 +423,35 @@ fn namespace_missing_on_the_target() {
         &[],
     );
     expect(&run, &[("namespace-missing", "L3", "//")]);
+    // Nacos 3.x: a namespace created on the 2.0.4 source only, read on 3.x through the v3 admin API.
+    let src = Node::login(&b.source_nacos[0], &b.username, &b.password);
+    let ns = format!("it-{}", unique());
+    src.create_namespace(&ns);
+    let run = audit(
+        &[
+            "--namespace",
+            &ns,
+            "--settle",
+            "0",
+            "--no-probe",
+            "--source-nacos",
+            &b.source_nacos[0],
+            "--target-nacos",
+            &b.nacos3,
+        ],
+        &cred_env(&b.username, &b.password)
+            .iter()
+            .map(|(k, v)| (*k, v.as_str()))
+            .collect::<Vec<_>>(),
+    );
+    expect(&run, &[("namespace-missing", "L3", "//")]);
+    assert!(
+        run.json["target"]["version"]
+            .as_str()
+            .is_some_and(|v| v.starts_with('3')),
+        "{}",
+        run.output
+    );
 }
 
 #[test]
@@ -585,4 +634,79 @@ fn decommission_ready_fails_while_an_sdk_client_is_connected_to_the_source() {
             "the gate still fails after the client disconnected"
         );
     });
+}
+
+/// On a Nacos 3.x source the decommission check reads the v3 admin connection list.
+#[test]
+fn decommission_ready_sees_an_sdk_client_of_a_nacos3_source() {
+    let Some(b) = bed() else { return };
+    let ns = format!("it-{}", unique());
+    let n3 = Node::login(&b.nacos3, &b.username, &b.password);
+    n3.create_namespace(&ns);
+    let env = cred_env(&b.username, &b.password);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    // The same node on both sides: nothing differs, so only a client can fail the gate.
+    let args = [
+        "--namespace",
+        ns.as_str(),
+        "--settle",
+        "0",
+        "--no-probe",
+        "--gate",
+        "decommission-ready",
+        "--source-nacos",
+        b.nacos3.as_str(),
+        "--target-nacos",
+        b.nacos3.as_str(),
+    ];
+    let app = format!("app-{ns}");
+    let client = SdkClient::connect(&b.nacos3, &ns, &app);
+    let r = audit(&args, &env);
+    let f = r.findings();
+    assert!(
+        f.iter()
+            .any(|x| x.0 == "client-connected" && x.2.starts_with(&format!("/{app}/ "))),
+        "{}",
+        r.output
+    );
+    assert_eq!(r.code, 1, "{}", r.output);
+    drop(client);
+    assert!(
+        wait_until(20, || !audit(&args, &env)
+            .findings()
+            .iter()
+            .any(|x| x.2.starts_with(&format!("/{app}/ ")))),
+        "the client is still listed after it disconnected"
+    );
+}
+
+/// The L2 listener probe on a Nacos 3.x node (the v1 listener endpoint is still served there):
+/// every key is probed and a matching cache gives no finding. (A stale 3.x cache cannot be made
+/// on the bed: the node keeps its data in embedded Derby, which nothing else can write.)
+#[test]
+fn l2_probe_reads_a_nacos3_nodes_cache() {
+    let Some(b) = bed() else { return };
+    let ns = format!("it-{}", unique());
+    let n3 = Node::login(&b.nacos3, &b.username, &b.password);
+    n3.create_namespace(&ns);
+    n3.publish(&ns, GROUP, "a.yaml", "a: 1\n");
+    n3.publish(&ns, GROUP, "b.yaml", "b: 2\n");
+    let env = cred_env(&b.username, &b.password);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let r = audit(
+        &[
+            "--namespace",
+            ns.as_str(),
+            "--settle",
+            "0",
+            "--source-nacos",
+            b.nacos3.as_str(),
+            "--target-nacos",
+            b.nacos3.as_str(),
+        ],
+        &env,
+    );
+    expect(&r, &[]);
+    assert_eq!(r.json["probe"]["target"]["keys"], 2, "{}", r.output);
+    assert_eq!(r.json["probe"]["target"]["nodes"], 1, "{}", r.output);
 }

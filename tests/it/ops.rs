@@ -20,6 +20,8 @@ pub fn block<F: std::future::Future>(f: F) -> F::Output {
 pub struct Node {
     pub base: String,
     token: Option<String>,
+    /// Nacos 3.x: writes and catalog reads go through the v3 admin API.
+    pub v3: bool,
 }
 
 impl Node {
@@ -28,6 +30,7 @@ impl Node {
         let mut n = Node {
             base: base.trim_end_matches('/').to_owned(),
             token: None,
+            v3: false,
         };
         if !user.is_empty() {
             let (status, body) = n.call(
@@ -39,6 +42,8 @@ impl Node {
             let v: serde_json::Value = serde_json::from_str(&body).unwrap();
             n.token = v["accessToken"].as_str().map(str::to_owned);
         }
+        let (s, b) = n.call("GET", "/v3/admin/core/state", &[]);
+        n.v3 = s == 200 && b.contains("\"code\":0");
         n
     }
 
@@ -84,6 +89,18 @@ impl Node {
 
     /// Create a namespace.
     pub fn create_namespace(&self, id: &str) {
+        if self.v3 {
+            self.ok(
+                "POST",
+                "/v3/admin/core/namespace",
+                &[
+                    ("namespaceId", id),
+                    ("namespaceName", id),
+                    ("namespaceDesc", id),
+                ],
+            );
+            return;
+        }
         self.ok(
             "POST",
             "/v1/console/namespaces",
@@ -97,6 +114,20 @@ impl Node {
 
     /// Publish (create or update) a config.
     pub fn publish(&self, ns: &str, group: &str, data_id: &str, content: &str) {
+        if self.v3 {
+            self.ok(
+                "POST",
+                "/v3/admin/cs/config",
+                &[
+                    ("namespaceId", ns),
+                    ("groupName", group),
+                    ("dataId", data_id),
+                    ("content", content),
+                    ("type", "text"),
+                ],
+            );
+            return;
+        }
         self.ok(
             "POST",
             "/v1/cs/configs",
@@ -112,6 +143,18 @@ impl Node {
 
     /// Delete a config.
     pub fn delete_config(&self, ns: &str, group: &str, data_id: &str) {
+        if self.v3 {
+            self.ok(
+                "DELETE",
+                "/v3/admin/cs/config",
+                &[
+                    ("namespaceId", ns),
+                    ("groupName", group),
+                    ("dataId", data_id),
+                ],
+            );
+            return;
+        }
         self.ok(
             "DELETE",
             "/v1/cs/configs",
@@ -192,17 +235,22 @@ impl Node {
             ("ephemeral", "false"),
         ];
         p.extend_from_slice(extra);
+        let path = if self.v3 {
+            "/v3/admin/ns/instance"
+        } else {
+            "/v1/ns/instance"
+        };
         // Right after start-up the naming Raft group may still be electing its leader.
-        let mut answer = self.call(method, "/v1/ns/instance", &p);
+        let mut answer = self.call(method, path, &p);
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
         while answer.0 == 500 && answer.1.contains("Leader") && std::time::Instant::now() < deadline
         {
             std::thread::sleep(std::time::Duration::from_millis(500));
-            answer = self.call(method, "/v1/ns/instance", &p);
+            answer = self.call(method, path, &p);
         }
         assert_eq!(
             answer.0, 200,
-            "{method} {}/v1/ns/instance {p:?}: HTTP {}: {}",
+            "{method} {}{path} {p:?}: HTTP {}: {}",
             self.base, answer.0, answer.1
         );
         let matches = |i: &serde_json::Value| {
@@ -230,6 +278,13 @@ impl Node {
 
     /// Number of instances the node lists for a service (all clusters, enabled only).
     pub fn instance_count(&self, ns: &str, group: &str, service: &str) -> usize {
+        if self.v3 {
+            return self
+                .catalog_instances(ns, group, service)
+                .iter()
+                .filter(|i| i["enabled"] == true)
+                .count();
+        }
         let name = format!("{group}@@{service}");
         let (s, b) = self.call(
             "GET",
@@ -252,6 +307,23 @@ impl Node {
         group: &str,
         service: &str,
     ) -> Vec<serde_json::Value> {
+        if self.v3 {
+            let (s, b) = self.call(
+                "GET",
+                "/v3/admin/ns/instance/list",
+                &[
+                    ("namespaceId", ns),
+                    ("serviceName", service),
+                    ("groupName", group),
+                    ("healthyOnly", "false"),
+                ],
+            );
+            if s != 200 {
+                return Vec::new();
+            }
+            let v: serde_json::Value = serde_json::from_str(&b).unwrap_or_default();
+            return v["data"].as_array().cloned().unwrap_or_default();
+        }
         let name = format!("{group}@@{service}");
         let (s, b) = self.call(
             "GET",

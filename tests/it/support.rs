@@ -100,6 +100,8 @@ pub struct Bed {
     pub password: String,
     pub source_rnacos: String,
     pub target_rnacos: String,
+    /// A standalone Nacos 3.x node (v3 admin API), embedded storage.
+    pub nacos3: String,
     pub identity_key: String,
     pub identity_value: String,
 }
@@ -168,6 +170,7 @@ pub fn bed() -> Option<Bed> {
         password: get("TESTBED_NACOS_PASSWORD"),
         source_rnacos: get("TESTBED_SOURCE_RNACOS"),
         target_rnacos: get("TESTBED_TARGET_RNACOS"),
+        nacos3: get("TESTBED_NACOS3"),
         identity_key: get("TESTBED_NACOS_IDENTITY_KEY"),
         identity_value: get("TESTBED_NACOS_IDENTITY_VALUE"),
     })
