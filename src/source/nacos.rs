@@ -172,6 +172,14 @@ impl NacosNode {
                 Some(status),
             ));
         }
+        if status == 500 && body.contains("API Compatibility") {
+            // Nacos 3.x's v1 login shim turns the "user not found / wrong password" 403 into this.
+            return Err(self.err(
+                format!("login as `{user}` rejected (HTTP 500 from Nacos 3.x, its answer to a wrong username or password)"),
+                false,
+                Some(status),
+            ));
+        }
         if status != 200 {
             return Err(self.err(
                 format!("login failed with HTTP {status}"),

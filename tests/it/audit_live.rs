@@ -496,6 +496,29 @@ fn a_wrong_password_names_side_and_node_and_never_shows_the_password() {
     assert!(!serde_json::to_string(&r.json)
         .unwrap()
         .contains("Wr0ng-Pa55word"));
+    // Nacos 3.x answers a wrong password on the v1 login with a 500: still named as such.
+    let env = cred_env(&b.username, &b.password);
+    let mut env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    env.push(("NACOS_DRIFT_SOURCE_NACOS_PASSWORD", "Wr0ng-Pa55word"));
+    let r = audit(
+        &[
+            "--no-probe",
+            "--settle",
+            "0",
+            "--source-nacos",
+            &b.nacos3,
+            "--target-nacos",
+            &b.nacos3,
+        ],
+        &env,
+    );
+    assert_eq!(r.code, 3, "{}", r.output);
+    assert!(
+        r.output.contains(&b.nacos3) && r.output.contains("wrong username or password"),
+        "{}",
+        r.output
+    );
+    assert!(!r.output.contains("Wr0ng-Pa55word"));
 }
 
 #[test]
