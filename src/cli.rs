@@ -60,7 +60,7 @@ pub struct ReportArgs {
     /// Gate to evaluate: db-synced, caches-fresh, dual-registered, cutover-ready, decommission-ready (default: every finding counts).
     #[arg(long, value_name = "NAME")]
     pub gate: Option<String>,
-    /// Report format, repeatable: text, json, csv, markdown.
+    /// Report format, repeatable: text, json, csv, markdown, junit, html, prometheus.
     #[arg(long = "format", value_name = "FORMAT")]
     pub formats: Vec<String>,
     /// Output directory (default `reports/<run-id>/`).

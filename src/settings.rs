@@ -64,6 +64,12 @@ pub enum Format {
     Csv,
     /// Markdown for CI summaries.
     Markdown,
+    /// JUnit XML for CI test panes.
+    Junit,
+    /// Self-contained HTML.
+    Html,
+    /// Prometheus text-format metrics.
+    Prometheus,
 }
 
 impl Format {
@@ -73,6 +79,9 @@ impl Format {
             "json" => Some(Format::Json),
             "csv" => Some(Format::Csv),
             "markdown" | "md" => Some(Format::Markdown),
+            "junit" => Some(Format::Junit),
+            "html" => Some(Format::Html),
+            "prometheus" | "prom" => Some(Format::Prometheus),
             _ => None,
         }
     }
@@ -84,6 +93,9 @@ impl Format {
             Format::Json => "report.json",
             Format::Csv => "report.csv",
             Format::Markdown => "report.md",
+            Format::Junit => "report.junit.xml",
+            Format::Html => "report.html",
+            Format::Prometheus => "metrics.prom",
         }
     }
 }
@@ -810,7 +822,7 @@ fn build(
                 Some(f) if !s.formats.contains(&f) => s.formats.push(f),
                 Some(_) => {}
                 None => problems.push(format!(
-                    "{at}: unknown format `{f}` (expected text, json, csv or markdown)"
+                    "{at}: unknown format `{f}` (expected text, json, csv, markdown, junit, html or prometheus)"
                 )),
             }
         }

@@ -1,8 +1,11 @@
 //! The report model: one sorted, serialisable record of a run, rendered by one module per format.
 
 pub mod csv;
+pub mod html;
 pub mod json;
+pub mod junit;
 pub mod markdown;
+pub mod prometheus;
 pub mod text;
 
 use crate::error::{Error, ErrorKind, Result};
@@ -189,6 +192,9 @@ impl Report {
             Format::Json => json::write(self, out),
             Format::Csv => csv::write(self, out),
             Format::Markdown => markdown::write(self, out),
+            Format::Junit => junit::write(self, out),
+            Format::Html => html::write(self, out),
+            Format::Prometheus => prometheus::write(self, out),
         }
     }
 
@@ -216,6 +222,43 @@ impl Report {
         }
         Ok(())
     }
+}
+
+/// One side in a line: nodes with version, DB, and what was read.
+#[must_use]
+pub fn side_summary(side: &SideInfo) -> String {
+    let mut parts = Vec::new();
+    if !side.nacos.is_empty() {
+        let v = side
+            .version
+            .as_deref()
+            .map(|v| format!(" (Nacos {v})"))
+            .unwrap_or_default();
+        parts.push(format!("nacos {}{v}", side.nacos.join(",")));
+    }
+    if let Some(db) = &side.db {
+        parts.push(format!("db {db}"));
+    }
+    let mut counts = Vec::new();
+    if let Some(n) = side.db_configs {
+        counts.push(format!("{n} DB configs"));
+    }
+    if let Some(n) = side.api_configs {
+        counts.push(format!("{n} API configs"));
+    }
+    if let Some(n) = side.api_services {
+        counts.push(format!("{n} services"));
+    }
+    if let Some(n) = side.api_instances {
+        counts.push(format!("{n} instances"));
+    }
+    if !counts.is_empty() {
+        parts.push(counts.join(", "));
+    }
+    if parts.is_empty() {
+        parts.push("(nothing configured)".to_owned());
+    }
+    parts.join("; ")
 }
 
 /// The `namespace/group/name[#variant][ instance][ @node]` label of a finding.

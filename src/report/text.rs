@@ -17,38 +17,7 @@ pub fn write(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
         r.tool_version, r.mode
     )?;
     for (name, side) in [("source", &r.source), ("target", &r.target)] {
-        let mut parts = Vec::new();
-        if !side.nacos.is_empty() {
-            let v = side
-                .version
-                .as_deref()
-                .map(|v| format!(" (Nacos {v})"))
-                .unwrap_or_default();
-            parts.push(format!("nacos {}{v}", side.nacos.join(",")));
-        }
-        if let Some(db) = &side.db {
-            parts.push(format!("db {db}"));
-        }
-        let mut counts = Vec::new();
-        if let Some(n) = side.db_configs {
-            counts.push(format!("{n} DB configs"));
-        }
-        if let Some(n) = side.api_configs {
-            counts.push(format!("{n} API configs"));
-        }
-        if let Some(n) = side.api_services {
-            counts.push(format!("{n} services"));
-        }
-        if let Some(n) = side.api_instances {
-            counts.push(format!("{n} instances"));
-        }
-        if !counts.is_empty() {
-            parts.push(counts.join(", "));
-        }
-        if parts.is_empty() {
-            parts.push("(nothing configured)".to_owned());
-        }
-        writeln!(out, "  {name}: {}", parts.join("; "))?;
+        writeln!(out, "  {name}: {}", super::side_summary(side))?;
     }
     writeln!(
         out,

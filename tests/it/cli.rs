@@ -21,13 +21,27 @@ fn demo_reports_match_golden_files_in_every_format() {
             "csv",
             "--format",
             "markdown",
+            "--format",
+            "junit",
+            "--format",
+            "html",
+            "--format",
+            "prometheus",
             "--out",
             out.to_str().unwrap(),
         ],
         &[("NACOS_DRIFT_RUN_ID", "demo")],
     );
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
-    for name in ["report.txt", "report.json", "report.csv", "report.md"] {
+    for name in [
+        "report.txt",
+        "report.json",
+        "report.csv",
+        "report.md",
+        "report.junit.xml",
+        "report.html",
+        "metrics.prom",
+    ] {
         let actual = std::fs::read_to_string(out.join(name)).unwrap();
         assert_golden(&root().join("fixtures/demo/expected").join(name), &actual);
     }
@@ -279,4 +293,99 @@ fn repair_flags_without_fix_are_usage_errors() {
         let o = run(&args, &[]);
         assert_eq!(o.status.code(), Some(2), "{extra:?}: {}", text(&o));
     }
+}
+
+/// The JUnit XML parses and agrees with the JSON report; every metrics line is well-formed and
+/// the failing count matches.
+#[test]
+fn junit_and_prometheus_agree_with_the_json_report() {
+    let out = tempdir("formats");
+    let o = run(
+        &[
+            "diff",
+            DEMO_SOURCE,
+            DEMO_TARGET,
+            "--format",
+            "json",
+            "--format",
+            "junit",
+            "--format",
+            "prometheus",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    let failing = json["summary"]["failing"].as_u64().unwrap();
+    let total = json["summary"]["total"].as_u64().unwrap();
+    let xml = std::fs::read_to_string(out.join("report.junit.xml")).unwrap();
+    let mut reader = quick_xml::Reader::from_str(&xml);
+    let (mut failures, mut cases, mut depth_ok) = (0u64, 0u64, true);
+    let mut stack: Vec<String> = Vec::new();
+    loop {
+        match reader.read_event() {
+            Ok(quick_xml::events::Event::Start(e)) => {
+                let name = e.name().into_inner().to_owned();
+                if name == "failure" {
+                    failures += 1;
+                }
+                if name == "testcase" {
+                    cases += 1;
+                }
+                stack.push(name);
+            }
+            Ok(quick_xml::events::Event::Empty(e)) if e.name().into_inner() == "testcase" => {
+                cases += 1;
+            }
+            Ok(quick_xml::events::Event::End(e)) => {
+                depth_ok &= stack.pop().as_deref() == Some(e.name().into_inner());
+            }
+            Ok(quick_xml::events::Event::Eof) => break,
+            Err(e) => panic!("report.junit.xml does not parse: {e}\n{xml}"),
+            _ => {}
+        }
+    }
+    assert!(depth_ok && stack.is_empty(), "unbalanced XML:\n{xml}");
+    assert_eq!(failures, failing, "{xml}");
+    assert!(cases >= total, "one case per finding at least: {xml}");
+    let prom = std::fs::read_to_string(out.join("metrics.prom")).unwrap();
+    let line = regex_lite_line;
+    for l in prom.lines().filter(|l| !l.starts_with('#')) {
+        assert!(line(l), "malformed metrics line: {l}");
+    }
+    assert!(
+        prom.contains(&format!("nacos_drift_failing{{gate=\"all\"}} {failing}")),
+        "{prom}"
+    );
+}
+
+/// `name{label="v",...} value` or `name value`, as the Prometheus text format has it.
+fn regex_lite_line(l: &str) -> bool {
+    let (head, value) = match l.rsplit_once(' ') {
+        Some(x) => x,
+        None => return false,
+    };
+    if value.parse::<f64>().is_err() {
+        return false;
+    }
+    let (name, labels) = match head.split_once('{') {
+        Some((n, rest)) => (n, rest.strip_suffix('}')),
+        None => (head, Some("")),
+    };
+    let name_ok = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':');
+    let labels_ok = labels.is_some_and(|ls| {
+        ls.is_empty()
+            || ls.split("\",").all(|kv| {
+                kv.split_once("=\"").is_some_and(|(k, _)| {
+                    !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                })
+            })
+    });
+    name_ok && labels_ok
 }

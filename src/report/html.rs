@@ -1,0 +1,141 @@
+//! Self-contained HTML report: one file, inline CSS, no scripts and nothing fetched, so it can be
+//! attached to a ticket or opened from a CI artifact as is.
+
+use super::{location, side_summary, Report};
+use crate::finding::Level;
+use std::io::Write;
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+const STYLE: &str = "body{font:14px/1.45 system-ui,sans-serif;margin:2em;color:#222}\
+h1{font-size:1.4em}table{border-collapse:collapse;margin:.6em 0 1.2em}\
+td,th{border:1px solid #ccc;padding:.25em .6em;text-align:left;vertical-align:top}\
+th{background:#f3f3f3}code,pre{font:12px/1.4 ui-monospace,monospace}\
+pre{background:#f7f7f7;padding:.6em;overflow:auto;margin:.3em 0}\
+.deny{color:#b00020;font-weight:600}.warn{color:#a15c00}.allow{color:#666}\
+.pass{color:#1b7f3b}.fail{color:#b00020}.outside{opacity:.65}";
+
+/// Write the HTML report.
+pub fn write(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
+    let (verdict, class) = match r.exit_code {
+        0 => ("PASS", "pass"),
+        1 => ("FAIL (drift)", "fail"),
+        _ => ("INCOMPLETE", "fail"),
+    };
+    let gate = r.gate.as_deref().unwrap_or("all findings");
+    writeln!(
+        out,
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+    )?;
+    writeln!(
+        out,
+        "<title>nacos-drift {} {}: {verdict}</title>\n<style>{STYLE}</style></head><body>",
+        esc(&r.mode),
+        esc(&r.run_id)
+    )?;
+    writeln!(
+        out,
+        "<h1>nacos-drift {} — gate <code>{}</code> — <span class=\"{class}\">{verdict}</span></h1>",
+        esc(&r.mode),
+        esc(gate)
+    )?;
+    writeln!(out, "<ul>")?;
+    writeln!(
+        out,
+        "<li>run <code>{}</code>, nacos-drift {}</li>",
+        esc(&r.run_id),
+        esc(&r.tool_version)
+    )?;
+    for (name, side) in [("source", &r.source), ("target", &r.target)] {
+        writeln!(out, "<li>{name}: {}</li>", esc(&side_summary(side)))?;
+    }
+    for c in &r.compared {
+        writeln!(out, "<li>compared: {}</li>", esc(c))?;
+    }
+    for c in &r.not_compared {
+        writeln!(out, "<li>not compared: {}</li>", esc(c))?;
+    }
+    let s = &r.summary;
+    writeln!(
+        out,
+        "<li>findings: {} ({} deny, {} warn, {} allow; <b>{} failing the gate</b>); {} settled; {} repaired</li></ul>",
+        s.total, s.deny, s.warn, s.allow, s.failing, s.settled, s.repaired
+    )?;
+    if let Some(m) = &r.run_mode {
+        writeln!(out, "<p>{}</p>", esc(m))?;
+    }
+    if !s.by_code.is_empty() {
+        writeln!(out, "<table><tr><th>code</th><th>count</th></tr>")?;
+        for (c, n) in &s.by_code {
+            writeln!(out, "<tr><td><code>{}</code></td><td>{n}</td></tr>", esc(c))?;
+        }
+        writeln!(out, "</table>")?;
+    }
+    if !r.repairs.is_empty() {
+        writeln!(out, "<h2>Repairs</h2><table><tr><th>side</th><th>node</th><th>version</th><th>mechanism</th><th>keys</th><th>status</th><th>repaired</th><th>still stale</th><th>detail</th></tr>")?;
+        for p in &r.repairs {
+            writeln!(
+                out,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(&p.side),
+                esc(&p.node),
+                esc(&p.version),
+                esc(&p.mechanism),
+                p.keys,
+                esc(&p.status),
+                p.repaired,
+                p.still_stale,
+                esc(&p.detail)
+            )?;
+        }
+        writeln!(out, "</table>")?;
+    }
+    if r.findings.is_empty() {
+        writeln!(out, "<p class=\"pass\">No drift.</p>")?;
+    } else {
+        writeln!(out, "<h2>Findings</h2><table><tr><th>level</th><th>layer</th><th>code</th><th>where</th><th>detail</th></tr>")?;
+        for f in &r.findings {
+            let level = match f.level {
+                Level::Deny => "deny",
+                Level::Warn => "warn",
+                Level::Allow => "allow",
+            };
+            let row_class = if f.in_gate { "" } else { " class=\"outside\"" };
+            let mut detail = esc(&f.detail);
+            if !f.in_gate {
+                detail.push_str(" <i>(outside gate)</i>");
+            }
+            if f.source_digest.is_some() || f.target_digest.is_some() {
+                detail.push_str(&format!(
+                    "<br><small>digest: source <code>{}</code> target <code>{}</code></small>",
+                    esc(f.source_digest.as_deref().unwrap_or("-")),
+                    esc(f.target_digest.as_deref().unwrap_or("-"))
+                ));
+            }
+            if let Some(rep) = &f.repair {
+                detail.push_str(&format!("<br><small>repair: {}</small>", esc(rep)));
+            }
+            if let Some(d) = &f.diff {
+                detail.push_str(&format!(
+                    "<details><summary>diff (secrets masked)</summary><pre>{}</pre></details>",
+                    esc(d)
+                ));
+            }
+            writeln!(
+                out,
+                "<tr{row_class}><td class=\"{level}\">{level}</td><td>{}</td><td><code>{}</code></td><td><code>{}</code></td><td>{detail}</td></tr>",
+                f.layer.as_str(),
+                f.code.as_str(),
+                esc(&location(f))
+            )?;
+        }
+        writeln!(out, "</table>")?;
+    }
+    writeln!(out, "</body></html>")?;
+    Ok(())
+}

@@ -1,0 +1,189 @@
+//! JUnit XML report, for the test panes of CI systems: one test case per finding, grouped by layer.
+//!
+//! A finding that fails the gate is a `<failure>`, a `source-error` an `<error>`, a finding outside
+//! the gate or below `deny` a passing case with its detail in `<system-out>`; each compared layer
+//! with nothing to report is one passing case, and each layer not compared a `<skipped>` one, so a
+//! clean run shows green tests rather than an empty pane.
+
+use super::{location, Report};
+use crate::finding::{Code, Finding, Level};
+use std::io::Write;
+
+/// XML text: the five escapes, and control characters (not allowed in XML 1.0) dropped.
+fn esc(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => o.push_str("&amp;"),
+            '<' => o.push_str("&lt;"),
+            '>' => o.push_str("&gt;"),
+            '"' => o.push_str("&quot;"),
+            '\'' => o.push_str("&apos;"),
+            '\n' | '\t' | '\r' => o.push(c),
+            c if (c as u32) < 0x20 => {}
+            c => o.push(c),
+        }
+    }
+    o
+}
+
+enum Outcome {
+    Pass,
+    Failure,
+    Error,
+}
+
+fn outcome(f: &Finding) -> Outcome {
+    if f.code == Code::SourceError {
+        Outcome::Error
+    } else if f.level == Level::Deny && f.in_gate && !f.repaired() {
+        Outcome::Failure
+    } else {
+        Outcome::Pass
+    }
+}
+
+/// The body shown under a case: detail, digests, repair, diff (already masked).
+fn body(f: &Finding) -> String {
+    let mut b = f.detail.clone();
+    if f.source_digest.is_some() || f.target_digest.is_some() {
+        b.push_str(&format!(
+            "\nsource digest: {}\ntarget digest: {}",
+            f.source_digest.as_deref().unwrap_or("-"),
+            f.target_digest.as_deref().unwrap_or("-")
+        ));
+    }
+    if let Some(r) = &f.repair {
+        b.push_str(&format!("\nrepair: {r}"));
+    }
+    if let Some(d) = &f.diff {
+        b.push('\n');
+        b.push_str(d);
+    }
+    b
+}
+
+/// Write the JUnit XML report.
+pub fn write(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
+    // Suites: one per layer named in `compared`/`not_compared`, plus one per layer that has findings.
+    let layer_of = |label: &str| label.split_whitespace().next().unwrap_or("").to_owned();
+    let mut suites: Vec<String> = Vec::new();
+    for l in r
+        .compared
+        .iter()
+        .chain(&r.not_compared)
+        .map(|s| layer_of(s))
+        .chain(r.findings.iter().map(|f| f.layer.as_str().to_owned()))
+    {
+        if l.starts_with('L') && !suites.contains(&l) {
+            suites.push(l);
+        }
+    }
+    suites.sort();
+    let failures = r
+        .findings
+        .iter()
+        .filter(|f| matches!(outcome(f), Outcome::Failure))
+        .count();
+    let errors = r
+        .findings
+        .iter()
+        .filter(|f| matches!(outcome(f), Outcome::Error))
+        .count();
+    let mut cases_total = 0;
+    let mut body_xml = String::new();
+    for layer in &suites {
+        let mut cases = String::new();
+        let (mut n, mut nf, mut ne, mut ns) = (0, 0, 0, 0);
+        let findings: Vec<&Finding> = r
+            .findings
+            .iter()
+            .filter(|f| f.layer.as_str() == layer)
+            .collect();
+        for f in &findings {
+            n += 1;
+            let class = format!("nacos-drift.{}.{}", layer, f.code.as_str());
+            cases.push_str(&format!(
+                "    <testcase classname=\"{}\" name=\"{}\">\n",
+                esc(&class),
+                esc(&location(f))
+            ));
+            let msg = format!("{} ({}): {}", f.code.as_str(), f.level.as_str(), f.detail);
+            match outcome(f) {
+                Outcome::Failure => {
+                    nf += 1;
+                    cases.push_str(&format!(
+                        "      <failure message=\"{}\" type=\"{}\">{}</failure>\n",
+                        esc(&msg),
+                        f.code.as_str(),
+                        esc(&body(f))
+                    ));
+                }
+                Outcome::Error => {
+                    ne += 1;
+                    cases.push_str(&format!(
+                        "      <error message=\"{}\" type=\"source-error\">{}</error>\n",
+                        esc(&msg),
+                        esc(&body(f))
+                    ));
+                }
+                Outcome::Pass => {
+                    let why = if f.repaired() {
+                        "repaired and verified"
+                    } else if !f.in_gate {
+                        "outside the gate"
+                    } else {
+                        "below deny level"
+                    };
+                    cases.push_str(&format!(
+                        "      <system-out>{}</system-out>\n",
+                        esc(&format!("{msg} [{why}]\n{}", body(f)))
+                    ));
+                }
+            }
+            cases.push_str("    </testcase>\n");
+        }
+        for label in r.compared.iter().filter(|c| layer_of(c) == *layer) {
+            if findings.is_empty() {
+                n += 1;
+                cases.push_str(&format!(
+                    "    <testcase classname=\"nacos-drift.{layer}\" name=\"{}: no drift\"/>\n",
+                    esc(label)
+                ));
+            }
+        }
+        for label in r.not_compared.iter().filter(|c| layer_of(c) == *layer) {
+            n += 1;
+            ns += 1;
+            cases.push_str(&format!(
+                "    <testcase classname=\"nacos-drift.{layer}\" name=\"{}\">\n      <skipped message=\"{}\"/>\n    </testcase>\n",
+                esc(layer),
+                esc(label)
+            ));
+        }
+        cases_total += n;
+        body_xml.push_str(&format!(
+            "  <testsuite name=\"nacos-drift {layer}\" tests=\"{n}\" failures=\"{nf}\" errors=\"{ne}\" skipped=\"{ns}\">\n{cases}  </testsuite>\n"
+        ));
+    }
+    writeln!(out, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>")?;
+    writeln!(
+        out,
+        "<testsuites name=\"nacos-drift {} {}\" tests=\"{cases_total}\" failures=\"{failures}\" errors=\"{errors}\">",
+        esc(&r.mode),
+        esc(r.gate.as_deref().unwrap_or("all findings"))
+    )?;
+    out.write_all(body_xml.as_bytes())?;
+    writeln!(out, "</testsuites>")?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_markup_and_drops_control_characters() {
+        assert_eq!(esc("a<b>&\"c'\u{1}\n"), "a&lt;b&gt;&amp;&quot;c&apos;\n");
+    }
+}

@@ -1,0 +1,152 @@
+//! Prometheus text-format metrics, for the scheduled (cron) case: point node_exporter's textfile
+//! collector at the report folder (its `node_textfile_mtime_seconds` tells when the run was).
+
+use super::Report;
+use std::collections::BTreeMap;
+use std::io::Write;
+
+/// A label value: backslash, double quote and newline escaped, as the format asks.
+fn label(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+fn metric(
+    out: &mut impl Write,
+    name: &str,
+    help: &str,
+    samples: &[(String, usize)],
+) -> std::io::Result<()> {
+    writeln!(out, "# HELP {name} {help}")?;
+    writeln!(out, "# TYPE {name} gauge")?;
+    for (labels, v) in samples {
+        if labels.is_empty() {
+            writeln!(out, "{name} {v}")?;
+        } else {
+            writeln!(out, "{name}{{{labels}}} {v}")?;
+        }
+    }
+    Ok(())
+}
+
+/// Write the metrics.
+pub fn write(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
+    let gate = label(r.gate.as_deref().unwrap_or("all"));
+    metric(
+        out,
+        "nacos_drift_complete",
+        "1 if every configured source was read (0 means exit 3).",
+        &[(String::new(), usize::from(r.complete))],
+    )?;
+    metric(
+        out,
+        "nacos_drift_exit_code",
+        "Exit code of the run: 0 pass, 1 drift, 3 incomplete.",
+        &[(format!("gate=\"{gate}\""), usize::from(r.exit_code))],
+    )?;
+    metric(
+        out,
+        "nacos_drift_failing",
+        "Findings at deny level inside the gate, not repaired.",
+        &[(format!("gate=\"{gate}\""), r.summary.failing)],
+    )?;
+    let mut by: BTreeMap<(String, String, String), usize> = BTreeMap::new();
+    for f in &r.findings {
+        *by.entry((
+            f.code.as_str().to_owned(),
+            f.layer.as_str().to_owned(),
+            f.level.as_str().to_owned(),
+        ))
+        .or_default() += 1;
+    }
+    let findings: Vec<(String, usize)> = by
+        .into_iter()
+        .map(|((c, l, v), n)| (format!("code=\"{c}\",layer=\"{l}\",level=\"{v}\""), n))
+        .collect();
+    metric(
+        out,
+        "nacos_drift_findings",
+        "Findings by code, layer and level (codes with none are absent).",
+        &findings,
+    )?;
+    metric(
+        out,
+        "nacos_drift_settled",
+        "Differences gone at the settling re-check (replication lag, not drift).",
+        &[(String::new(), r.summary.settled)],
+    )?;
+    metric(
+        out,
+        "nacos_drift_repaired",
+        "Findings repaired by --fix and verified.",
+        &[(String::new(), r.summary.repaired)],
+    )?;
+    let mut read = Vec::new();
+    for (side, info) in [("source", &r.source), ("target", &r.target)] {
+        for (what, v) in [
+            ("db_configs", info.db_configs),
+            ("api_configs", info.api_configs),
+            ("api_services", info.api_services),
+            ("api_instances", info.api_instances),
+        ] {
+            if let Some(v) = v {
+                read.push((format!("side=\"{side}\",what=\"{what}\""), v));
+            }
+        }
+    }
+    metric(
+        out,
+        "nacos_drift_items_read",
+        "Configs, services and instances read per side.",
+        &read,
+    )?;
+    let probe: Vec<(String, usize)> = r
+        .probe
+        .iter()
+        .map(|(side, p)| {
+            (
+                format!("side=\"{}\",mode=\"{}\"", label(side), label(&p.mode)),
+                p.keys,
+            )
+        })
+        .collect();
+    metric(
+        out,
+        "nacos_drift_probe_keys",
+        "Keys probed on each node by the L2 listener probe.",
+        &probe,
+    )?;
+    let mut repairs: BTreeMap<(String, String), usize> = BTreeMap::new();
+    for p in &r.repairs {
+        *repairs
+            .entry((p.mechanism.clone(), p.status.clone()))
+            .or_default() += 1;
+    }
+    let repairs: Vec<(String, usize)> = repairs
+        .into_iter()
+        .map(|((m, s), n)| {
+            (
+                format!("mechanism=\"{}\",status=\"{}\"", label(&m), label(&s)),
+                n,
+            )
+        })
+        .collect();
+    metric(
+        out,
+        "nacos_drift_repair_actions",
+        "Cache repair actions by mechanism and status.",
+        &repairs,
+    )?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+}
