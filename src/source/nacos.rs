@@ -425,33 +425,42 @@ impl NacosNode {
         Ok(namespaces_of(&list))
     }
 
-    /// Every config of a namespace, with content, paging until done.
+    /// Every config of a namespace, paging until done: with content from the v1 listing, without
+    /// it from the v3 admin listing (3.x), where [`Self::config_detail`] brings content, desc and
+    /// tags, one request per config.
     ///
     /// The listing has no ORDER BY on the server, so rows can move between pages while they are
     /// written; duplicates are dropped and the total is checked against the server's count.
     pub async fn configs(&self, namespace: &str) -> Result<Vec<ConfigItem>, NodeError> {
-        if self.is_v3() {
-            return self.configs_v3(namespace).await;
-        }
-        let tenant = api_tenant(namespace);
+        let v3 = self.is_v3();
+        // v1 spells the default namespace as an empty tenant; v3 as `public`.
+        let (path, ns_param, group_field) = if v3 {
+            ("/v3/admin/cs/config/list", "namespaceId", "groupName")
+        } else {
+            ("/v1/cs/configs", "tenant", "group")
+        };
+        let tenant = if v3 {
+            namespace.to_owned()
+        } else {
+            api_tenant(namespace)
+        };
         let mut out: BTreeMap<(String, String), ConfigItem> = BTreeMap::new();
         let mut page = 1usize;
-        let mut total;
-        loop {
-            let v = self
-                .get_json(
-                    "/v1/cs/configs",
-                    &[
-                        ("search", "accurate".into()),
-                        ("dataId", String::new()),
-                        ("group", String::new()),
-                        ("tenant", tenant.clone()),
-                        ("pageNo", page.to_string()),
-                        ("pageSize", PAGE_SIZE.to_string()),
-                    ],
-                )
-                .await?;
-            total = v.get("totalCount").and_then(Value::as_u64).unwrap_or(0);
+        let total = loop {
+            let params = [
+                ("search", "accurate".into()),
+                ("dataId", String::new()),
+                (group_field, String::new()),
+                (ns_param, tenant.clone()),
+                ("pageNo", page.to_string()),
+                ("pageSize", PAGE_SIZE.to_string()),
+            ];
+            let v = if v3 {
+                self.v3_data(path, &params).await?
+            } else {
+                self.get_json(path, &params).await?
+            };
+            let total = v.get("totalCount").and_then(Value::as_u64).unwrap_or(0);
             let items = v
                 .get("pageItems")
                 .and_then(Value::as_array)
@@ -459,7 +468,7 @@ impl NacosNode {
                 .unwrap_or_default();
             let n = items.len();
             for it in items {
-                let group = str_field(&it, "group").to_owned();
+                let group = str_field(&it, group_field).to_owned();
                 let data_id = str_field(&it, "dataId").to_owned();
                 let content = it.get("content").and_then(Value::as_str).map(str::to_owned);
                 out.insert(
@@ -481,73 +490,8 @@ impl NacosNode {
                     },
                 );
             }
-            let pages = v.get("pagesAvailable").and_then(Value::as_u64).unwrap_or(0);
-            if n == 0 || page as u64 >= pages || n < PAGE_SIZE {
-                break;
-            }
-            page += 1;
-        }
-        if (out.len() as u64) < total {
-            return Err(self.err(
-                format!("config listing of namespace `{namespace}` returned {} of {total} configs (changed while paging?)", out.len()),
-                true,
-                None,
-            ));
-        }
-        Ok(out.into_values().collect())
-    }
-
-    /// Every config of a namespace through the v3 admin list, which carries no content: content,
-    /// desc and tags come from [`Self::config_detail`], one request per config.
-    async fn configs_v3(&self, namespace: &str) -> Result<Vec<ConfigItem>, NodeError> {
-        const PATH: &str = "/v3/admin/cs/config/list";
-        let mut out: BTreeMap<(String, String), ConfigItem> = BTreeMap::new();
-        let mut page = 1usize;
-        let total = loop {
-            let v = self
-                .v3_data(
-                    PATH,
-                    &[
-                        ("search", "accurate".into()),
-                        ("dataId", String::new()),
-                        ("groupName", String::new()),
-                        ("namespaceId", namespace.to_owned()),
-                        ("pageNo", page.to_string()),
-                        ("pageSize", PAGE_SIZE.to_string()),
-                    ],
-                )
-                .await?;
-            let total = v.get("totalCount").and_then(Value::as_u64).unwrap_or(0);
-            let items = v
-                .get("pageItems")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
-            let n = items.len();
-            for it in items {
-                let group = str_field(&it, "groupName").to_owned();
-                let data_id = str_field(&it, "dataId").to_owned();
-                out.insert(
-                    (group.clone(), data_id.clone()),
-                    ConfigItem {
-                        key: ConfigKey {
-                            namespace: canonical_namespace(namespace),
-                            group,
-                            data_id,
-                            variant: String::new(),
-                        },
-                        md5: String::new(),
-                        content: None,
-                        r#type: str_field(&it, "type").to_owned(),
-                        app: str_field(&it, "appName").to_owned(),
-                        desc: String::new(),
-                        tags: Vec::new(),
-                        modified_ms: None,
-                    },
-                );
-            }
-            // `pagesAvailable` is not to be trusted on every 3.x list: page by count.
-            if n < PAGE_SIZE || (page * PAGE_SIZE) as u64 >= total {
+            // Paged by count: 3.x's `pagesAvailable` is not to be trusted on every list.
+            if n == 0 || n < PAGE_SIZE || (page * PAGE_SIZE) as u64 >= total {
                 break total;
             }
             page += 1;
@@ -639,34 +583,36 @@ impl NacosNode {
         Ok(true)
     }
 
-    /// `(group, name)` of every service in a namespace, all groups.
+    /// `(group, name)` of every service in a namespace, all groups: the v1 catalog, or the v3
+    /// admin list on 3.x (the same fields under other names).
     pub async fn service_names(&self, namespace: &str) -> Result<Vec<(String, String)>, NodeError> {
-        if self.is_v3() {
-            return self.service_names_v3(namespace).await;
-        }
+        let v3 = self.is_v3();
         let mut out = Vec::new();
         let mut page = 1usize;
         loop {
-            let v = self
-                .get_json(
-                    "/v1/ns/catalog/services",
-                    &[
-                        ("namespaceId", namespace.to_owned()),
-                        ("pageNo", page.to_string()),
-                        ("pageSize", PAGE_SIZE.to_string()),
-                        ("withInstances", "false".into()),
-                        ("hasIpCount", "false".into()),
-                        ("groupNameParam", String::new()),
-                        ("serviceNameParam", String::new()),
-                    ],
-                )
-                .await?;
+            let mut params = vec![
+                ("namespaceId", namespace.to_owned()),
+                ("pageNo", page.to_string()),
+                ("pageSize", PAGE_SIZE.to_string()),
+                ("groupNameParam", String::new()),
+                ("serviceNameParam", String::new()),
+            ];
+            let (v, list_field, count_field) = if v3 {
+                params.push(("ignoreEmptyService", "false".into()));
+                let v = self.v3_data("/v3/admin/ns/service/list", &params).await?;
+                (v, "pageItems", "totalCount")
+            } else {
+                params.push(("withInstances", "false".into()));
+                params.push(("hasIpCount", "false".into()));
+                let v = self.get_json("/v1/ns/catalog/services", &params).await?;
+                (v, "serviceList", "count")
+            };
             let list = v
-                .get("serviceList")
+                .get(list_field)
                 .and_then(Value::as_array)
                 .cloned()
                 .unwrap_or_default();
-            let count = v.get("count").and_then(Value::as_u64).unwrap_or(0);
+            let count = v.get(count_field).and_then(Value::as_u64).unwrap_or(0);
             let n = list.len();
             for s in list {
                 let group = s
@@ -680,51 +626,8 @@ impl NacosNode {
                 }
                 out.push((group, name));
             }
-            if n < PAGE_SIZE || out.len() as u64 >= count {
-                break;
-            }
-            page += 1;
-        }
-        out.sort();
-        out.dedup();
-        Ok(out)
-    }
-
-    /// `(group, name)` of every service in a namespace through the v3 admin list.
-    async fn service_names_v3(&self, namespace: &str) -> Result<Vec<(String, String)>, NodeError> {
-        let mut out = Vec::new();
-        let mut page = 1usize;
-        loop {
-            let v = self
-                .v3_data(
-                    "/v3/admin/ns/service/list",
-                    &[
-                        ("namespaceId", namespace.to_owned()),
-                        ("pageNo", page.to_string()),
-                        ("pageSize", PAGE_SIZE.to_string()),
-                        ("groupNameParam", String::new()),
-                        ("serviceNameParam", String::new()),
-                        ("ignoreEmptyService", "false".into()),
-                    ],
-                )
-                .await?;
-            let total = v.get("totalCount").and_then(Value::as_u64).unwrap_or(0);
-            let list = v
-                .get("pageItems")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
-            let n = list.len();
-            for s in list {
-                let group = s
-                    .get("groupName")
-                    .and_then(Value::as_str)
-                    .unwrap_or("DEFAULT_GROUP")
-                    .to_owned();
-                out.push((group, str_field(&s, "name").to_owned()));
-            }
-            // 3.1's `pagesAvailable` is off by one and more: page by `totalCount`.
-            if n < PAGE_SIZE || (page * PAGE_SIZE) as u64 >= total {
+            // Paged by count: 3.1's `pagesAvailable` is off by one and more.
+            if n < PAGE_SIZE || (page * PAGE_SIZE) as u64 >= count {
                 break;
             }
             page += 1;
@@ -783,23 +686,8 @@ impl NacosNode {
                 ));
             }
         };
-        let mut instances: Vec<Instance> = list.iter().map(|i| parse_instance(i, "")).collect();
-        instances.sort_by(|a, b| (&a.cluster, &a.ip, a.port).cmp(&(&b.cluster, &b.ip, b.port)));
-        instances.dedup_by(|a, b| (&a.cluster, &a.ip, a.port) == (&b.cluster, &b.ip, b.port));
-        Ok(Service {
-            key: ServiceKey {
-                namespace: canonical_namespace(namespace),
-                group: group.to_owned(),
-                name: name.to_owned(),
-            },
-            protect_threshold: v
-                .get("protectThreshold")
-                .and_then(Value::as_f64)
-                .unwrap_or(0.0),
-            metadata: string_map(v.get("metadata")),
-            selector: selector_of(v.get("selector")),
-            instances,
-        })
+        let instances = list.iter().map(|i| parse_instance(i, "")).collect();
+        Ok(service_of(namespace, group, name, &v, instances))
     }
 
     /// A service's detail and every instance of every cluster (disabled ones included).
@@ -841,8 +729,6 @@ impl NacosNode {
                 Some(status),
             ));
         };
-        let metadata = string_map(v.get("metadata"));
-        let selector = selector_of(v.get("selector"));
         let mut clusters: Vec<String> = v
             .get("clusters")
             .and_then(Value::as_array)
@@ -888,22 +774,7 @@ impl NacosNode {
                 page += 1;
             }
         }
-        instances.sort_by(|a, b| (&a.cluster, &a.ip, a.port).cmp(&(&b.cluster, &b.ip, b.port)));
-        instances.dedup_by(|a, b| (&a.cluster, &a.ip, a.port) == (&b.cluster, &b.ip, b.port));
-        Ok(Service {
-            key: ServiceKey {
-                namespace: canonical_namespace(namespace),
-                group: group.to_owned(),
-                name: name.to_owned(),
-            },
-            protect_threshold: v
-                .get("protectThreshold")
-                .and_then(Value::as_f64)
-                .unwrap_or(0.0),
-            metadata,
-            selector,
-            instances,
-        })
+        Ok(service_of(namespace, group, name, &v, instances))
     }
 }
 
@@ -953,6 +824,33 @@ fn connections_of(map: &serde_json::Map<String, Value>) -> Vec<ClientConnection>
         .collect();
     out.sort_by(|a, b| a.id.cmp(&b.id));
     out
+}
+
+/// A service from its detail (v1 or v3: the same field names) and its instances, which are
+/// sorted and deduplicated by (cluster, ip, port): pages can overlap while instances change.
+fn service_of(
+    namespace: &str,
+    group: &str,
+    name: &str,
+    detail: &Value,
+    mut instances: Vec<Instance>,
+) -> Service {
+    instances.sort_by(|a, b| (&a.cluster, &a.ip, a.port).cmp(&(&b.cluster, &b.ip, b.port)));
+    instances.dedup_by(|a, b| (&a.cluster, &a.ip, a.port) == (&b.cluster, &b.ip, b.port));
+    Service {
+        key: ServiceKey {
+            namespace: canonical_namespace(namespace),
+            group: group.to_owned(),
+            name: name.to_owned(),
+        },
+        protect_threshold: detail
+            .get("protectThreshold")
+            .and_then(Value::as_f64)
+            .unwrap_or(0.0),
+        metadata: string_map(detail.get("metadata")),
+        selector: selector_of(detail.get("selector")),
+        instances,
+    }
 }
 
 /// Members as `/v1/core/cluster/nodes` and `/v3/admin/core/cluster/node/list` list them.

@@ -205,6 +205,30 @@ fn expect(run: &Run, want: &[(&str, &str, &str)]) {
     assert_eq!(run.code, code, "exit code; output:\n{}", run.output);
 }
 
+/// An API-only audit of these node lists with the bed's credentials and `--settle 0`;
+/// `extra_env` wins over the credentials.
+fn api_audit(
+    b: &Bed,
+    source: &str,
+    target: &str,
+    args: &[&str],
+    extra_env: &[(&str, &str)],
+) -> Run {
+    let creds = cred_env(&b.username, &b.password);
+    let mut env: Vec<(&str, &str)> = creds.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    env.extend_from_slice(extra_env);
+    let mut all = vec![
+        "--settle",
+        "0",
+        "--source-nacos",
+        source,
+        "--target-nacos",
+        target,
+    ];
+    all.extend_from_slice(args);
+    audit(&all, &env)
+}
+
 fn each_kind(test: impl Fn(Pair)) {
     let Some(b) = bed() else { return };
     for kind in [Kind::Java, Kind::Rnacos, Kind::Nacos3] {
@@ -427,22 +451,12 @@ fn namespace_missing_on_the_target() {
     let src = Node::login(&b.source_nacos[0], &b.username, &b.password);
     let ns = format!("it-{}", unique());
     src.create_namespace(&ns);
-    let run = audit(
-        &[
-            "--namespace",
-            &ns,
-            "--settle",
-            "0",
-            "--no-probe",
-            "--source-nacos",
-            &b.source_nacos[0],
-            "--target-nacos",
-            &b.nacos3,
-        ],
-        &cred_env(&b.username, &b.password)
-            .iter()
-            .map(|(k, v)| (*k, v.as_str()))
-            .collect::<Vec<_>>(),
+    let run = api_audit(
+        &b,
+        &b.source_nacos[0],
+        &b.nacos3,
+        &["--namespace", &ns, "--no-probe"],
+        &[],
     );
     expect(&run, &[("namespace-missing", "L3", "//")]);
     assert!(
@@ -497,20 +511,12 @@ fn a_wrong_password_names_side_and_node_and_never_shows_the_password() {
         .unwrap()
         .contains("Wr0ng-Pa55word"));
     // Nacos 3.x answers a wrong password on the v1 login with a 500: still named as such.
-    let env = cred_env(&b.username, &b.password);
-    let mut env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    env.push(("NACOS_DRIFT_SOURCE_NACOS_PASSWORD", "Wr0ng-Pa55word"));
-    let r = audit(
-        &[
-            "--no-probe",
-            "--settle",
-            "0",
-            "--source-nacos",
-            &b.nacos3,
-            "--target-nacos",
-            &b.nacos3,
-        ],
-        &env,
+    let r = api_audit(
+        &b,
+        &b.nacos3,
+        &b.nacos3,
+        &["--no-probe"],
+        &[("NACOS_DRIFT_SOURCE_NACOS_PASSWORD", "Wr0ng-Pa55word")],
     );
     assert_eq!(r.code, 3, "{}", r.output);
     assert!(
@@ -666,25 +672,18 @@ fn decommission_ready_sees_an_sdk_client_of_a_nacos3_source() {
     let ns = format!("it-{}", unique());
     let n3 = Node::login(&b.nacos3, &b.username, &b.password);
     n3.create_namespace(&ns);
-    let env = cred_env(&b.username, &b.password);
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     // The same node on both sides: nothing differs, so only a client can fail the gate.
     let args = [
         "--namespace",
-        ns.as_str(),
-        "--settle",
-        "0",
+        &ns,
         "--no-probe",
         "--gate",
         "decommission-ready",
-        "--source-nacos",
-        b.nacos3.as_str(),
-        "--target-nacos",
-        b.nacos3.as_str(),
     ];
+    let run = || api_audit(&b, &b.nacos3, &b.nacos3, &args, &[]);
     let app = format!("app-{ns}");
     let client = SdkClient::connect(&b.nacos3, &ns, &app);
-    let r = audit(&args, &env);
+    let r = run();
     let f = r.findings();
     assert!(
         f.iter()
@@ -695,7 +694,7 @@ fn decommission_ready_sees_an_sdk_client_of_a_nacos3_source() {
     assert_eq!(r.code, 1, "{}", r.output);
     drop(client);
     assert!(
-        wait_until(20, || !audit(&args, &env)
+        wait_until(20, || !run()
             .findings()
             .iter()
             .any(|x| x.2.starts_with(&format!("/{app}/ ")))),
@@ -714,21 +713,7 @@ fn l2_probe_reads_a_nacos3_nodes_cache() {
     n3.create_namespace(&ns);
     n3.publish(&ns, GROUP, "a.yaml", "a: 1\n");
     n3.publish(&ns, GROUP, "b.yaml", "b: 2\n");
-    let env = cred_env(&b.username, &b.password);
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let r = audit(
-        &[
-            "--namespace",
-            ns.as_str(),
-            "--settle",
-            "0",
-            "--source-nacos",
-            b.nacos3.as_str(),
-            "--target-nacos",
-            b.nacos3.as_str(),
-        ],
-        &env,
-    );
+    let r = api_audit(&b, &b.nacos3, &b.nacos3, &["--namespace", &ns], &[]);
     expect(&r, &[]);
     assert_eq!(r.json["probe"]["target"]["keys"], 2, "{}", r.output);
     assert_eq!(r.json["probe"]["target"]["nodes"], 1, "{}", r.output);
