@@ -718,3 +718,57 @@ fn l2_probe_reads_a_nacos3_nodes_cache() {
     assert_eq!(r.json["probe"]["target"]["keys"], 2, "{}", r.output);
     assert_eq!(r.json["probe"]["target"]["nodes"], 1, "{}", r.output);
 }
+
+/// L1 compares the variant tables too, on real MariaDB and with either in-DB digest: a beta row
+/// changed on the replica, a tag row and a gray row (the 3.x table) only on the replica. The API
+/// lists formal configs only, so these are L1 findings alone.
+#[test]
+fn beta_tag_and_gray_rows_are_compared_at_l1() {
+    let Some(b) = bed() else { return };
+    let p = Pair::new(b.clone(), Kind::Java);
+    let (ns, g, d) = (p.ns.as_str(), GROUP, "app.properties");
+    // A beta release on the source; it replicates.
+    sql(
+        &b.source_db,
+        &format!("INSERT INTO config_info_beta (data_id, group_id, tenant_id, app_name, content, beta_ips, md5, encrypted_data_key) VALUES ('{d}', '{g}', '{ns}', '', 'a=1\\nb=2-beta\\n', '127.0.0.1', MD5('a=1\\nb=2-beta\\n'), '')"),
+    );
+    let beta = format!("SELECT md5 FROM config_info_beta WHERE tenant_id='{ns}' AND data_id='{d}'");
+    assert!(wait_until(30, || sql_value(&b.target_db, &beta).is_some()));
+    expect(&p.audit(), &[]);
+    // The replica's beta row changed, a tag row and a gray row written on the replica only.
+    sql(
+        &b.target_db,
+        &format!("UPDATE config_info_beta SET content='a=1\\nb=3-beta\\n' WHERE tenant_id='{ns}' AND data_id='{d}'"),
+    );
+    sql(
+        &b.target_db,
+        &format!("INSERT INTO config_info_tag (data_id, group_id, tenant_id, tag_id, app_name, content, md5) VALUES ('{d}', '{g}', '{ns}', 'blue', '', 'a=1\\n', MD5('a=1\\n'))"),
+    );
+    // Nacos 3.x keeps gray releases in config_info_gray; 2.x servers ignore the table.
+    sql(
+        &b.target_db,
+        "CREATE TABLE IF NOT EXISTS config_info_gray (id bigint NOT NULL AUTO_INCREMENT PRIMARY KEY, \
+         data_id varchar(255) NOT NULL, group_id varchar(128) NOT NULL, content longtext NOT NULL, \
+         md5 varchar(32), src_user text, src_ip varchar(100), \
+         gmt_create datetime NOT NULL DEFAULT CURRENT_TIMESTAMP, gmt_modified datetime NOT NULL DEFAULT CURRENT_TIMESTAMP, \
+         app_name varchar(128), tenant_id varchar(128) DEFAULT '', gray_name varchar(128) NOT NULL, \
+         gray_rule text, encrypted_data_key varchar(256) NOT NULL DEFAULT '', \
+         UNIQUE KEY uk_gray (data_id, group_id, tenant_id, gray_name)) DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
+    );
+    sql(
+        &b.target_db,
+        &format!("INSERT INTO config_info_gray (data_id, group_id, tenant_id, gray_name, content, md5) VALUES ('{d}', '{g}', '{ns}', 'canary', 'a=9\\n', MD5('a=9\\n'))"),
+    );
+    for setting in ["auto", "md5"] {
+        let r = p.audit_with(&[], &[("NACOS_DRIFT_AUDIT_DB_DIGEST", setting)]);
+        expect(
+            &r,
+            &[
+                ("config-content-differs", "L1", "APP/app.properties/beta"),
+                ("config-extra", "L1", "APP/app.properties/tag:blue"),
+                ("config-extra", "L1", "APP/app.properties/gray:canary"),
+            ],
+        );
+        assert!(r.output.contains("+b=3-beta"), "{}", r.output);
+    }
+}
