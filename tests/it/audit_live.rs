@@ -772,3 +772,70 @@ fn beta_tag_and_gray_rows_are_compared_at_l1() {
         assert!(r.output.contains("+b=3-beta"), "{}", r.output);
     }
 }
+
+/// The settling re-check: a difference that is gone when the audit looks again (a replica or a
+/// sync tool catching up while the audit runs) is not reported, only counted as settled; one that
+/// is still there is reported, and at L1 with its age.
+#[test]
+fn lag_that_catches_up_during_the_settle_window_is_not_drift() {
+    each_kind(|p| {
+        // The target falls behind: other content there (Java: in the replica's row; r-nacos and
+        // 3.x: through its API); it catches up 1.5 s into the audit's 6 s settle window.
+        let behind = "a=1\nb=1\n";
+        let set_target = |content: &str| {
+            match p.kind {
+            Kind::Java => sql(
+                &p.bed.target_db,
+                &format!(
+                    "UPDATE config_info SET content='{}', md5=MD5('{}') WHERE tenant_id='{}' AND data_id='app.properties'",
+                    content.replace('\n', "\\n"),
+                    content.replace('\n', "\\n"),
+                    p.ns
+                ),
+            ),
+            Kind::Rnacos | Kind::Nacos3 => p.tgt.publish(&p.ns, GROUP, "app.properties", content),
+        }
+        };
+        set_target(behind);
+        let r = std::thread::scope(|s| {
+            s.spawn(|| {
+                std::thread::sleep(std::time::Duration::from_millis(1500));
+                set_target("a=1\nb=2\n");
+            });
+            let mut args = p.args();
+            // replace `--settle 0` with a settle window
+            let i = args.iter().position(|a| a == "--settle").unwrap();
+            args[i + 1] = "6".into();
+            p.audit_custom(args, &[], &[])
+        });
+        expect(&r, &[]);
+        let settled = r.json["summary"]["settled"].as_u64().unwrap_or(0);
+        assert_eq!(
+            settled,
+            p.config_layers().len() as u64,
+            "one settled difference per layer: {}",
+            r.output
+        );
+        // Still behind at the re-check: reported, with its age at L1.
+        set_target(behind);
+        let mut args = p.args();
+        let i = args.iter().position(|a| a == "--settle").unwrap();
+        args[i + 1] = "1".into();
+        let r = p.audit_custom(args, &[], &[]);
+        let want: Vec<_> = p
+            .config_layers()
+            .into_iter()
+            .map(|l| ("config-content-differs", l, "APP/app.properties/"))
+            .collect();
+        expect(&r, &want);
+        if p.kind == Kind::Java {
+            let l1 = r.json["findings"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|f| f["layer"] == "L1")
+                .unwrap();
+            assert!(l1["age_secs"].as_i64().is_some(), "{}", r.output);
+        }
+    });
+}
