@@ -151,9 +151,11 @@ fn audit(a: &AuditArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<ExitStat
                 settings.settle_secs
             );
             std::thread::sleep(std::time::Duration::from_secs(settings.settle_secs));
-            let (source2, target2) = capture_both(&rt, &settings, &scope, compact);
+            let t0 = std::time::Instant::now();
+            let (source2, target2) = recapture(&rt, &settings, &scope, &first, &source, &target);
             let (source2, target2) = restrict(source2, target2);
             let second = compare(&source2, &target2, &scope);
+            tracing::info!("settling re-check took {:?}", t0.elapsed());
             let seen: HashSet<String> = first.iter().map(Finding::identity).collect();
             let confirmed: Vec<Finding> = second
                 .into_iter()
@@ -169,7 +171,9 @@ fn audit(a: &AuditArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<ExitStat
                         .filter(|f| f.code != Code::SourceError)
                         .count(),
                 );
-            (source2, target2, confirmed)
+            // Later layers and the report keep the first pass's full snapshots; the re-check
+            // read only what it had to.
+            (source, target, confirmed)
         } else {
             (source, target, first)
         };
@@ -471,6 +475,112 @@ fn capture_both(
         }
     }
     (source, target)
+}
+
+/// The snapshots of the settling re-check, reading again only what the first pass found
+/// different: for L1 just the rows (every variant) of the differing keys, from both DBs; for L3
+/// the API again, if it had findings. A layer without findings keeps its first-pass snapshot: the
+/// re-check only confirms first-pass findings, so it could add nothing there. At a million rows
+/// this makes the re-check cost what the drift is, not what the tables are.
+fn recapture(
+    rt: &tokio::runtime::Runtime,
+    settings: &Settings,
+    scope: &Arc<Scope>,
+    first: &[Finding],
+    source: &SideSnapshot,
+    target: &SideSnapshot,
+) -> (SideSnapshot, SideSnapshot) {
+    let drift = |layer: Layer| {
+        first
+            .iter()
+            .any(|f| f.layer == layer && f.code != Code::SourceError)
+    };
+    let keys: Vec<(String, String, String)> = first
+        .iter()
+        .filter(|f| f.layer == Layer::L1 && f.code != Code::SourceError && !f.name.is_empty())
+        .map(|f| (f.namespace.clone(), f.group.clone(), f.name.clone()))
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let target_keys: Vec<(String, String, String)> = keys
+        .iter()
+        .map(|(n, g, d)| (scope.to_target(n), g.clone(), d.clone()))
+        .collect();
+    let (sf, tf) = filters(scope);
+    let target_also: Vec<String> = settings
+        .namespaces
+        .iter()
+        .map(|n| scope.to_target(n))
+        .collect();
+    // A layer with no finding is left out of the re-check on both sides (`None`): it could
+    // only repeat the first pass.
+    let (l1, l3) = (drift(Layer::L1), drift(Layer::L3));
+    let (mut s, mut t) = rt.block_on(async {
+        tokio::join!(
+            recheck_side(
+                Side::Source,
+                &settings.source,
+                settings,
+                source,
+                sf,
+                &keys,
+                &settings.namespaces,
+                (l1, l3)
+            ),
+            recheck_side(
+                Side::Target,
+                &settings.target,
+                settings,
+                target,
+                tf,
+                &target_keys,
+                &target_also,
+                (l1, l3)
+            )
+        )
+    });
+    // As in the first pass: API contents are digested on rayon, outside the async runtime.
+    for snap in [&mut s, &mut t] {
+        if let Some(api) = &mut snap.api {
+            diff::hash_contents(&mut api.configs);
+        }
+    }
+    (s, t)
+}
+
+/// One side of [`recapture`]: `layers` says whether L1 and L3 had findings.
+#[allow(clippy::too_many_arguments)] // why: one call site, each argument a different piece of the run.
+async fn recheck_side(
+    side: Side,
+    conf: &settings::SideSettings,
+    settings: &Settings,
+    first: &SideSnapshot,
+    filter: NamespaceFilter,
+    keys: &[(String, String, String)],
+    also: &[String],
+    (l1, l3): (bool, bool),
+) -> SideSnapshot {
+    let db = match first.db.as_ref().filter(|_| l1) {
+        Some(d) => Some(source::reread_db(conf, settings, filter.clone(), keys, d).await),
+        None => None,
+    };
+    let api = if l3 && first.api.is_some() {
+        let api_only = settings::SideSettings {
+            db: None,
+            ..conf.clone()
+        };
+        source::capture(side, &api_only, settings, filter, also, None, true)
+            .await
+            .api
+    } else {
+        None
+    };
+    SideSnapshot {
+        schema_version: first.schema_version,
+        side: first.side,
+        db,
+        api,
+    }
 }
 
 /// Diff two snapshots and add a `source-error` finding for every capture failure.

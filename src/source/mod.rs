@@ -225,6 +225,50 @@ pub async fn narrow_compact(
     }
 }
 
+/// The settling re-check of L1: the rows (every variant) of just these `(namespace, group,
+/// dataId)` keys, in this DB's own namespace ids, with the DB's namespaces; what the first pass
+/// counted and kept for later layers (rows scanned, deleted keys, watermark) is carried over.
+pub async fn reread_db(
+    conf: &SideSettings,
+    settings: &Settings,
+    wanted: NamespaceFilter,
+    keys: &[(String, String, String)],
+    first: &DbSnapshot,
+) -> DbSnapshot {
+    let mut snap = DbSnapshot {
+        origin: first.origin.clone(),
+        content_digest: first.content_digest.clone(),
+        rows_scanned: first.rows_scanned,
+        deleted: first.deleted.clone(),
+        max_his_nid: first.max_his_nid,
+        ..DbSnapshot::default()
+    };
+    let Some(dsn) = &conf.db else { return snap };
+    let Some(db) = open_db(dsn, conf, settings, &mut snap.errors) else {
+        return snap;
+    };
+    let result = async {
+        let (tables, namespaces) = db.tables_and_namespaces().await?;
+        let ids = db.ids_by_keys(&tables, keys).await?;
+        let items = db.items_by_id(&tables, &ids).await?;
+        Ok::<_, mysql::DbError>((namespaces, items))
+    }
+    .await;
+    match result {
+        Ok((namespaces, items)) => {
+            snap.namespaces = namespaces.into_iter().filter(|n| wanted(&n.id)).collect();
+            snap.configs = items;
+        }
+        Err(e) => snap.errors.push(CaptureError {
+            origin: dsn.clone(),
+            namespace: None,
+            message: e.0,
+        }),
+    }
+    db.close().await;
+    snap
+}
+
 /// Build the node clients of a side.
 #[must_use]
 pub fn nodes(side: &SideSettings, settings: &Settings) -> Vec<Arc<NacosNode>> {

@@ -585,6 +585,46 @@ impl NacosDb {
         Ok(rows)
     }
 
+    /// `(table, id)` of the rows, every variant, of these `(tenant, group, dataId)` keys; the
+    /// default namespace is looked for under both spellings a DB may use (`''` and `public`).
+    pub async fn ids_by_keys(
+        &self,
+        tables: &[String],
+        keys: &[(String, String, String)],
+    ) -> Result<Vec<(u8, u64)>, DbError> {
+        let mut triples: Vec<(&str, &str, &str)> = Vec::new();
+        for (t, g, d) in keys {
+            if canonical_namespace(t) == "public" {
+                triples.push(("", g, d));
+                triples.push(("public", g, d));
+            } else {
+                triples.push((t, g, d));
+            }
+        }
+        let mut conn = self.conn().await?;
+        let mut out = Vec::new();
+        for (t, table, _) in table_queries(tables) {
+            for chunk in triples.chunks(300) {
+                let list = vec!["(?, ?, ?)"; chunk.len()].join(", ");
+                let params: Vec<mysql_async::Value> = chunk
+                    .iter()
+                    .flat_map(|(t, g, d)| [(*t).into(), (*g).into(), (*d).into()])
+                    .collect();
+                let ids: Vec<u64> = conn
+                    .exec(
+                        format!(
+                            "SELECT id FROM {table} WHERE (tenant_id, group_id, data_id) IN ({list})"
+                        ),
+                        params,
+                    )
+                    .await
+                    .map_err(|e| self.err(&format!("reading {table} rows by key"), e))?;
+                out.extend(ids.into_iter().map(|id| (t, id)));
+            }
+        }
+        Ok(out)
+    }
+
     /// Full rows (digests, metadata, tags) of the given `(table, id)`s.
     pub async fn items_by_id(
         &self,
