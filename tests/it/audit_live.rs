@@ -839,3 +839,63 @@ fn lag_that_catches_up_during_the_settle_window_is_not_drift() {
         }
     });
 }
+
+/// Ignore rules (dataId, group and service globs, from the environment) drop exactly what they
+/// match; `[namespace_map]` (from a config file) pairs a source namespace with a target namespace
+/// of another id. Run on the r-nacos pair (API only).
+#[test]
+fn ignore_globs_and_namespace_mapping_hold_on_real_servers() {
+    let Some(b) = bed() else { return };
+    let p = Pair::new(b.clone(), Kind::Rnacos);
+    let (_l, port) = live_port();
+    p.tgt.publish(&p.ns, GROUP, "tmp-1.yaml", "x: 1\n");
+    p.tgt.publish(&p.ns, "SCRATCH", "a.yaml", "x: 1\n");
+    p.src.register(&p.ns, GROUP, "canary-orders", port, &[]);
+    let all = [
+        ("config-extra", "L3", "APP/tmp-1.yaml/"),
+        ("config-extra", "L3", "SCRATCH/a.yaml/"),
+        ("service-missing", "L3", "APP/canary-orders/"),
+    ];
+    expect(&p.audit(), &all);
+    let rules = [
+        ("NACOS_DRIFT_IGNORE_DATA_IDS", "tmp-*"),
+        ("NACOS_DRIFT_IGNORE_GROUPS", "SCRATCH"),
+        ("NACOS_DRIFT_IGNORE_SERVICES", "canary-*"),
+    ];
+    expect(&p.audit_with(&[], &rules), &[]);
+    // One rule alone drops only what it matches.
+    expect(&p.audit_with(&[], &rules[..1]), &all[1..]);
+
+    // The same config under namespace A on the source and B on the target.
+    let (a, bns) = (format!("it-{}", unique()), format!("it-{}", unique()));
+    p.src.create_namespace(&a);
+    p.tgt.create_namespace(&bns);
+    p.src.publish(&a, GROUP, "mapped.yaml", "m: 1\n");
+    p.tgt.publish(&bns, GROUP, "mapped.yaml", "m: 1\n");
+    let dir = crate::support::tempdir("nsmap");
+    let cfg = dir.join("map.toml");
+    std::fs::write(&cfg, format!("[namespace_map]\n\"{a}\" = \"{bns}\"\n")).unwrap();
+    let args = [
+        "--namespace",
+        a.as_str(),
+        "--settle",
+        "0",
+        "--no-probe",
+        "--source-nacos",
+        b.source_rnacos.as_str(),
+        "--target-nacos",
+        b.target_rnacos.as_str(),
+    ];
+    let unmapped = audit(&args, &[]);
+    assert!(
+        unmapped
+            .findings()
+            .iter()
+            .any(|f| f.0 == "namespace-missing"),
+        "{}",
+        unmapped.output
+    );
+    let mut with_map = args.to_vec();
+    with_map.extend(["--config", cfg.to_str().unwrap()]);
+    expect(&audit(&with_map, &[]), &[]);
+}
