@@ -387,9 +387,15 @@ impl NacosNode {
     pub async fn namespaces(&self) -> Result<Vec<Namespace>, NodeError> {
         if self.is_v3() {
             let data = self.v3_data("/v3/admin/core/namespace/list", &[]).await?;
-            return Ok(namespaces_of(
-                data.as_array().map_or(&[][..], Vec::as_slice),
-            ));
+            // An answer of another shape must not read as "no namespaces".
+            let list = data.as_array().ok_or_else(|| {
+                self.err(
+                    "GET /v3/admin/core/namespace/list: `data` is not a list",
+                    false,
+                    Some(200),
+                )
+            })?;
+            return Ok(namespaces_of(list));
         }
         // The server counts each namespace's configs with a full scan of config_info (the Nacos
         // schema has no tenant index): with many namespaces and a big table this takes minutes.
