@@ -7,4 +7,5 @@ mod audit_live;
 mod bed;
 mod cache_live;
 mod cli;
+mod faults;
 mod grpc_live;
