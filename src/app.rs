@@ -181,6 +181,8 @@ fn audit(a: &AuditArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<ExitStat
     let t1 = std::time::Instant::now();
     rt.block_on(fill_db_diffs(&settings, &scope, &mut findings));
     tracing::info!("content diffs fetched in {:?}", t1.elapsed());
+    // The databases are done with: what follows talks to the nodes only.
+    rt.block_on(source::mysql::close_all());
     let fix = crate::cache::FixOptions {
         fix: a.fix,
         dry_run: a.dry_run,
@@ -331,7 +333,6 @@ async fn changed_keys(
         let since = wm.modified_ms - i64::try_from(settings.skew_secs * 1000).unwrap_or(0);
         let mut keys = db.modified_keys_since(since).await.unwrap_or_default();
         keys.extend(db.history_keys_since(wm.his_nid).await.unwrap_or_default());
-        db.close().await;
         for k in keys {
             let ns = if is_target {
                 scope.to_source(&k.namespace)
@@ -661,7 +662,6 @@ async fn fill_db_diffs(settings: &Settings, scope: &Scope, findings: &mut [Findi
             async move {
                 let db = source::mysql::NacosDb::new(&dsn, pw.as_ref(), timeout).ok()?;
                 let r = db.contents(&keys).await.ok();
-                db.close().await;
                 r
             }
         };
@@ -848,6 +848,7 @@ fn snapshot(a: &SnapshotArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Ex
         None,
         true,
     ));
+    rt.block_on(source::mysql::close_all());
     if let Some(api) = &mut snap.api {
         diff::hash_contents(&mut api.configs);
     }

@@ -60,7 +60,6 @@ pub async fn agree_digest(settings: &Settings) -> mysql::ContentDigest {
         async move {
             let db = mysql::NacosDb::new(&dsn?, pw.as_ref(), settings.timeout_secs).ok()?;
             let r = db.supports_crc().await.ok();
-            db.close().await;
             r
         }
     };
@@ -113,7 +112,6 @@ async fn capture_db_compact(
             message: e.0,
         }),
     }
-    db.close().await;
     snap
 }
 
@@ -192,7 +190,6 @@ pub async fn narrow_compact(
             db.items_by_id(&tables, &ids).await
         }
         .await;
-        db.close().await;
         r
     };
     let (a, b) = tokio::join!(
@@ -265,7 +262,6 @@ pub async fn reread_db(
             message: e.0,
         }),
     }
-    db.close().await;
     snap
 }
 
@@ -376,7 +372,6 @@ async fn capture_db(
             message: e.0,
         }),
     }
-    db.close().await;
     snap
 }
 

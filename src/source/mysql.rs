@@ -47,10 +47,16 @@ impl NacosDb {
             .pass(password.map(|p| p.expose().to_owned()))
             .pool_opts(
                 mysql_async::PoolOpts::default()
-                    .with_constraints(mysql_async::PoolConstraints::new(0, 8).unwrap_or_default()),
+                    .with_constraints(mysql_async::PoolConstraints::new(0, 8).unwrap_or_default())
+                    // Keep returned connections for the next step of the run instead of closing
+                    // each one (with no idle TTL, mysql_async keeps none above the minimum).
+                    .with_inactive_connection_ttl(Duration::from_secs(60)),
             );
+        // One pool per database for the whole run, however many steps read it (digest check,
+        // scan, narrowing, diffs, re-check): one set of connections, closed by [`close_all`].
+        let key = format!("{dsn}\u{0}{}", password.map_or("", Secret::expose));
         Ok(NacosDb {
-            pool: Pool::new(builder),
+            pool: shared_pool(&key, || Pool::new(builder)),
             origin: dsn.to_owned(),
             connect_timeout: Duration::from_secs(timeout_secs),
         })
@@ -272,10 +278,33 @@ impl NacosDb {
         }
         Ok(out)
     }
+}
 
-    /// Close the pool.
-    pub async fn close(self) {
-        let _ = self.pool.disconnect().await;
+/// The run's pools, by DSN and password (in memory only, never shown).
+fn pools() -> &'static std::sync::Mutex<HashMap<String, Pool>> {
+    static POOLS: std::sync::OnceLock<std::sync::Mutex<HashMap<String, Pool>>> =
+        std::sync::OnceLock::new();
+    POOLS.get_or_init(Default::default)
+}
+
+fn shared_pool(key: &str, make: impl FnOnce() -> Pool) -> Pool {
+    let mut m = pools()
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    m.entry(key.to_owned()).or_insert_with(make).clone()
+}
+
+/// Disconnect every pool of the run cleanly (the servers would log an aborted connection for
+/// each one dropped instead). Call once, at the end of a run, on the runtime that used them.
+pub async fn close_all() {
+    let all: Vec<Pool> = pools()
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .drain()
+        .map(|(_, p)| p)
+        .collect();
+    for p in all {
+        let _ = p.disconnect().await;
     }
 }
 
