@@ -464,6 +464,7 @@ fn capture_both(
             )
         )
     });
+    crate::progress::clear();
     tracing::info!("captured both sides in {:?}", t0.elapsed());
     if compact {
         rt.block_on(source::narrow_compact(&mut source, &mut target, settings));
@@ -540,6 +541,7 @@ fn recapture(
             )
         )
     });
+    crate::progress::clear();
     // As in the first pass: API contents are digested on rayon, outside the async runtime.
     for snap in [&mut s, &mut t] {
         if let Some(api) = &mut snap.api {
@@ -849,6 +851,7 @@ fn snapshot(a: &SnapshotArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Ex
         true,
     ));
     rt.block_on(source::mysql::close_all());
+    crate::progress::clear();
     if let Some(api) = &mut snap.api {
         diff::hash_contents(&mut api.configs);
     }

@@ -12,6 +12,7 @@ pub mod error;
 pub mod exit;
 pub mod finding;
 pub mod model;
+pub mod progress;
 pub mod report;
 pub mod settings;
 pub mod source;

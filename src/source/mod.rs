@@ -313,7 +313,7 @@ pub async fn capture(
         if conf.nacos.is_empty() || !with_api {
             None
         } else {
-            Some(capture_api(&nodes(conf, settings), wanted.clone(), also).await)
+            Some(capture_api(side, &nodes(conf, settings), wanted.clone(), also).await)
         }
     };
     let (db, api) = tokio::join!(db, api);
@@ -377,6 +377,7 @@ async fn capture_db(
 
 /// Capture the cluster-wide data through the API: every node is checked, data is read from the first healthy one.
 pub async fn capture_api(
+    side: Side,
     nodes: &[Arc<NacosNode>],
     wanted: NamespaceFilter,
     also: &[String],
@@ -430,19 +431,25 @@ pub async fn capture_api(
             scan.push(ns);
         }
     }
+    let progress = crate::progress::bar(side);
     let per_ns = futures::future::join_all(scan.iter().map(|ns| {
         let node = node.clone();
         let id = ns.clone();
+        let progress = progress.clone();
         async move {
             let configs = async {
                 let items = node.configs(&id).await?;
+                progress.inc_length(items.len() as u64);
                 // desc and tags are only in the DB-backed detail view: one request per config, bounded.
                 let results: Vec<Result<Option<crate::model::ConfigItem>, nacos::NodeError>> =
                     stream::iter(items)
                         .map(|mut it| {
                             let node = node.clone();
+                            let progress = progress.clone();
                             async move {
-                                let found = node.config_detail(&mut it).await?;
+                                let found = node.config_detail(&mut it).await;
+                                progress.inc(1);
+                                let found = found?;
                                 // On 3.x the detail is where content comes from: a config deleted
                                 // since the listing is dropped, not compared as empty.
                                 Ok((found || !node.is_v3()).then_some(it))
@@ -458,12 +465,18 @@ pub async fn capture_api(
             };
             let services = async {
                 let names = node.service_names(&id).await?;
+                progress.inc_length(names.len() as u64);
                 let results: Vec<Result<crate::model::Service, nacos::NodeError>> =
                     stream::iter(names)
                         .map(|(g, n)| {
                             let node = node.clone();
                             let id = id.clone();
-                            async move { node.service(&id, &g, &n).await }
+                            let progress = progress.clone();
+                            async move {
+                                let s = node.service(&id, &g, &n).await;
+                                progress.inc(1);
+                                s
+                            }
                         })
                         .buffer_unordered(16)
                         .collect()
