@@ -427,10 +427,18 @@ fn capture_both(
             Some(source::Compact {
                 mapper: Arc::new(|ns: &str| ns.to_owned()),
                 digest,
+                only: (!settings.namespaces.is_empty()).then(|| settings.namespaces.clone()),
             }),
             Some(source::Compact {
                 mapper: to_source,
                 digest,
+                only: (!settings.namespaces.is_empty()).then(|| {
+                    settings
+                        .namespaces
+                        .iter()
+                        .map(|n| scope.to_target(n))
+                        .collect()
+                }),
             }),
         )
     } else {

@@ -45,6 +45,8 @@ pub struct Compact {
     pub mapper: NamespaceMapper,
     /// In-DB content digest (the same on both sides).
     pub digest: mysql::ContentDigest,
+    /// The audit's namespaces in this DB's own ids (None: all), so the servers digest only those.
+    pub only: Option<Vec<String>>,
 }
 
 /// The content digest both DBs can compute: CRC32 + CRC32C when both have them and the settings
@@ -84,7 +86,11 @@ async fn capture_db_compact(
         content_digest: Some(compact.digest.name().to_owned()),
         ..DbSnapshot::default()
     };
-    let Compact { mapper, digest } = compact;
+    let Compact {
+        mapper,
+        digest,
+        only,
+    } = compact;
     let Some(db) = open_db(dsn, conf, settings, &mut snap.errors) else {
         return snap;
     };
@@ -96,7 +102,7 @@ async fn capture_db_compact(
             let canon = crate::model::canonical_namespace(tenant);
             w(&canon).then(|| m(&canon))
         };
-        let digests = db.digests(&tables, digest, &ns).await?;
+        let digests = db.digests(&tables, digest, only.as_deref(), &ns).await?;
         Ok::<_, mysql::DbError>((namespaces, tables, digests))
     }
     .await;

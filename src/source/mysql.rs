@@ -425,19 +425,52 @@ fn parse_u64(b: &[u8]) -> u64 {
         })
 }
 
+/// `WHERE tenant_id IN (...)` for an audit restricted to these namespaces (the default one under
+/// both spellings), so the servers digest only their rows. Empty when there is no restriction, or
+/// when an id holds a character outside what Nacos allows in namespace ids: such ids are filtered
+/// on the client instead of being quoted into SQL.
+fn tenant_filter(only: Option<&[String]>) -> String {
+    let Some(ids) = only.filter(|ids| !ids.is_empty()) else {
+        return String::new();
+    };
+    let safe = |id: &str| {
+        id.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'))
+    };
+    if !ids.iter().all(|id| safe(id)) {
+        return String::new();
+    }
+    let mut list: Vec<String> = Vec::new();
+    for id in ids {
+        if canonical_namespace(id) == "public" {
+            list.extend(["''".to_owned(), "'public'".to_owned()]);
+        } else {
+            list.push(format!("'{id}'"));
+        }
+    }
+    list.sort();
+    list.dedup();
+    format!(" WHERE tenant_id IN ({})", list.join(", "))
+}
+
 /// The compact scan of every config table: `id, tenant_id, group_id, data_id, variant`, the two
 /// digest columns of `digest`, then `type, app_name, c_desc`. Only the digest is computed by the
-/// server, so content never crosses the wire.
-fn digest_queries(tables: &[String], digest: ContentDigest) -> Vec<(u8, &'static str, String)> {
+/// server, so content never crosses the wire. `only` restricts the scan to those namespaces.
+fn digest_queries(
+    tables: &[String],
+    digest: ContentDigest,
+    only: Option<&[String]>,
+) -> Vec<(u8, &'static str, String)> {
     // Raw columns: measured on MariaDB 10.11, server-side CONCAT_WS and UNHEX cost more than the
     // few bytes they save on the wire.
     let cols = digest.columns();
+    let filter = tenant_filter(only);
     let q = |t: u8, table: &'static str, variant: &str, meta: &str| {
         (
             t,
             table,
             format!(
-                "SELECT id, tenant_id, group_id, data_id, {variant}, {cols}, {meta} FROM {table}"
+                "SELECT id, tenant_id, group_id, data_id, {variant}, {cols}, {meta} FROM {table}{filter}"
             ),
         )
     };
@@ -517,9 +550,10 @@ impl NacosDb {
         &self,
         tables: &[String],
         digest: ContentDigest,
+        only: Option<&[String]>,
         ns: &(dyn Fn(&str) -> Option<String> + Sync),
     ) -> Result<Vec<DigestRow>, DbError> {
-        let queries = digest_queries(tables, digest);
+        let queries = digest_queries(tables, digest, only);
         let scans = queries.iter().map(|(t, table, sql)| async move {
             let mut conn = self.conn().await?;
             let mut stream = conn
@@ -755,13 +789,32 @@ mod tests {
     }
 
     #[test]
+    fn a_namespace_restriction_reaches_the_server_only_for_safe_ids() {
+        let tables = ["config_info".to_owned()];
+        let only = ["prod".to_owned(), "public".to_owned()];
+        let q = digest_queries(&tables, ContentDigest::Crc, Some(&only));
+        assert!(
+            q[0].2
+                .ends_with(" WHERE tenant_id IN ('', 'prod', 'public')"),
+            "{}",
+            q[0].2
+        );
+        let odd = ["x' OR '1'='1".to_owned()];
+        let q = digest_queries(&tables, ContentDigest::Crc, Some(&odd));
+        assert!(!q[0].2.contains("WHERE"), "{}", q[0].2);
+        assert!(!digest_queries(&tables, ContentDigest::Md5, None)[0]
+            .2
+            .contains("WHERE"));
+    }
+
+    #[test]
     fn the_scan_selects_the_agreed_digest_and_never_content() {
         let tables = ["config_info".to_owned(), "config_info_beta".to_owned()];
         for (d, cols) in [
             (ContentDigest::Crc, "CRC32(content), CRC32C(content)"),
             (ContentDigest::Md5, "MD5(content), NULL"),
         ] {
-            let q = digest_queries(&tables, d);
+            let q = digest_queries(&tables, d, None);
             assert_eq!(q.len(), 2);
             for (_, _, sql) in q {
                 assert!(sql.contains(cols), "{sql}");
