@@ -407,6 +407,15 @@ fn expected_for(snap: &SideSnapshot, scope: &Scope, side: Side) -> Vec<crate::ca
     out
 }
 
+/// The audited namespaces (`--namespace`) in the target's ids, after `[namespace_map]`.
+fn target_namespaces(settings: &Settings, scope: &Scope) -> Vec<String> {
+    settings
+        .namespaces
+        .iter()
+        .map(|n| scope.to_target(n))
+        .collect()
+}
+
 /// Capture both sides concurrently. With `compact`, the DB layer keeps only digests and then
 /// reads in full just the rows whose digests differ (L1 without L2 or incremental needs no more).
 fn capture_both(
@@ -417,6 +426,7 @@ fn capture_both(
 ) -> (SideSnapshot, SideSnapshot) {
     let (sf, tf) = filters(scope);
     let with_api = !settings.source.nacos.is_empty() && !settings.target.nacos.is_empty();
+    let target_also = target_namespaces(settings, scope);
     // Both DB scans must digest content the same way: agree on it before either starts.
     let (sm, tm) = if compact {
         let digest = rt.block_on(source::agree_digest(settings));
@@ -432,23 +442,12 @@ fn capture_both(
             Some(source::Compact {
                 mapper: to_source,
                 digest,
-                only: (!settings.namespaces.is_empty()).then(|| {
-                    settings
-                        .namespaces
-                        .iter()
-                        .map(|n| scope.to_target(n))
-                        .collect()
-                }),
+                only: (!target_also.is_empty()).then(|| target_also.clone()),
             }),
         )
     } else {
         (None, None)
     };
-    let target_also: Vec<String> = settings
-        .namespaces
-        .iter()
-        .map(|n| scope.to_target(n))
-        .collect();
     let t0 = std::time::Instant::now();
     let (mut source, mut target) = rt.block_on(async {
         tokio::join!(
@@ -517,11 +516,7 @@ fn recapture(
         .map(|(n, g, d)| (scope.to_target(n), g.clone(), d.clone()))
         .collect();
     let (sf, tf) = filters(scope);
-    let target_also: Vec<String> = settings
-        .namespaces
-        .iter()
-        .map(|n| scope.to_target(n))
-        .collect();
+    let target_also = target_namespaces(settings, scope);
     // A layer with no finding is left out of the re-check on both sides (`None`): it could
     // only repeat the first pass.
     let (l1, l3) = (drift(Layer::L1), drift(Layer::L3));

@@ -22,11 +22,7 @@ pre{background:#f7f7f7;padding:.6em;overflow:auto;margin:.3em 0}\
 
 /// Write the HTML report.
 pub fn write(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
-    let (verdict, class) = match r.exit_code {
-        0 => ("PASS", "pass"),
-        1 => ("FAIL (drift)", "fail"),
-        _ => ("INCOMPLETE", "fail"),
-    };
+    let (verdict, class) = (r.verdict(), if r.exit_code == 0 { "pass" } else { "fail" });
     let gate = r.gate.as_deref().unwrap_or("all findings");
     writeln!(
         out,

@@ -171,6 +171,16 @@ impl Report {
         r
     }
 
+    /// `PASS`, `FAIL (drift)` or `INCOMPLETE`, from the exit code.
+    #[must_use]
+    pub fn verdict(&self) -> &'static str {
+        match self.exit_code {
+            0 => "PASS",
+            1 => "FAIL (drift)",
+            _ => "INCOMPLETE",
+        }
+    }
+
     /// The exit status the findings call for.
     #[must_use]
     pub fn status(&self) -> ExitStatus {

@@ -5,11 +5,7 @@ use std::io::Write;
 
 /// Write the human summary.
 pub fn write(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
-    let verdict = match r.exit_code {
-        0 => "PASS",
-        1 => "FAIL (drift)",
-        _ => "INCOMPLETE",
-    };
+    let verdict = r.verdict();
     let gate = r.gate.as_deref().unwrap_or("all findings");
     writeln!(
         out,

@@ -373,14 +373,52 @@ impl NacosNode {
 
     /// GET a v3 admin endpoint and unwrap its `{"code": 0, "data": ...}` envelope.
     async fn v3_data(&self, path: &str, params: &[(&str, String)]) -> Result<Value, NodeError> {
-        let v = self.get_json(path, params).await?;
-        match v.get("code").and_then(Value::as_i64) {
-            Some(0) => Ok(v.get("data").cloned().unwrap_or(Value::Null)),
-            _ => {
-                let snippet: String = v.to_string().chars().take(200).collect();
-                Err(self.err(format!("GET {path} answered {snippet}"), false, Some(200)))
+        let (status, _, body) = self
+            .request(reqwest::Method::GET, path, params, &[])
+            .await?;
+        self.envelope(&format!("GET {path}"), status, &body)
+    }
+
+    /// One call to an endpoint Nacos 3.x moved: the v1/v2 `path`, or `v3_path` on a node known
+    /// to be 3.x or that answers `path` with 410 Gone (3.x switches the old admin APIs off). A 410
+    /// marks the node as 3.x, so later calls go to v3 at once. Returns status, body, and whether
+    /// the v3 path answered (its body is then the `{"code", "data"}` envelope; see [`Self::envelope`]).
+    async fn request_moved(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        v3_path: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<(u16, String, bool), NodeError> {
+        if !self.is_v3() {
+            let (status, _, body) = self.request(method.clone(), path, &[], headers).await?;
+            if status != 410 {
+                return Ok((status, body, false));
             }
+            self.v3.store(true, std::sync::atomic::Ordering::Relaxed);
         }
+        let (status, _, body) = self.request(method, v3_path, &[], headers).await?;
+        Ok((status, body, true))
+    }
+
+    /// The `data` of a v3 admin answer, or an error naming the path.
+    fn envelope(&self, path: &str, status: u16, body: &str) -> Result<Value, NodeError> {
+        let v: Value = serde_json::from_str(body).map_err(|e| {
+            self.err(
+                format!("{path}: response is not valid JSON ({e}); truncated body?"),
+                true,
+                Some(status),
+            )
+        })?;
+        if status == 200 && v.get("code").and_then(Value::as_i64) == Some(0) {
+            return Ok(v.get("data").cloned().unwrap_or(Value::Null));
+        }
+        let snippet: String = body.chars().take(200).collect();
+        Err(self.err(
+            format!("{path} answered HTTP {status}: {snippet}"),
+            status >= 500,
+            Some(status),
+        ))
     }
 
     /// All namespaces; the default one is `public`.
@@ -527,22 +565,7 @@ impl NacosNode {
             // Deleted between the listing and now.
             return Ok(false);
         }
-        let v: Value = serde_json::from_str(&body).map_err(|e| {
-            self.err(
-                format!("GET {PATH}: response is not valid JSON ({e}); truncated body?"),
-                true,
-                Some(status),
-            )
-        })?;
-        if status != 200 || v.get("code").and_then(Value::as_i64) != Some(0) {
-            let snippet: String = body.chars().take(200).collect();
-            return Err(self.err(
-                format!("GET {PATH} answered HTTP {status}: {snippet}"),
-                status >= 500,
-                Some(status),
-            ));
-        }
-        let d = v.get("data").cloned().unwrap_or(Value::Null);
+        let d = self.envelope(&format!("GET {PATH}"), status, &body)?;
         item.content = d.get("content").and_then(Value::as_str).map(str::to_owned);
         item.desc = str_field(&d, "desc").to_owned();
         item.tags = tags_of(str_field(&d, "configTags"));
@@ -1020,20 +1043,22 @@ const CANARY_DATA_ID: &str = "nacos-drift.probe-canary";
 impl NacosNode {
     /// Cluster members, or `None` if the server has no members API (r-nacos).
     pub async fn members(&self) -> Result<Option<Vec<Member>>, NodeError> {
-        let (status, _, body) = self
-            .request(reqwest::Method::GET, "/v1/core/cluster/nodes", &[], &[])
+        let (status, body, v3) = self
+            .request_moved(
+                reqwest::Method::GET,
+                "/v1/core/cluster/nodes",
+                "/v3/admin/core/cluster/node/list",
+                &[],
+            )
             .await?;
-        if status == 404 || (status == 200 && body.trim().is_empty()) {
-            return Ok(None);
-        }
-        if status == 410 {
-            // Nacos 3.x: the members list moved to the v3 admin API.
-            let data = self
-                .v3_data("/v3/admin/core/cluster/node/list", &[])
-                .await?;
+        if v3 {
+            let data = self.envelope("GET /v3/admin/core/cluster/node/list", status, &body)?;
             return Ok(Some(members_of(
                 data.as_array().map_or(&[][..], Vec::as_slice),
             )));
+        }
+        if status == 404 || (status == 200 && body.trim().is_empty()) {
+            return Ok(None);
         }
         if status != 200 {
             return Err(self.err(
@@ -1056,13 +1081,16 @@ impl NacosNode {
     /// (Nacos 1.x, r-nacos: 404). Connections from other cluster members are left out.
     pub async fn client_connections(&self) -> Result<Option<Vec<ClientConnection>>, NodeError> {
         const PATH: &str = "/v2/core/loader/current";
-        let (status, _, body) = self.request(reqwest::Method::GET, PATH, &[], &[]).await?;
-        if status == 404 {
+        const V3_PATH: &str = "/v3/admin/core/loader/current";
+        let (status, body, v3) = self
+            .request_moved(reqwest::Method::GET, PATH, V3_PATH, &[])
+            .await?;
+        if status == 404 && !v3 {
             return Ok(None);
         }
-        let map = if status == 410 || self.is_v3() {
+        let map = if v3 {
             // Nacos 3.x: the same map, in the v3 admin envelope.
-            self.v3_data("/v3/admin/core/loader/current", &[]).await?
+            self.envelope(&format!("GET {V3_PATH}"), status, &body)?
         } else if status == 200 {
             serde_json::from_str(&body).map_err(|e| {
                 self.err(
@@ -1225,40 +1253,20 @@ impl NacosNode {
     /// Full reload of this node's cache from its DB (asynchronous on the server).
     pub async fn reload_all(&self, identity: Option<(&str, &str)>) -> Result<(), NodeError> {
         let headers: Vec<(&str, &str)> = identity.into_iter().collect();
-        let (status, _, body) = self
-            .request(
+        // 3.x: the v1 ops API is off by default; the v3 admin API replaces it.
+        let (status, body, v3) = self
+            .request_moved(
                 reqwest::Method::POST,
                 "/v1/cs/ops/localCache",
-                &[],
+                "/v3/admin/cs/ops/localCache",
                 &headers,
             )
             .await?;
-        if status == 410 {
-            // 3.x: the v1 ops API is off by default; the v3 admin API replaces it.
-            let (s3, _, b3) = self
-                .request(
-                    reqwest::Method::POST,
-                    "/v3/admin/cs/ops/localCache",
-                    &[],
-                    &headers,
-                )
-                .await?;
-            if s3 == 200 {
-                return Ok(());
-            }
-            return Err(self.err(
-                format!(
-                    "full reload (v3 admin) answered HTTP {s3}: {}",
-                    b3.chars().take(200).collect::<String>()
-                ),
-                s3 >= 500,
-                Some(s3),
-            ));
-        }
         if status != 200 {
             return Err(self.err(
                 format!(
-                    "full reload answered HTTP {status}: {}",
+                    "full reload{} answered HTTP {status}: {}",
+                    if v3 { " (v3 admin)" } else { "" },
                     body.chars().take(200).collect::<String>()
                 ),
                 status >= 500,
