@@ -24,6 +24,12 @@ pub fn run(cli: Cli) -> Result<ExitStatus> {
         Command::Audit(a) => audit(&a, &env),
         Command::Snapshot(a) => snapshot(&a, &env),
         Command::Diff(a) => diff_files(&a, &env),
+        Command::Completions(a) => crate::cli::write_completions(a.shell, &mut std::io::stdout())
+            .map(|()| ExitStatus::Clean)
+            .map_err(|e| Error::with_source(ErrorKind::Report, "writing the completion script", e)),
+        Command::Man => crate::cli::write_man(&mut std::io::stdout())
+            .map(|()| ExitStatus::Clean)
+            .map_err(|e| Error::with_source(ErrorKind::Report, "writing the man page", e)),
     }
 }
 
@@ -74,6 +80,10 @@ fn audit(a: &AuditArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<ExitStat
             ErrorKind::Usage,
             "--fix needs the L2 probe: drop --no-probe (or `probe = false` in [audit])",
         ));
+    }
+    if a.check_config {
+        print!("{}", crate::check_config::describe(&settings));
+        return Ok(ExitStatus::Clean);
     }
     let scope = Arc::new(Scope::new(&settings));
     let rt = runtime()?;

@@ -1,13 +1,21 @@
 //! Command-line types (clap derive) and nothing else: turned into `Settings` in `settings.rs`.
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 use std::path::PathBuf;
+
+/// `--version`: the crate version and the commit the binary was built from (set by `src/build.rs`).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("NACOS_DRIFT_COMMIT"),
+    ")"
+);
 
 /// Audit and repair drift between a source and a target Nacos cluster during a live migration.
 ///
 /// Exit codes: 0 clean, 1 drift at deny level, 2 usage/config error, 3 incomplete audit.
 #[derive(Debug, Parser)]
-#[command(name = "nacos-drift", version, about, long_about = None)]
+#[command(name = "nacos-drift", version = VERSION, about, long_about = None)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
@@ -23,6 +31,40 @@ pub enum Command {
     Snapshot(SnapshotArgs),
     /// Compare two snapshot files offline (A = source, B = target): same findings and reports as `audit`.
     Diff(DiffArgs),
+    /// Print a shell completion script (e.g. `nacos-drift completions bash > /etc/bash_completion.d/nacos-drift`).
+    Completions(CompletionsArgs),
+    /// Print the man page (roff) built from the same definitions as `--help`.
+    Man,
+}
+
+/// `completions` arguments.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// Shell to generate for.
+    #[arg(value_name = "SHELL")]
+    pub shell: clap_complete::Shell,
+}
+
+/// Write the completion script for `shell` (generated from these clap definitions).
+///
+/// # Errors
+/// When `out` cannot be written (a closed pipe is an error here, not a panic).
+pub fn write_completions(
+    shell: clap_complete::Shell,
+    out: &mut dyn std::io::Write,
+) -> std::io::Result<()> {
+    // Generated into memory first: clap_complete panics when its writer fails.
+    let mut buf = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "nacos-drift", &mut buf);
+    out.write_all(&buf)
+}
+
+/// Write the man page (roff) of the whole command (generated from these clap definitions).
+///
+/// # Errors
+/// When `out` cannot be written.
+pub fn write_man(out: &mut dyn std::io::Write) -> std::io::Result<()> {
+    clap_mangen::Man::new(Cli::command()).render(out)
 }
 
 /// Where the two sides are (all optional here; they may come from the config file or environment).
@@ -104,6 +146,9 @@ pub struct AuditArgs {
     /// Skip the L2 node-cache probe.
     #[arg(long)]
     pub no_probe: bool,
+    /// Resolve and validate flags, environment and config file, print the settings, contact nothing.
+    #[arg(long)]
+    pub check_config: bool,
 }
 
 /// `snapshot` arguments.

@@ -5,6 +5,7 @@
 
 pub mod app;
 pub mod cache;
+pub mod check_config;
 pub mod cli;
 pub mod clients;
 pub mod diff;
