@@ -19,6 +19,13 @@ use similar::TextDiff;
 /// Cap on diff lines kept per finding, so one huge config cannot flood a report.
 const MAX_DIFF_LINES: usize = 200;
 
+/// Lines split at `\n` only, without it.
+fn lines_of(t: &str) -> Vec<&str> {
+    t.split_inclusive('\n')
+        .map(|l| l.strip_suffix('\n').unwrap_or(l))
+        .collect()
+}
+
 /// Unified diff from the source content to the target content, masked unless `show_secrets`.
 #[must_use]
 pub fn unified(source: &str, target: &str, show_secrets: bool) -> String {
@@ -31,7 +38,10 @@ pub fn unified(source: &str, target: &str, show_secrets: bool) -> String {
         t = mask_text_with(target, &mut m);
         (s.as_str(), t.as_str())
     };
-    let diff = TextDiff::from_lines(source, target);
+    // Lines end at `\n` only: a bare `\r` inside a line (which `from_lines` would take as an end)
+    // stays in its line and is shown, escaped, by the reports.
+    let (old, new) = (lines_of(source), lines_of(target));
+    let diff = TextDiff::from_slices(&old, &new);
     let text = diff
         .unified_diff()
         .context_radius(2)
@@ -66,5 +76,10 @@ mod tests {
         );
         let shown = unified("password=old\n", "password=new\n", true);
         assert!(shown.contains("old") && shown.contains("new"));
+        // A bare CR is inside a line, not an end of one.
+        assert_eq!(
+            unified("a\rb\n", "a\rc\n", false),
+            "--- source\n+++ target\n@@ -1 +1 @@\n-a\rb\n+a\rc"
+        );
     }
 }
