@@ -10,3 +10,4 @@ mod cli;
 mod faults;
 mod grpc_live;
 mod hostile_reports;
+mod secrets_live;
