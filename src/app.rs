@@ -813,8 +813,8 @@ fn emit(report: &Report, settings: &Settings) -> Result<ExitStatus> {
 }
 
 fn eprintln_safe(msg: &str) {
-    let mut e = std::io::stderr().lock();
-    let _ = writeln!(e, "{msg}");
+    // Messages carry node answers (capture errors): control characters shown, never sent.
+    crate::report::escape::eprintln_visible(msg);
 }
 
 fn snapshot(a: &SnapshotArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<ExitStatus> {

@@ -11,7 +11,9 @@ fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_env("NACOS_DRIFT_LOG")
                 .unwrap_or_else(|_| "warn".into()),
         )
-        .with_writer(std::io::stderr)
+        // Log lines carry node answers: control characters shown, not sent (so no colour either).
+        .with_writer(nacos_drift::report::escape::LogWriter)
+        .with_ansi(false)
         .init();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
@@ -27,7 +29,15 @@ fn main() -> ExitCode {
     match app::run(cli) {
         Ok(status) => status.into(),
         Err(e) => {
-            let _ = writeln!(std::io::stderr(), "error: {}", e.chain());
+            // Node answers end up in error messages: shown visibly, except the line breaks of
+            // the list of configuration problems, which come from the user's own file and flags.
+            let chain = e.chain();
+            let shown = if e.kind == nacos_drift::error::ErrorKind::Config {
+                nacos_drift::report::escape::visible_lines(&chain)
+            } else {
+                nacos_drift::report::escape::visible(&chain)
+            };
+            let _ = writeln!(std::io::stderr(), "error: {shown}");
             e.exit_status().into()
         }
     }

@@ -437,6 +437,10 @@ fn meta_delta(s: &BTreeMap<String, String>, t: &BTreeMap<String, String>) -> Str
     for (k, v) in s {
         match t.get(k) {
             None => parts.push(format!("-{k}")),
+            // Metadata can hold credentials (Spring Boot Admin's `user.password`): never shown.
+            Some(tv) if tv != v && text::is_secret_key(k) => {
+                parts.push(format!("{k}: `****` → `****(2)`"))
+            }
             Some(tv) if tv != v => parts.push(format!("{k}: `{v}` → `{tv}`")),
             _ => {}
         }

@@ -1,15 +1,34 @@
 //! Self-contained HTML report: one file, inline CSS, no scripts and nothing fetched, so it can be
 //! attached to a ticket or opened from a CI artifact as is.
+//!
+//! Every value is escaped for HTML text after [`visible`]; attributes are constants of this
+//! template, and the one `<style>` is a constant too, so no value can open or close an element.
 
+use super::escape::{visible, visible_lines};
 use super::{location, side_summary, Report};
 use crate::finding::Level;
 use std::io::Write;
 
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+/// HTML text or attribute value: `&`, `<`, `>`, `"` and `'` as references (OWASP's rule for text
+/// and quoted attributes). Callers make the text [`visible`] first.
+pub(super) fn esc(s: &str) -> String {
+    let mut o = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '&' => o.push_str("&amp;"),
+            '<' => o.push_str("&lt;"),
+            '>' => o.push_str("&gt;"),
+            '"' => o.push_str("&quot;"),
+            '\'' => o.push_str("&#39;"),
+            c => o.push(c),
+        }
+    }
+    o
+}
+
+/// A value from a cluster or a file, shown on one line and escaped.
+fn v(s: &str) -> String {
+    esc(&visible(s))
 }
 
 const STYLE: &str = "body{font:14px/1.45 system-ui,sans-serif;margin:2em;color:#222}\
@@ -31,30 +50,30 @@ pub fn write(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
     writeln!(
         out,
         "<title>nacos-drift {} {}: {verdict}</title>\n<style>{STYLE}</style></head><body>",
-        esc(&r.mode),
-        esc(&r.run_id)
+        v(&r.mode),
+        v(&r.run_id)
     )?;
     writeln!(
         out,
         "<h1>nacos-drift {} — gate <code>{}</code> — <span class=\"{class}\">{verdict}</span></h1>",
-        esc(&r.mode),
-        esc(gate)
+        v(&r.mode),
+        v(gate)
     )?;
     writeln!(out, "<ul>")?;
     writeln!(
         out,
         "<li>run <code>{}</code>, nacos-drift {}</li>",
-        esc(&r.run_id),
-        esc(&r.tool_version)
+        v(&r.run_id),
+        v(&r.tool_version)
     )?;
     for (name, side) in [("source", &r.source), ("target", &r.target)] {
-        writeln!(out, "<li>{name}: {}</li>", esc(&side_summary(side)))?;
+        writeln!(out, "<li>{name}: {}</li>", v(&side_summary(side)))?;
     }
     for c in &r.compared {
-        writeln!(out, "<li>compared: {}</li>", esc(c))?;
+        writeln!(out, "<li>compared: {}</li>", v(c))?;
     }
     for c in &r.not_compared {
-        writeln!(out, "<li>not compared: {}</li>", esc(c))?;
+        writeln!(out, "<li>not compared: {}</li>", v(c))?;
     }
     let s = &r.summary;
     writeln!(
@@ -63,12 +82,12 @@ pub fn write(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
         s.total, s.deny, s.warn, s.allow, s.failing, s.settled, s.repaired
     )?;
     if let Some(m) = &r.run_mode {
-        writeln!(out, "<p>{}</p>", esc(m))?;
+        writeln!(out, "<p>{}</p>", v(m))?;
     }
     if !s.by_code.is_empty() {
         writeln!(out, "<table><tr><th>code</th><th>count</th></tr>")?;
         for (c, n) in &s.by_code {
-            writeln!(out, "<tr><td><code>{}</code></td><td>{n}</td></tr>", esc(c))?;
+            writeln!(out, "<tr><td><code>{}</code></td><td>{n}</td></tr>", v(c))?;
         }
         writeln!(out, "</table>")?;
     }
@@ -78,15 +97,15 @@ pub fn write(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
             writeln!(
                 out,
                 "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                esc(&p.side),
-                esc(&p.node),
-                esc(&p.version),
-                esc(&p.mechanism),
+                v(&p.side),
+                v(&p.node),
+                v(&p.version),
+                v(&p.mechanism),
                 p.keys,
-                esc(&p.status),
+                v(&p.status),
                 p.repaired,
                 p.still_stale,
-                esc(&p.detail)
+                v(&p.detail)
             )?;
         }
         writeln!(out, "</table>")?;
@@ -102,24 +121,24 @@ pub fn write(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
                 Level::Allow => "allow",
             };
             let row_class = if f.in_gate { "" } else { " class=\"outside\"" };
-            let mut detail = esc(&f.detail);
+            let mut detail = v(&f.detail);
             if !f.in_gate {
                 detail.push_str(" <i>(outside gate)</i>");
             }
             if f.source_digest.is_some() || f.target_digest.is_some() {
                 detail.push_str(&format!(
                     "<br><small>digest: source <code>{}</code> target <code>{}</code></small>",
-                    esc(f.source_digest.as_deref().unwrap_or("-")),
-                    esc(f.target_digest.as_deref().unwrap_or("-"))
+                    v(f.source_digest.as_deref().unwrap_or("-")),
+                    v(f.target_digest.as_deref().unwrap_or("-"))
                 ));
             }
             if let Some(rep) = &f.repair {
-                detail.push_str(&format!("<br><small>repair: {}</small>", esc(rep)));
+                detail.push_str(&format!("<br><small>repair: {}</small>", v(rep)));
             }
             if let Some(d) = &f.diff {
                 detail.push_str(&format!(
                     "<details><summary>diff (secrets masked)</summary><pre>{}</pre></details>",
-                    esc(d)
+                    esc(&visible_lines(d))
                 ));
             }
             writeln!(
@@ -127,7 +146,7 @@ pub fn write(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
                 "<tr{row_class}><td class=\"{level}\">{level}</td><td>{}</td><td><code>{}</code></td><td><code>{}</code></td><td>{detail}</td></tr>",
                 f.layer.as_str(),
                 f.code.as_str(),
-                esc(&location(f))
+                v(&location(f))
             )?;
         }
         writeln!(out, "</table>")?;

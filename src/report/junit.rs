@@ -5,12 +5,14 @@
 //! with nothing to report is one passing case, and each layer not compared a `<skipped>` one, so a
 //! clean run shows green tests rather than an empty pane.
 
+use super::escape::{visible, visible_lines};
 use super::{location, Report};
 use crate::finding::{Code, Finding, Level};
 use std::io::Write;
 
-/// XML text: the five escapes, and control characters (not allowed in XML 1.0) dropped.
-fn esc(s: &str) -> String {
+/// XML markup characters as references; callers make the text visible first, which also takes
+/// out every character XML 1.0 forbids even as a reference (ESC, NUL, U+FFFE, ...).
+fn xml(s: &str) -> String {
     let mut o = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -19,12 +21,21 @@ fn esc(s: &str) -> String {
             '>' => o.push_str("&gt;"),
             '"' => o.push_str("&quot;"),
             '\'' => o.push_str("&apos;"),
-            '\n' | '\t' | '\r' => o.push(c),
-            c if (c as u32) < 0x20 => {}
             c => o.push(c),
         }
     }
     o
+}
+
+/// An attribute value: on one line (a parser would fold a raw line break into a space), control
+/// and bidi characters shown as escapes.
+fn esc(s: &str) -> String {
+    xml(&visible(s))
+}
+
+/// Element text: line breaks kept, every other control or bidi character shown as an escape.
+fn esc_text(s: &str) -> String {
+    xml(&visible_lines(s))
 }
 
 enum Outcome {
@@ -116,7 +127,7 @@ pub fn write(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
                         "      <failure message=\"{}\" type=\"{}\">{}</failure>\n",
                         esc(&msg),
                         f.code.as_str(),
-                        esc(&body(f))
+                        esc_text(&body(f))
                     ));
                 }
                 Outcome::Error => {
@@ -124,7 +135,7 @@ pub fn write(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
                     cases.push_str(&format!(
                         "      <error message=\"{}\" type=\"source-error\">{}</error>\n",
                         esc(&msg),
-                        esc(&body(f))
+                        esc_text(&body(f))
                     ));
                 }
                 Outcome::Pass => {
@@ -137,7 +148,7 @@ pub fn write(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
                     };
                     cases.push_str(&format!(
                         "      <system-out>{}</system-out>\n",
-                        esc(&format!("{msg} [{why}]\n{}", body(f)))
+                        esc_text(&format!("{msg} [{why}]\n{}", body(f)))
                     ));
                 }
             }
@@ -183,7 +194,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn escapes_markup_and_drops_control_characters() {
-        assert_eq!(esc("a<b>&\"c'\u{1}\n"), "a&lt;b&gt;&amp;&quot;c&apos;\n");
+    fn escapes_markup_and_shows_control_characters() {
+        assert_eq!(
+            esc("a<b>&\"c'\u{1}\n\u{1b}"),
+            "a&lt;b&gt;&amp;&quot;c&apos;\\x01\\n\\x1b"
+        );
+        assert_eq!(esc_text("a\nb\rc\u{fffe}"), "a\nb\\rc\\u{fffe}");
     }
 }

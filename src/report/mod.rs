@@ -1,6 +1,7 @@
 //! The report model: one sorted, serialisable record of a run, rendered by one module per format.
 
 pub mod csv;
+pub mod escape;
 pub mod html;
 pub mod json;
 pub mod junit;

@@ -5,9 +5,11 @@ use super::Report;
 use std::collections::BTreeMap;
 use std::io::Write;
 
-/// A label value: backslash, double quote and newline escaped, as the format asks.
+/// A label value: control characters made visible first (the format knows no escape for `\r` or
+/// ESC), then backslash, double quote and newline escaped, as the text exposition format asks.
 fn label(s: &str) -> String {
-    s.replace('\\', "\\\\")
+    crate::report::escape::visible(s)
+        .replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")
 }
@@ -147,6 +149,8 @@ mod tests {
 
     #[test]
     fn label_values_are_escaped() {
-        assert_eq!(label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+        assert_eq!(label("a\"b\\c"), "a\\\"b\\\\c");
+        // A line break is shown, then its backslash escaped: one line, only `\\` and `\"` escapes.
+        assert_eq!(label("x\ny\r\u{1b}"), "x\\\\ny\\\\r\\\\x1b");
     }
 }

@@ -1,19 +1,23 @@
 //! Terminal report: a summary readable without colour, then one block per finding.
+//!
+//! Every value that came from a cluster or a file goes through [`visible`]: one finding is one
+//! header line, whatever its names contain, and no control sequence reaches the terminal.
 
+use super::escape::visible;
 use super::{location, Report};
 use std::io::Write;
 
 /// Write the human summary.
 pub fn write(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
     let verdict = r.verdict();
-    let gate = r.gate.as_deref().unwrap_or("all findings");
+    let gate = visible(r.gate.as_deref().unwrap_or("all findings"));
     writeln!(
         out,
         "nacos-drift {} — {} — gate: {gate} — {verdict}",
         r.tool_version, r.mode
     )?;
     for (name, side) in [("source", &r.source), ("target", &r.target)] {
-        writeln!(out, "  {name}: {}", super::side_summary(side))?;
+        writeln!(out, "  {name}: {}", visible(&super::side_summary(side)))?;
     }
     writeln!(
         out,
@@ -21,11 +25,11 @@ pub fn write(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
         if r.compared.is_empty() {
             "nothing".to_owned()
         } else {
-            r.compared.join(", ")
+            visible(&r.compared.join(", ")).into_owned()
         }
     )?;
     for n in &r.not_compared {
-        writeln!(out, "  not compared: {n}")?;
+        writeln!(out, "  not compared: {}", visible(n))?;
     }
     if !r.complete {
         writeln!(
@@ -57,28 +61,31 @@ pub fn write(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
         writeln!(out, "    {code:<24} {n}")?;
     }
     if let Some(m) = &r.run_mode {
-        writeln!(out, "  run: {m}")?;
+        writeln!(out, "  run: {}", visible(m))?;
     }
     for (side, p) in &r.probe {
         writeln!(
             out,
-            "  L2 probe ({side}, {}): {} key(s) on each of {} node(s)",
-            p.mode, p.keys, p.nodes
+            "  L2 probe ({}, {}): {} key(s) on each of {} node(s)",
+            visible(side),
+            visible(&p.mode),
+            p.keys,
+            p.nodes
         )?;
     }
     for rep in &r.repairs {
         writeln!(
             out,
             "  repair {} {} (Nacos {}): {} on {} key(s): {}; {} repaired, {} still stale — {}",
-            rep.side,
-            rep.node,
-            rep.version,
-            rep.mechanism,
+            visible(&rep.side),
+            visible(&rep.node),
+            visible(&rep.version),
+            visible(&rep.mechanism),
             rep.keys,
-            rep.status,
+            visible(&rep.status),
             rep.repaired,
             rep.still_stale,
-            rep.detail
+            visible(&rep.detail)
         )?;
     }
     if r.findings.is_empty() {
@@ -99,13 +106,16 @@ pub fn write(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
             },
             f.layer.as_str(),
             f.code,
-            location(f)
+            visible(&location(f))
         )?;
         if let Some(side) = &f.side {
-            writeln!(out, "      side: {side}")?;
+            writeln!(out, "      side: {}", visible(side))?;
         }
-        writeln!(out, "      {}", f.detail)?;
-        match (&f.source_digest, &f.target_digest) {
+        writeln!(out, "      {}", visible(&f.detail))?;
+        match (
+            f.source_digest.as_deref().map(visible),
+            f.target_digest.as_deref().map(visible),
+        ) {
             (Some(s), Some(t)) => writeln!(out, "      md5/digest: source {s}  target {t}")?,
             (Some(s), None) => writeln!(out, "      md5/digest: source {s}")?,
             (None, Some(t)) => writeln!(out, "      md5/digest: target {t}")?,
@@ -115,7 +125,7 @@ pub fn write(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
             let show = |m: &Option<String>| match m.as_deref() {
                 None => "?".to_owned(),
                 Some("") => "(none)".to_owned(),
-                Some(x) => x.to_owned(),
+                Some(x) => visible(x).into_owned(),
             };
             writeln!(
                 out,
@@ -125,14 +135,15 @@ pub fn write(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
             )?;
         }
         if let Some(rep) = &f.repair {
-            writeln!(out, "      repair: {rep}")?;
+            writeln!(out, "      repair: {}", visible(rep))?;
         }
         if let Some(a) = f.age_secs {
             writeln!(out, "      source changed {a} s ago")?;
         }
         if let Some(d) = &f.diff {
-            for line in d.lines() {
-                writeln!(out, "      | {line}")?;
+            // Split on `\n` only: a bare `\r` inside a line is shown, not taken as a line end.
+            for line in d.strip_suffix('\n').unwrap_or(d).split('\n') {
+                writeln!(out, "      | {}", visible(line))?;
             }
         }
     }

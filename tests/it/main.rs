@@ -10,3 +10,5 @@ mod cli;
 mod deploy;
 mod faults;
 mod grpc_live;
+mod hostile_reports;
+mod secrets_live;

@@ -1,0 +1,761 @@
+//! Secret masking of config content, line by line with a little lookahead (see `diff::text`).
+
+use std::collections::HashMap;
+
+/// Last words that make a key secret (`db_password`, `clientSecret`, `X-Api-Key`, `basic-auth`).
+const SECRET_WORDS: [&str; 17] = [
+    "password",
+    "passwords",
+    "passwd",
+    "pwd",
+    "pass",
+    "passphrase",
+    "secret",
+    "token",
+    "credential",
+    "credentials",
+    "creds",
+    "auth",
+    "authorization",
+    "apikey",
+    "accesskey",
+    "secretkey",
+    "privatekey",
+];
+
+/// Endings that make a one-word key secret (`DBPASSWORD`, `authtoken`), but not `passwordless`.
+const SECRET_SUFFIXES: [&str; 11] = [
+    "password",
+    "passwd",
+    "pwd",
+    "passphrase",
+    "secret",
+    "token",
+    "credentials",
+    "apikey",
+    "accesskey",
+    "secretkey",
+    "privatekey",
+];
+
+/// Words before `key` that make it a name rather than a secret (`publicKey`, `partition-key`).
+const NAME_KEY_QUALIFIERS: [&str; 22] = [
+    "public",
+    "primary",
+    "foreign",
+    "partition",
+    "sort",
+    "routing",
+    "cache",
+    "hash",
+    "shard",
+    "sharding",
+    "unique",
+    "lookup",
+    "row",
+    "map",
+    "group",
+    "message",
+    "hot",
+    "i18n",
+    "idempotency",
+    "dedup",
+    "index",
+    "composite",
+];
+
+/// Words that make a plural (`max-tokens`, `num_keys`) a count rather than a list of secrets.
+const COUNT_WORDS: [&str; 6] = ["max", "min", "num", "count", "total", "limit"];
+
+/// Words of one key segment, lower-cased: split at `_`, `-`, spaces and camel-case humps
+/// (`APIKey` → `api`, `key`; `MYSQL_ROOT_PASSWORD` → `mysql`, `root`, `password`).
+fn words(seg: &str) -> Vec<String> {
+    let chars: Vec<char> = seg.chars().collect();
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    for (i, &c) in chars.iter().enumerate() {
+        if matches!(c, '_' | '-' | ' ') {
+            if !cur.is_empty() {
+                out.push(std::mem::take(&mut cur));
+            }
+            continue;
+        }
+        let hump = c.is_uppercase()
+            && i > 0
+            && (chars[i - 1].is_lowercase()
+                || (chars[i - 1].is_uppercase()
+                    && chars.get(i + 1).is_some_and(|n| n.is_lowercase())));
+        if hump && !cur.is_empty() {
+            out.push(std::mem::take(&mut cur));
+        }
+        cur.extend(c.to_lowercase());
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
+/// Whether one key segment names a secret.
+fn secret_segment(seg: &str) -> bool {
+    let w = words(seg);
+    let Some(last) = w.last() else { return false };
+    if w.len() == 1 {
+        return SECRET_WORDS.contains(&last.as_str())
+            || last == "key"
+            || SECRET_SUFFIXES.iter().any(|s| last.ends_with(s));
+    }
+    let prev = w[w.len() - 2].as_str();
+    match last.as_str() {
+        "key" => !NAME_KEY_QUALIFIERS.contains(&prev),
+        "keys" | "tokens" | "secrets" => !w.iter().any(|x| COUNT_WORDS.contains(&x.as_str())),
+        l => SECRET_WORDS.contains(&l) || SECRET_SUFFIXES.iter().any(|s| l.ends_with(s)),
+    }
+}
+
+/// Whether a key name looks like it holds a secret: its last segment (after `.`, `/`, `:`, `[`)
+/// does, by its last word; a generic last segment (`value`) defers to the one before it, so
+/// Nacos's `identity.value` counts. Leading dashes (`--db-password`) and quotes are ignored.
+#[must_use]
+pub fn is_secret_key(key: &str) -> bool {
+    let key = key.trim_matches(['"', '\'', ' ']).trim_start_matches('-');
+    let segs: Vec<&str> = key
+        .split(['.', '/', ':', '[', ']', '$', '{', '}'])
+        .filter(|s| !s.is_empty() && !s.chars().all(|c| c.is_ascii_digit()))
+        .collect();
+    match segs.as_slice() {
+        // `key` alone names something (`- key: env`); `jwt.key` holds one.
+        [] => false,
+        [only] if only.eq_ignore_ascii_case("key") => false,
+        [.., prev, last] if matches!(last.to_ascii_lowercase().as_str(), "value" | "val") => {
+            secret_segment(prev) || words(prev).last().is_some_and(|w| w == "identity")
+        }
+        [.., last] => secret_segment(last),
+    }
+}
+
+/// Distinct values of the same key get distinct masks (`****`, `****(2)`, ...), so a diff still
+/// shows that a secret changed without showing it.
+#[derive(Default)]
+pub(super) struct Masker {
+    seen: HashMap<String, Vec<String>>,
+}
+
+impl Masker {
+    pub(super) fn mask(&mut self, key: &str, value: &str) -> String {
+        let values = self.seen.entry(key.to_ascii_lowercase()).or_default();
+        let n = match values.iter().position(|v| v == value) {
+            Some(n) => n + 1,
+            None => {
+                values.push(value.to_owned());
+                values.len()
+            }
+        };
+        if n == 1 {
+            "****".to_owned()
+        } else {
+            format!("****({n})")
+        }
+    }
+}
+
+/// A `key <sep> value` line: where the key and the separator are, and where the value starts.
+struct KeyLine<'a> {
+    key: &'a str,
+    /// Column of the key: a block under it is indented deeper.
+    col: usize,
+    /// Byte index of the separator (`=`, `:` or the tab).
+    sep: usize,
+    sep_char: char,
+    value_start: usize,
+}
+
+/// The key at the start of a line, after indentation, comment markers (`#`, `//`, `;`, `!`: a
+/// commented-out secret is still one), YAML list dashes and `export `/`set `.
+fn key_line(line: &str) -> Option<KeyLine<'_>> {
+    let mut i = line.len() - line.trim_start().len();
+    loop {
+        let rest = &line[i..];
+        let skip = ["#", "//", ";", "!", "- ", "export ", "set "]
+            .iter()
+            .find(|p| rest.starts_with(**p))
+            .map_or(0, |p| p.len());
+        if skip == 0 {
+            break;
+        }
+        i += skip;
+        i += line[i..].len() - line[i..].trim_start().len();
+    }
+    let col = i;
+    let rest = &line[i..];
+    let (key, after) = if let Some(q) = rest.chars().next().filter(|c| *c == '"' || *c == '\'') {
+        let end = rest[1..].find(q)? + 1;
+        (&rest[1..end], i + end + 1)
+    } else {
+        let end = rest
+            .find(|c: char| c.is_whitespace() || c == '=' || c == ':')
+            .unwrap_or(rest.len());
+        (&rest[..end], i + end)
+    };
+    // Flow maps, arrays, tables and markup are read pair by pair, not as one key.
+    if key.is_empty() || (col == i && rest.starts_with(['{', '[', '<'])) {
+        return None;
+    }
+    let gap = &line[after..];
+    let trimmed = gap.trim_start_matches([' ', '\t']);
+    let at = after + gap.len() - trimmed.len();
+    let (sep, sep_char) = match trimmed.chars().next() {
+        Some(c @ ('=' | ':')) => (at, c),
+        Some(_) if gap[..at - after].contains('\t') => (after + gap.find('\t')?, '\t'),
+        _ => return None,
+    };
+    // `:=` (make, Go) is one separator.
+    let mut v = sep + 1;
+    if sep_char == ':' && line[v..].starts_with('=') {
+        v += 1;
+    }
+    v += line[v..].len() - line[v..].trim_start_matches([' ', '\t']).len();
+    Some(KeyLine {
+        key,
+        col,
+        sep,
+        sep_char,
+        value_start: v,
+    })
+}
+
+/// Leading spaces and tabs of a line.
+fn indent(line: &str) -> usize {
+    line.len() - line.trim_start_matches([' ', '\t']).len()
+}
+
+/// A YAML block scalar indicator (`|`, `>-`, `|2+`), possibly followed by a comment.
+fn is_block_indicator(v: &str) -> bool {
+    let v = v.split(" #").next().unwrap_or("").trim_end();
+    let mut c = v.chars();
+    matches!(c.next(), Some('|' | '>')) && c.all(|x| matches!(x, '+' | '-' | '1'..='9'))
+}
+
+/// A value span to replace, in bytes of the line, with the key whose masks it counts under.
+type Span = (usize, usize, String);
+
+fn is_key_char(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-')
+}
+
+/// End of a bare (unquoted) value inside a line.
+fn bare_end(line: &str, from: usize) -> usize {
+    line[from..]
+        .find(|c: char| c.is_whitespace() || ",;&}])\"'<\\".contains(c))
+        .map_or(line.len(), |e| from + e)
+}
+
+/// Pairs inside a line from `from` on: `key=value`, `"key": value`, `{key: value}`, `\"key\":\"value\"`,
+/// `Authorization: Bearer x` in a quoted header; the value is quoted (its inside) or bare.
+fn inline_spans(line: &str, from: usize, spans: &mut Vec<Span>) {
+    let b = line.as_bytes();
+    let mut i = from;
+    while i < b.len() {
+        if !is_key_char(b[i]) || (i > 0 && is_key_char(b[i - 1])) {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < b.len() && is_key_char(b[i]) {
+            i += 1;
+        }
+        let key = &line[start..i];
+        let before = line[..start].trim_end_matches([' ', '\t']);
+        let mut j = i;
+        // A quoted key closes with the quote that opened it (`"k"`, `'k'`, `\"k\"`).
+        let quoted = ["\\\"", "\"", "'"]
+            .into_iter()
+            .find(|q| line[..start].ends_with(q) && line[j..].starts_with(q));
+        j += quoted.map_or(0, str::len);
+        j += line[j..].len() - line[j..].trim_start_matches([' ', '\t']).len();
+        let sep = b.get(j).copied();
+        let ok = match sep {
+            Some(b'=') => !line[j..].starts_with("=="),
+            Some(b':') => {
+                quoted.is_some()
+                    || (line[j + 1..].starts_with(' ')
+                        && (before.is_empty() || before.ends_with(['{', ',', '"', '\'', '('])))
+            }
+            _ => false,
+        };
+        if !ok || !is_secret_key(key) {
+            continue;
+        }
+        j += 1;
+        j += line[j..].len() - line[j..].trim_start_matches([' ', '\t']).len();
+        let rest = &line[j..];
+        let (vs, ve) = if rest.starts_with("\\\"") {
+            let s = j + 2;
+            (s, line[s..].find("\\\"").map_or(line.len(), |e| s + e))
+        } else if let Some(q) = rest.chars().next().filter(|c| *c == '"' || *c == '\'') {
+            let s = j + 1;
+            (s, closing_quote(line, s, q))
+        } else if rest.starts_with(['{', '[']) || rest.is_empty() {
+            continue;
+        } else {
+            // `Bearer x`, `Basic x`: the scheme stays, the credential goes.
+            let word_end = bare_end(line, j);
+            let scheme = &line[j..word_end];
+            let s = if ["bearer", "basic", "token", "digest", "negotiate"]
+                .contains(&scheme.to_ascii_lowercase().as_str())
+                && line[word_end..].starts_with(' ')
+            {
+                word_end + 1
+            } else {
+                j
+            };
+            (s, bare_end(line, s))
+        };
+        if ve > vs {
+            spans.push((vs, ve, key.to_owned()));
+        }
+        i = ve.max(i);
+    }
+}
+
+/// Index of the quote `q` closing a string that starts at `from` (backslash escapes skipped).
+fn closing_quote(line: &str, from: usize, q: char) -> usize {
+    let mut esc = false;
+    for (k, c) in line[from..].char_indices() {
+        if esc {
+            esc = false;
+        } else if c == '\\' {
+            esc = true;
+        } else if c == q {
+            return from + k;
+        }
+    }
+    line.len()
+}
+
+/// Passwords in URLs (`scheme://user:pass@host`, JDBC included, and Oracle's `thin:user/pass@`),
+/// and the credential after `Bearer ` anywhere.
+fn url_and_bearer_spans(line: &str, spans: &mut Vec<Span>) {
+    for (p, _) in line.match_indices("://") {
+        let auth_start = p + 3;
+        let auth_end = line[auth_start..]
+            .find(|c: char| c.is_whitespace() || "/?#\"'<>".contains(c))
+            .map_or(line.len(), |e| auth_start + e);
+        let authority = &line[auth_start..auth_end];
+        if let Some(at) = authority.rfind('@') {
+            if let Some(colon) = authority[..at].find(':') {
+                if colon + 1 < at {
+                    spans.push((
+                        auth_start + colon + 1,
+                        auth_start + at,
+                        "url-password".into(),
+                    ));
+                }
+            }
+        }
+    }
+    for (p, m) in line.match_indices(":thin:") {
+        let s = p + m.len();
+        let end = line[s..]
+            .find(|c: char| c.is_whitespace() || "\"'<>".contains(c))
+            .map_or(line.len(), |e| s + e);
+        if let (Some(slash), Some(at)) = (line[s..end].find('/'), line[s..end].find('@')) {
+            if slash + 1 < at {
+                spans.push((s + slash + 1, s + at, "url-password".into()));
+            }
+        }
+    }
+    let lower = line.to_ascii_lowercase();
+    for (p, m) in lower.match_indices("bearer ") {
+        if p > 0 && lower.as_bytes()[p - 1].is_ascii_alphanumeric() {
+            continue;
+        }
+        let s = p + m.len();
+        let e = line[s..]
+            .find(|c: char| !(c.is_ascii_alphanumeric() || "-._~+/=".contains(c)))
+            .map_or(line.len(), |e| s + e);
+        if e > s {
+            spans.push((s, e, "bearer".into()));
+        }
+    }
+}
+
+/// XML: the text of an element whose tag is secret (`<password>x</password>`, CDATA included),
+/// and the `value` attribute and text of one whose `name`/`key` attribute is
+/// (`<property name="db.password" value="x"/>`, `<entry key="token">x</entry>`).
+fn xml_spans(line: &str, spans: &mut Vec<Span>) {
+    let mut from = 0;
+    while let Some(lt) = line[from..].find('<').map(|p| from + p) {
+        from = lt + 1;
+        let name_end = line[from..]
+            .find(|c: char| !(c.is_alphanumeric() || "_.-:".contains(c)))
+            .map_or(line.len(), |e| from + e);
+        let tag = &line[from..name_end];
+        let Some(gt) = line[name_end..].find('>').map(|p| name_end + p) else {
+            return;
+        };
+        if tag.is_empty() {
+            continue;
+        }
+        let attrs = &line[name_end..gt];
+        let mut named = None;
+        let mut value_attr = None;
+        for (k, _) in attrs.match_indices("=\"") {
+            let attr = attrs[..k].rsplit([' ', '\t']).next().unwrap_or("");
+            let vs = name_end + k + 2;
+            let ve = line[vs..].find('"').map_or(gt, |e| vs + e);
+            match attr {
+                "name" | "key" | "id" if is_secret_key(&line[vs..ve]) => {
+                    named = Some(line[vs..ve].to_owned());
+                }
+                "value" => value_attr = Some((vs, ve)),
+                _ => {}
+            }
+        }
+        let secret = named.clone().or_else(|| {
+            is_secret_key(tag.rsplit(':').next().unwrap_or(tag)).then(|| tag.to_owned())
+        });
+        let Some(key) = secret else { continue };
+        if let (Some(_), Some((vs, ve))) = (&named, value_attr) {
+            if ve > vs {
+                spans.push((vs, ve, key.clone()));
+            }
+        }
+        if attrs.ends_with('/') {
+            continue;
+        }
+        let text_start = gt + 1;
+        let text_end = line[text_start..]
+            .find("</")
+            .map_or(line.len(), |e| text_start + e);
+        let text = &line[text_start..text_end];
+        let (vs, ve) = match text.strip_prefix("<![CDATA[") {
+            Some(inner) => {
+                let s = text_start + 9;
+                (s, s + inner.find("]]>").unwrap_or(inner.len()))
+            }
+            None if text.contains('<') => continue,
+            None => (text_start, text_end),
+        };
+        if !line[vs..ve].trim().is_empty() {
+            spans.push((vs, ve, key));
+        }
+        from = ve;
+    }
+}
+
+/// A PEM private key's BEGIN marker (`-----BEGIN RSA PRIVATE KEY-----`, OpenSSH, PGP, encrypted):
+/// the byte index just after it.
+fn pem_begin(line: &str) -> Option<usize> {
+    let b = line.find("-----BEGIN ")?;
+    let close = line[b + 11..].find("-----")? + b + 11;
+    line[b..close].contains("PRIVATE KEY").then_some(close + 5)
+}
+
+/// Replace spans (sorted, overlaps dropped) by their masks.
+fn apply(line: &str, mut spans: Vec<Span>, m: &mut Masker) -> String {
+    spans.sort_by_key(|s| (s.0, std::cmp::Reverse(s.1)));
+    let mut out = String::with_capacity(line.len());
+    let mut at = 0;
+    for (s, e, key) in spans {
+        if s < at {
+            continue;
+        }
+        out.push_str(&line[at..s]);
+        out.push_str(&m.mask(&key, &line[s..e]));
+        at = e;
+    }
+    out.push_str(&line[at..]);
+    out
+}
+
+/// Mask what is inside one line from byte `from` on: inline pairs, URLs, bearer tokens, XML,
+/// one-line PEM keys.
+fn mask_inside(line: &str, from: usize, m: &mut Masker) -> String {
+    let mut spans = Vec::new();
+    inline_spans(line, from, &mut spans);
+    url_and_bearer_spans(line, &mut spans);
+    xml_spans(line, &mut spans);
+    if let Some(b) = pem_begin(line) {
+        if let Some(e) = line[b..].find("-----END ") {
+            spans.push((b, b + e, "private key".into()));
+        }
+    }
+    apply(line, spans, m)
+}
+
+/// The whole value of a secret key line masked: `key: ****`, `"key": "****",`, `key\t****`.
+fn mask_value(line: &str, kl: &KeyLine<'_>, m: &mut Masker) -> String {
+    let raw = line[kl.value_start..].trim_end();
+    let comma = if raw.ends_with(',') { "," } else { "" };
+    let value = raw.strip_suffix(',').unwrap_or(raw);
+    let quote = ['"', '\'']
+        .into_iter()
+        .find(|q| value.len() >= 2 && value.starts_with(*q) && value.ends_with(*q));
+    let mask = m.mask(kl.key, value);
+    let shown = match quote {
+        Some(q) => format!("{q}{mask}{q}"),
+        None => mask,
+    };
+    let space = if kl.sep_char == '\t' { "" } else { " " };
+    format!(
+        "{}{space}{shown}{comma}",
+        &line[..kl.sep + kl.sep_char.len_utf8()]
+    )
+}
+
+/// The lines of a text: `(line without its ending, ending)`.
+type Lines<'a> = [(&'a str, &'a str)];
+
+/// Push one line standing for `lines[from..to]`: their indentation, one mask, the last ending.
+fn collapse(
+    out: &mut String,
+    lines: &Lines<'_>,
+    from: usize,
+    to: usize,
+    key: &str,
+    m: &mut Masker,
+) {
+    if from >= to {
+        return;
+    }
+    let body: Vec<&str> = lines[from..to].iter().map(|l| l.0).collect();
+    let first = body.iter().find(|l| !l.trim().is_empty()).unwrap_or(&"");
+    out.push_str(&first[..indent(first)]);
+    out.push_str(&m.mask(key, &body.join("\n")));
+    out.push_str(lines[to - 1].1);
+}
+
+/// End (exclusive) of the lines indented deeper than `col` after `i`, trailing blank lines left out.
+fn deeper_until(lines: &Lines<'_>, i: usize, col: usize) -> usize {
+    let mut end = i + 1;
+    let mut k = i + 1;
+    while k < lines.len() {
+        let l = lines[k].0;
+        if l.trim().is_empty() {
+            k += 1;
+            continue;
+        }
+        if indent(l) <= col {
+            break;
+        }
+        k += 1;
+        end = k;
+    }
+    end
+}
+
+pub(super) fn mask_text_with(text: &str, m: &mut Masker) -> String {
+    let lines: Vec<(&str, &str)> = text
+        .split_inclusive('\n')
+        .map(|l| {
+            let body = l.trim_end_matches(['\n', '\r']);
+            (body, &l[body.len()..])
+        })
+        .collect();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    // Inside a list under a secret key: `(column of the key, key)`.
+    let mut secret_list: Option<(usize, &str)> = None;
+    while i < lines.len() {
+        let (line, end) = lines[i];
+        if let Some((col, key)) = secret_list {
+            if !line.trim().is_empty() && indent(line) <= col {
+                secret_list = None;
+            } else if let Some(item) = line.trim_start().strip_prefix("- ") {
+                if !item.trim().is_empty() && key_line(item).is_none() {
+                    out.push_str(&line[..line.len() - item.len()]);
+                    out.push_str(&m.mask(key, item));
+                    out.push_str(end);
+                    i += 1;
+                    continue;
+                }
+            }
+        }
+        if let Some(b) = pem_begin(line) {
+            if !line[b..].contains("-----END ") {
+                out.push_str(line);
+                out.push_str(end);
+                let stop = (i + 1..lines.len())
+                    .find(|&k| lines[k].0.contains("-----END "))
+                    .unwrap_or(lines.len());
+                collapse(&mut out, &lines, i + 1, stop, "private key", m);
+                i = stop;
+                continue;
+            }
+        }
+        let Some(kl) = key_line(line).filter(|k| is_secret_key(k.key)) else {
+            let from = key_line(line).map_or(0, |k| k.value_start);
+            out.push_str(&mask_inside(line, from, m));
+            out.push_str(end);
+            i += 1;
+            continue;
+        };
+        let value = line[kl.value_start..].trim_end();
+        let next = i + 1;
+        if value.is_empty() && kl.sep_char != ':' {
+            out.push_str(line);
+            out.push_str(end);
+            i = next;
+            continue;
+        }
+        // YAML: the value is the block indented under the key (`key: |`, or `key:` then lines).
+        if kl.sep_char == ':' && (value.is_empty() || is_block_indicator(value)) {
+            out.push_str(line);
+            out.push_str(end);
+            let stop = deeper_until(&lines, i, kl.col);
+            let first = lines[next..stop].iter().find(|l| !l.0.trim().is_empty());
+            let item = |l: &str| {
+                let t = l.trim_start();
+                t.starts_with("- ") || t == "-"
+            };
+            match first {
+                // A mapping under a secret key is masked key by key, by the lines that follow.
+                Some(l) if value.is_empty() && key_line(l.0).is_some() && !item(l.0) => {}
+                // A list under it: its bare items are the secrets.
+                Some(l) if value.is_empty() && item(l.0) => secret_list = Some((kl.col, kl.key)),
+                _ => {
+                    collapse(&mut out, &lines, next, stop, kl.key, m);
+                    i = stop.max(next);
+                    continue;
+                }
+            }
+            i = next;
+            continue;
+        }
+        if let Some(delim) = ["\"\"\"", "'''"]
+            .into_iter()
+            .find(|d| value.starts_with(d) && !value[3..].contains(d))
+        {
+            // A TOML multi-line string: everything up to its closing delimiter is the value.
+            let stop = (next..lines.len())
+                .find(|&k| lines[k].0.contains(delim))
+                .unwrap_or(lines.len() - 1);
+            let whole: Vec<&str> = lines[i..=stop].iter().map(|l| l.0).collect();
+            out.push_str(&line[..kl.value_start]);
+            out.push_str(&format!(
+                "{delim}{}{delim}",
+                m.mask(kl.key, &whole.join("\n"))
+            ));
+            out.push_str(lines[stop].1);
+            i = stop + 1;
+            continue;
+        }
+        if value.starts_with('{') && value.trim_end_matches(',').ends_with('}') {
+            out.push_str(&mask_inside(line, kl.value_start, m));
+            out.push_str(end);
+            i = next;
+            continue;
+        }
+        out.push_str(&mask_value(line, &kl, m));
+        // A properties value ending in an odd number of backslashes goes on on the next line.
+        let mut k = i;
+        while kl.sep_char != ':'
+            && k + 1 < lines.len()
+            && (lines[k].0.len() - lines[k].0.trim_end_matches('\\').len()) % 2 == 1
+        {
+            k += 1;
+        }
+        out.push_str(lines[k].1);
+        i = k + 1;
+    }
+    out
+}
+
+/// Mask the secret values of one line (see the module documentation).
+#[must_use]
+pub fn mask_line(line: &str) -> String {
+    mask_text(line)
+}
+
+/// Mask every secret value of a text, keeping its line endings; a masked block (YAML block
+/// scalar, PEM body, TOML multi-line string) becomes one line.
+#[must_use]
+pub fn mask_text(text: &str) -> String {
+    mask_text_with(text, &mut Masker::default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diff::text::unified;
+
+    #[test]
+    fn secret_values_are_masked() {
+        assert_eq!(mask_line("db.password=hunter2"), "db.password= ****");
+        assert_eq!(mask_line("  apiKey: abc"), "  apiKey: ****");
+        assert_eq!(mask_line("\"token\": \"abc\","), "\"token\": \"****\",");
+        assert_eq!(mask_line("timeout=30"), "timeout=30");
+        assert_eq!(mask_line("monkey=1"), "monkey=1");
+        assert_eq!(mask_line("jwt.key=abc"), "jwt.key= ****");
+    }
+
+    #[test]
+    fn keys_are_judged_by_their_last_word() {
+        for k in [
+            "MYSQL_ROOT_PASSWORD",
+            "dbPassword",
+            "X-Api-Key",
+            "client_secret",
+            "identity.value",
+        ] {
+            assert!(is_secret_key(k), "{k}");
+        }
+        for k in [
+            "passwordPolicy.minLength",
+            "keyboard",
+            "tokenizer.model",
+            "max_tokens",
+            "publicKey",
+        ] {
+            assert!(!is_secret_key(k), "{k}");
+        }
+    }
+
+    /// `(label, text with « » around each secret)` of a corpus file (see its first lines).
+    fn corpus(file: &str) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = Vec::new();
+        for line in file.lines() {
+            if let Some(label) = line.strip_prefix("%%% ") {
+                out.push((label.to_owned(), String::new()));
+            } else if let Some((_, text)) = out.last_mut() {
+                text.push_str(line);
+                text.push('\n');
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn fixtures_secret_snippets_are_masked() {
+        let snippets = corpus(include_str!("../../../fixtures/masking/secrets.txt"));
+        assert!(snippets.len() >= 40, "{} snippets", snippets.len());
+        for (label, marked) in &snippets {
+            let input = marked.replace(['«', '»'], "");
+            let secrets: Vec<&str> = marked
+                .split('«')
+                .skip(1)
+                .map(|s| s.split('»').next().unwrap())
+                .collect();
+            assert!(!secrets.is_empty(), "{label}: no «secret» marked");
+            let masked = mask_text(&input);
+            let diff = unified("", &input, false);
+            for s in &secrets {
+                assert!(
+                    !masked.contains(s) && !diff.contains(s),
+                    "{label}: `{s}` shown in\n{masked}"
+                );
+            }
+            assert!(masked.contains("****"), "{label}");
+        }
+    }
+
+    #[test]
+    fn fixtures_lookalikes_are_left_alone() {
+        let snippets = corpus(include_str!("../../../fixtures/masking/lookalikes.txt"));
+        assert!(snippets.len() >= 20, "{} snippets", snippets.len());
+        for (label, input) in &snippets {
+            assert_eq!(&mask_text(input), input, "{label}");
+        }
+    }
+}
