@@ -9,7 +9,7 @@ use crate::model::{Side, SideSnapshot, SNAPSHOT_SCHEMA_VERSION};
 use crate::report::{Report, SideInfo};
 use crate::settings::{self, Inputs, Settings};
 use crate::source::{self, NamespaceFilter};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -190,10 +190,21 @@ fn audit(a: &AuditArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<ExitStat
         fix_source: a.fix_source,
         ..settings.fix.clone()
     };
+    if fix.fix && fix.allow_untrusted_rows {
+        eprintln_safe("warning: fix.allow_untrusted_rows is set: --fix may reload node caches from target DB rows that disagree with the source (each such repair is named in the report)");
+    }
     let mut repairs = Vec::new();
     let grpc = crate::cache::GrpcSyncer::new(std::time::Duration::from_secs(settings.timeout_secs));
     let mut probe_info = std::collections::BTreeMap::new();
     if settings.probe {
+        // The probe covers every key a node serves only without a subset: only then is a node's
+        // stale share (the full-reload threshold) known.
+        let whole = changed.is_none()
+            && settings.namespaces.is_empty()
+            && settings.ignore.namespaces.is_empty()
+            && settings.ignore.groups.is_empty()
+            && settings.ignore.data_ids.is_empty();
+        let reference = source_reference(&source, &scope);
         for (side, conf, snap) in [
             (Side::Source, &settings.source, &source),
             (Side::Target, &settings.target, &target),
@@ -201,23 +212,28 @@ fn audit(a: &AuditArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<ExitStat
             if conf.nacos.is_empty() {
                 continue;
             }
-            let expected = expected_for(snap, &scope, side);
+            let (expected, db) = expected_for(snap, &scope, side, reference.as_ref());
             let nodes = source::nodes(conf, &settings);
             let identity = conf.identity_key.clone().zip(conf.identity_value.clone());
-            let outcome = rt.block_on(crate::cache::audit_side(
+            let outcome = rt.block_on(crate::cache::audit_side(&crate::cache::SideRun {
                 side,
-                &nodes,
-                &expected,
-                &identity,
-                &fix,
-                Some(&grpc),
-            ));
+                nodes: &nodes,
+                expected: &expected,
+                identity: &identity,
+                opts: &fix,
+                grpc: Some(&grpc),
+                scope: crate::cache::ProbeScope {
+                    whole,
+                    db: db.as_deref(),
+                },
+            }));
             probe_info.insert(
                 side.as_str().to_owned(),
                 crate::report::ProbeInfo {
                     nodes: outcome.nodes,
                     keys: outcome.probed,
                     mode: "full".into(),
+                    not_probed: outcome.not_probed,
                 },
             );
             findings.extend(outcome.findings);
@@ -369,8 +385,49 @@ fn restrict_to(
     }
 }
 
-/// What each node of a side should serve: its DB's rows (formal configs) and deleted keys, or the API's content without a DB.
-fn expected_for(snap: &SideSnapshot, scope: &Scope, side: Side) -> Vec<crate::cache::Expected> {
+/// The source's content md5 of every formal config, keyed in target namespace terms: from the
+/// source DB when it was read whole, else from the source API; `None` when the source could not
+/// be read. A target row is only loaded into caches when it agrees with this.
+fn source_reference(
+    source: &SideSnapshot,
+    scope: &Scope,
+) -> Option<HashMap<(String, String, String), String>> {
+    let configs = match (&source.db, &source.api) {
+        (Some(db), _) if db.errors.is_empty() && db.rows_scanned.is_none() => &db.configs,
+        (_, Some(api)) if api.errors.is_empty() => &api.configs,
+        _ => return None,
+    };
+    Some(
+        configs
+            .iter()
+            .filter(|c| c.key.variant.is_empty())
+            .map(|c| {
+                let md5 = match (&c.content, c.md5.is_empty()) {
+                    (Some(content), true) => crate::model::md5_hex(content),
+                    _ => c.md5.clone(),
+                };
+                (
+                    (
+                        scope.to_target(&c.key.namespace),
+                        c.key.group.clone(),
+                        c.key.data_id.clone(),
+                    ),
+                    md5,
+                )
+            })
+            .collect(),
+    )
+}
+
+/// What each node of a side should serve: its DB's rows (formal configs) and deleted keys, or the
+/// API's content without a DB; with the DB's name when it comes from one. Target rows are
+/// trusted only when they agree with the source (`reference`).
+fn expected_for(
+    snap: &SideSnapshot,
+    scope: &Scope,
+    side: Side,
+    reference: Option<&HashMap<(String, String, String), String>>,
+) -> (Vec<crate::cache::Expected>, Option<String>) {
     let in_scope = |k: &crate::model::ConfigKey| {
         let ns = if side == Side::Target {
             scope.to_source(&k.namespace)
@@ -379,11 +436,23 @@ fn expected_for(snap: &SideSnapshot, scope: &Scope, side: Side) -> Vec<crate::ca
         };
         scope.config_in_scope(&ns, &k.group, &k.data_id)
     };
-    let (configs, deleted) = match (&snap.db, &snap.api) {
-        (Some(db), _) if db.errors.is_empty() => (&db.configs, db.deleted.as_slice()),
-        (_, Some(api)) => (&api.configs, &[][..]),
-        (Some(db), None) => (&db.configs, db.deleted.as_slice()),
-        (None, None) => return Vec::new(),
+    let (configs, deleted, db) = match (&snap.db, &snap.api) {
+        (Some(db), _) if db.errors.is_empty() => {
+            (&db.configs, db.deleted.as_slice(), Some(db.origin.clone()))
+        }
+        (_, Some(api)) => (&api.configs, &[][..], None),
+        (Some(db), None) => (&db.configs, db.deleted.as_slice(), Some(db.origin.clone())),
+        (None, None) => return (Vec::new(), None),
+    };
+    let trust = |k: &crate::model::ConfigKey, md5: &str| {
+        if side == Side::Source {
+            return crate::cache::Trust::Trusted;
+        }
+        let source_md5 = reference.map(|r| {
+            r.get(&(k.namespace.clone(), k.group.clone(), k.data_id.clone()))
+                .map_or("", String::as_str)
+        });
+        crate::cache::plan::trust(md5, source_md5)
     };
     let mut out: Vec<crate::cache::Expected> = configs
         .iter()
@@ -392,6 +461,7 @@ fn expected_for(snap: &SideSnapshot, scope: &Scope, side: Side) -> Vec<crate::ca
             key: c.key.clone(),
             md5: c.md5.clone(),
             modified_ms: c.modified_ms,
+            trust: trust(&c.key, &c.md5),
         })
         .collect();
     out.extend(
@@ -402,9 +472,10 @@ fn expected_for(snap: &SideSnapshot, scope: &Scope, side: Side) -> Vec<crate::ca
                 key: k.clone(),
                 md5: String::new(),
                 modified_ms: None,
+                trust: trust(k, ""),
             }),
     );
-    out
+    (out, db)
 }
 
 /// The audited namespaces (`--namespace`) in the target's ids, after `[namespace_map]`.

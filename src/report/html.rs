@@ -81,9 +81,9 @@ pub fn write(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
                 esc(&p.side),
                 esc(&p.node),
                 esc(&p.version),
-                esc(&p.mechanism),
+                esc(p.mechanism.as_str()),
                 p.keys,
-                esc(&p.status),
+                esc(p.status.as_str()),
                 p.repaired,
                 p.still_stale,
                 esc(&p.detail)

@@ -62,8 +62,15 @@ pub fn write(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
     for (side, p) in &r.probe {
         writeln!(
             out,
-            "  L2 probe ({side}, {}): {} key(s) on each of {} node(s)",
-            p.mode, p.keys, p.nodes
+            "  L2 probe ({side}, {}): {} key(s) on each of {} node(s){}",
+            p.mode,
+            p.keys,
+            p.nodes,
+            if p.not_probed.is_empty() {
+                String::new()
+            } else {
+                format!("; not probed: {}", p.not_probed.join(", "))
+            }
         )?;
     }
     for rep in &r.repairs {
