@@ -8,6 +8,7 @@
 //! been up longer than ten minutes a node may heal itself mid-test (`testbed down && up` resets).
 
 use crate::bed::TARGET_CACHE_LOCK;
+use crate::db_rows::RowsGuard;
 use crate::ops::{audit, cred_env, md5, split_dsn, sql, sql_value, wait_until, Node, Run};
 use crate::support::{bed, tempdir, unique, Bed};
 
@@ -106,7 +107,15 @@ impl Env {
         let mut all: Vec<(&str, &str)> = e.iter().map(|(k, v)| (*k, v.as_str())).collect();
         all.extend_from_slice(env);
         let a: Vec<&str> = args.iter().map(String::as_str).collect();
-        audit(&a, &all)
+        // A repair reloads caches only: no config row of either DB may change (issue 8).
+        let guard = extra.contains(&"--fix").then(|| {
+            RowsGuard::new(&[&self.bed.source_db, &self.bed.target_db], &self.ns, &[G])
+        });
+        let r = audit(&a, &all);
+        if let Some(g) = guard {
+            g.assert_unchanged(&format!("audit {extra:?}"));
+        }
+        r
     }
 }
 
@@ -274,6 +283,7 @@ fn when_one_node_is_stale_only_that_node_is_touched() {
     let addr = nacos_drift::source::grpc::cluster_grpc_addr(&a.base).unwrap();
     crate::ops::block(nacos_drift::source::grpc::config_change_sync(
         &addr,
+        &e.bed.target_version,
         "k.yaml",
         G,
         &e.ns,

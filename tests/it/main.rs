@@ -1,5 +1,6 @@
 //! The single integration-test binary (one link on 2 cores); one module per area.
 
+mod db_rows;
 mod ops;
 mod support;
 
