@@ -236,7 +236,8 @@ impl SideRun<'_> {
     async fn check_members(&self, first: &NacosNode, out: &mut CacheOutcome) {
         match first.members().await {
             Ok(Some(members)) => {
-                let configured: Vec<String> = self.nodes.iter().map(|n| host_port(&n.base)).collect();
+                let configured: Vec<String> =
+                    self.nodes.iter().map(|n| host_port(&n.base)).collect();
                 let listed = members
                     .iter()
                     .map(|m| m.address.as_str())
@@ -257,7 +258,10 @@ impl SideRun<'_> {
                     } else if m.state != "UP" {
                         out.findings.push(self.member_finding(
                             &m.address,
-                            format!("cluster member {} is {} according to {}", m.address, m.state, first.base),
+                            format!(
+                                "cluster member {} is {} according to {}",
+                                m.address, m.state, first.base
+                            ),
                         ));
                     }
                 }
@@ -294,8 +298,7 @@ impl SideRun<'_> {
         if let Some(first) = live.first() {
             self.check_members(&first.node.clone(), out).await;
         }
-        let probes =
-            futures::future::join_all(live.iter().map(|s| probe_all(&s.node, keys))).await;
+        let probes = futures::future::join_all(live.iter().map(|s| probe_all(&s.node, keys))).await;
         let mut probed = Vec::new();
         for (mut s, r) in live.into_iter().zip(probes) {
             match r {
@@ -380,9 +383,17 @@ pub async fn audit_side(run: &SideRun<'_>) -> CacheOutcome {
             .await;
         for (i, r) in served {
             let e = &expected[i];
-            let view = r.as_ref().map_or(ServedView::Unreadable, |sv| ServedView::Status(sv.status));
+            let view = r
+                .as_ref()
+                .map_or(ServedView::Unreadable, |sv| ServedView::Status(sv.status));
             let (code, detail) = plan::classify(&e.md5, view);
-            let mut f = Finding::new(code, Layer::L2, &e.key.namespace, &e.key.group, &e.key.data_id);
+            let mut f = Finding::new(
+                code,
+                Layer::L2,
+                &e.key.namespace,
+                &e.key.group,
+                &e.key.data_id,
+            );
             f.side = Some(run.side.as_str().to_owned());
             f.node = Some(s.node.base.clone());
             f.expected_md5 = Some(e.md5.clone());

@@ -244,7 +244,10 @@ pub fn plan_node(p: &PlanInput<'_>) -> NodePlan {
     };
     if p.full {
         return if whole_blocked {
-            blocked(format!("--full asks for a full reload, but {}", refused_note()))
+            blocked(format!(
+                "--full asks for a full reload, but {}",
+                refused_note()
+            ))
         } else {
             NodePlan {
                 mechanism: Mechanism::FullReload,
@@ -303,8 +306,14 @@ pub fn classify(expected_md5: &str, served: ServedView) -> (Code, &'static str) 
             Code::CacheExtra,
             "node still serves a config whose DB row is gone",
         ),
-        ServedView::Status(404) => (Code::CacheMissing, "node does not serve a config its DB has"),
-        ServedView::Status(_) => (Code::CacheStale, "node serves other content than its DB holds"),
+        ServedView::Status(404) => (
+            Code::CacheMissing,
+            "node does not serve a config its DB has",
+        ),
+        ServedView::Status(_) => (
+            Code::CacheStale,
+            "node serves other content than its DB holds",
+        ),
     }
 }
 
@@ -369,7 +378,8 @@ pub fn node_db_verdict(samples: &[DbSample]) -> NodeDbVerdict {
     let mut judged = 0;
     let mut differing = 0;
     for s in samples {
-        let newer = matches!((s.node_modified_ms, s.configured_modified_ms), (Some(n), Some(c)) if n > c);
+        let newer =
+            matches!((s.node_modified_ms, s.configured_modified_ms), (Some(n), Some(c)) if n > c);
         if newer {
             continue;
         }

@@ -113,8 +113,9 @@ fn plan(
 #[test]
 fn plan_chooses_per_key_or_whole_node() {
     use Mechanism as M;
-    let cases: [(&str, bool, usize, usize, Option<usize>, bool, Mechanism); 14] = [
-        // version, grpc, stale, refused, served (whole probe), --full → mechanism
+    // version, grpc, stale, refused, served (whole probe), --full → mechanism
+    type Case = (&'static str, bool, usize, usize, Option<usize>, bool, Mechanism);
+    let cases: [Case; 14] = [
         ("2.3.2", true, 1, 0, Some(100), false, M::GrpcSync),
         ("2.3.2", true, 20, 0, Some(100), false, M::GrpcSync),
         ("2.3.2", true, 21, 0, Some(100), false, M::FullReload),
@@ -144,7 +145,12 @@ fn plan_chooses_per_key_or_whole_node() {
         assert!(!p.why.is_empty());
     }
     let p = plan("2.3.2", false, 1, 2, None, false);
-    assert!(p.why.contains("2 key(s) whose target DB row is not trusted"), "{}", p.why);
+    assert!(
+        p.why
+            .contains("2 key(s) whose target DB row is not trusted"),
+        "{}",
+        p.why
+    );
     let p = plan("2.3.2", true, 21, 0, Some(100), false);
     assert!(p.why.contains("21% of the node's 100 key(s)"), "{}", p.why);
 }
@@ -160,7 +166,11 @@ fn classification_of_a_flagged_key() {
         ("", ServedView::Unreadable, Code::CacheStale),
     ];
     for (expected, served, want) in cases {
-        assert_eq!(classify(expected, served).0, want, "{expected:?} {served:?}");
+        assert_eq!(
+            classify(expected, served).0,
+            want,
+            "{expected:?} {served:?}"
+        );
     }
 }
 
@@ -248,7 +258,10 @@ fn sample_takes_stale_rows_first_then_a_spread() {
     // Stale keys first (deleted key 1 skipped), then evenly over the others.
     assert_eq!(sample_indices(&present, &[1, 5], 2), vec![5, 0, 6]);
     assert_eq!(sample_indices(&present, &[], 3), vec![0, 4, 7]);
-    assert_eq!(sample_indices(&[false, false], &[0], 3), Vec::<usize>::new());
+    assert_eq!(
+        sample_indices(&[false, false], &[0], 3),
+        Vec::<usize>::new()
+    );
     assert_eq!(sample_indices(&present, &[2, 3, 4], 0), Vec::<usize>::new());
     let all = sample_indices(&present, &[], 100);
     assert_eq!(all.len(), 9);

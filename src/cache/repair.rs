@@ -65,7 +65,12 @@ pub(super) async fn repair_side(
             }
         }
         for (why, idx) in &by_reason {
-            set_outcome(findings, &s.node.base, idx, &Outcome::NotRepairable((*why).to_owned()));
+            set_outcome(
+                findings,
+                &s.node.base,
+                idx,
+                &Outcome::NotRepairable((*why).to_owned()),
+            );
             out.repairs.push(record(
                 Mechanism::None,
                 RepairStatus::Skipped,
@@ -89,13 +94,25 @@ pub(super) async fn repair_side(
             why = format!("{why}; fix.allow_untrusted_rows: {untrusted_allowed} key(s) reloaded from target DB rows that disagree with the source");
         }
         if mechanism == Mechanism::None {
-            set_outcome(findings, &s.node.base, &allowed, &Outcome::NotRepairable(why.clone()));
-            out.repairs.push(record(mechanism, RepairStatus::Skipped, allowed.len(), why));
+            set_outcome(
+                findings,
+                &s.node.base,
+                &allowed,
+                &Outcome::NotRepairable(why.clone()),
+            );
+            out.repairs
+                .push(record(mechanism, RepairStatus::Skipped, allowed.len(), why));
             continue;
         }
         if opts.dry_run {
-            set_outcome(findings, &s.node.base, &allowed, &Outcome::Planned(mechanism));
-            out.repairs.push(record(mechanism, RepairStatus::Planned, allowed.len(), why));
+            set_outcome(
+                findings,
+                &s.node.base,
+                &allowed,
+                &Outcome::Planned(mechanism),
+            );
+            out.repairs
+                .push(record(mechanism, RepairStatus::Planned, allowed.len(), why));
             continue;
         }
         let mut r = record(mechanism, RepairStatus::Applied, allowed.len(), why);
@@ -105,12 +122,17 @@ pub(super) async fn repair_side(
         }
         if !failures.is_empty() {
             let first = &failures[0].1;
-            let what = format!("{} of {} key(s) failed: {first}", failures.len(), allowed.len());
+            let what = format!(
+                "{} of {} key(s) failed: {first}",
+                failures.len(),
+                allowed.len()
+            );
             r.detail = format!("{}; {what}", r.detail);
             if sent.is_empty() {
                 r.status = RepairStatus::Failed;
             }
-            out.findings.push(run.node_error(&s.node.base, &format!("repair failed: {what}")));
+            out.findings
+                .push(run.node_error(&s.node.base, &format!("repair failed: {what}")));
         }
         if !sent.is_empty() {
             applied.push((n, out.repairs.len(), sent));
@@ -133,7 +155,10 @@ async fn apply(
     let pause = Duration::from_millis(1000 / run.opts.rate_per_sec.max(1));
     let results = if mechanism == Mechanism::FullReload {
         match s.node.reload_all(id).await {
-            Err(e) => allowed.iter().map(|i| (*i, Err(e.message.clone()))).collect(),
+            Err(e) => allowed
+                .iter()
+                .map(|i| (*i, Err(e.message.clone())))
+                .collect(),
             Ok(()) => {
                 // A full dump never removes deleted configs (`DumpAllProcessor` only adds and
                 // updates): drop those per key where the version allows.
@@ -150,8 +175,17 @@ async fn apply(
                     .collect();
                 if m2.per_key() {
                     res.extend(
-                        per_key(&s.node, &s.version, &deleted, run.expected, m2, id, run.grpc, pause)
-                            .await,
+                        per_key(
+                            &s.node,
+                            &s.version,
+                            &deleted,
+                            run.expected,
+                            m2,
+                            id,
+                            run.grpc,
+                            pause,
+                        )
+                        .await,
                     );
                 } else {
                     // Still sent: the verification says whether the dump dropped them.
@@ -161,7 +195,17 @@ async fn apply(
             }
         }
     } else {
-        per_key(&s.node, &s.version, allowed, run.expected, mechanism, id, run.grpc, pause).await
+        per_key(
+            &s.node,
+            &s.version,
+            allowed,
+            run.expected,
+            mechanism,
+            id,
+            run.grpc,
+            pause,
+        )
+        .await
     };
     let mut sent = Vec::new();
     let mut failed = Vec::new();

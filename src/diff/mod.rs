@@ -519,7 +519,11 @@ fn tags_change(source: &[String], target: &[String]) -> String {
     let part = |what: &str, names: Vec<&String>| {
         let shown: Vec<&str> = names.iter().take(20).map(|s| s.as_str()).collect();
         let more = names.len().saturating_sub(shown.len());
-        let more = if more > 0 { format!(" and {more} more") } else { String::new() };
+        let more = if more > 0 {
+            format!(" and {more} more")
+        } else {
+            String::new()
+        };
         format!("{what} [{}]{more}", shown.join(","))
     };
     let added: Vec<&String> = target.iter().filter(|t| !source.contains(t)).collect();
@@ -636,10 +640,18 @@ mod tests {
         let mut fewer = many.clone();
         fewer.retain(|t| t != "t7");
         let cases = [
-            (v(&["core", "pci"]), v(&["core"]), "removed [pci]".to_owned()),
+            (
+                v(&["core", "pci"]),
+                v(&["core"]),
+                "removed [pci]".to_owned(),
+            ),
             (v(&[]), v(&["pci"]), "added [pci]".to_owned()),
             (v(&["a"]), v(&["b"]), "added [b], removed [a]".to_owned()),
-            (v(&["a", "b"]), v(&["b", "a"]), "same tags, other order".to_owned()),
+            (
+                v(&["a", "b"]),
+                v(&["b", "a"]),
+                "same tags, other order".to_owned(),
+            ),
             (many.clone(), fewer, "removed [t7]".to_owned()),
             (
                 v(&[]),

@@ -12,17 +12,18 @@ use crate::db_rows::RowsGuard;
 use crate::ops::{audit, cred_env, md5, split_dsn, sql, sql_value, wait_until, Node, Run};
 use crate::support::{bed, tempdir, unique, Bed};
 
-const G: &str = "CACHE";
+pub(crate) const G: &str = "CACHE";
 
-struct Env {
-    bed: Bed,
-    ns: String,
-    src: Node,
-    tgt: Vec<Node>,
+/// A fresh namespace on the bed, the source node and the target nodes.
+pub(crate) struct Env {
+    pub(crate) bed: Bed,
+    pub(crate) ns: String,
+    pub(crate) src: Node,
+    pub(crate) tgt: Vec<Node>,
 }
 
 impl Env {
-    fn new(bed: Bed) -> Env {
+    pub(crate) fn new(bed: Bed) -> Env {
         let ns = format!("l2-{}", unique());
         let src = Node::login(&bed.source_nacos[0], &bed.username, &bed.password);
         let tgt = bed
@@ -35,7 +36,7 @@ impl Env {
     }
 
     /// Wait until the target DB row of `data_id` has this md5 (`None` = row gone).
-    fn replicated(&self, data_id: &str, want: Option<&str>) {
+    pub(crate) fn replicated(&self, data_id: &str, want: Option<&str>) {
         let q = format!("SELECT md5 FROM config_info WHERE tenant_id='{}' AND group_id='{G}' AND data_id='{data_id}'", self.ns);
         assert!(
             wait_until(30, || sql_value(&self.bed.target_db, &q).as_deref() == want),
@@ -47,7 +48,7 @@ impl Env {
     ///
     /// One request per node: the reload is asynchronous, and a second request made while one runs
     /// is queued and runs later, after the test has changed the DB, healing what it wants stale.
-    fn refresh(&self, node: &Node, keys: &[(&str, &str)]) {
+    pub(crate) fn refresh(&self, node: &Node, keys: &[(&str, &str)]) {
         let (s, b) = node.call("POST", "/v1/cs/ops/localCache", &[]);
         assert_eq!(s, 200, "localCache on {}: {b}", node.base);
         for (data_id, md5) in keys {
@@ -61,7 +62,7 @@ impl Env {
         std::thread::sleep(std::time::Duration::from_secs(1));
     }
 
-    fn audit(&self, extra: &[&str], env: &[(&str, &str)]) -> Run {
+    pub(crate) fn audit(&self, extra: &[&str], env: &[(&str, &str)]) -> Run {
         let mut args: Vec<String> = vec![
             "--namespace".into(),
             self.ns.clone(),
@@ -108,9 +109,9 @@ impl Env {
         all.extend_from_slice(env);
         let a: Vec<&str> = args.iter().map(String::as_str).collect();
         // A repair reloads caches only: no config row of either DB may change (issue 8).
-        let guard = extra.contains(&"--fix").then(|| {
-            RowsGuard::new(&[&self.bed.source_db, &self.bed.target_db], &self.ns, &[G])
-        });
+        let guard = extra
+            .contains(&"--fix")
+            .then(|| RowsGuard::new(&[&self.bed.source_db, &self.bed.target_db], &self.ns, &[G]));
         let r = audit(&a, &all);
         if let Some(g) = guard {
             g.assert_unchanged(&format!("audit {extra:?}"));
@@ -120,7 +121,7 @@ impl Env {
 }
 
 /// `(code, data_id, node)` of every L2 finding.
-fn l2(r: &Run) -> Vec<(String, String, String)> {
+pub(crate) fn l2(r: &Run) -> Vec<(String, String, String)> {
     let mut v: Vec<_> = r.json["findings"]
         .as_array()
         .unwrap_or(&vec![])
@@ -138,7 +139,7 @@ fn l2(r: &Run) -> Vec<(String, String, String)> {
     v
 }
 
-fn repairs(r: &Run) -> Vec<(String, String, String)> {
+pub(crate) fn repairs(r: &Run) -> Vec<(String, String, String)> {
     r.json["repairs"]
         .as_array()
         .unwrap_or(&vec![])
@@ -154,7 +155,7 @@ fn repairs(r: &Run) -> Vec<(String, String, String)> {
 }
 
 /// Incremental per-key repairs even when every probed key of the namespace is stale.
-const PER_KEY: (&str, &str) = ("NACOS_DRIFT_FIX_FULL_THRESHOLD_PCT", "100");
+pub(crate) const PER_KEY: (&str, &str) = ("NACOS_DRIFT_FIX_FULL_THRESHOLD_PCT", "100");
 
 #[test]
 fn replicated_publish_change_and_delete_are_stale_on_every_target_node_and_fix_repairs_them() {
@@ -380,6 +381,26 @@ fn a_stopped_node_is_reported_while_the_others_are_repaired_exit_3() {
     assert!(reps.iter().all(|(_, _, s)| s == "applied"));
     for n in &e.tgt {
         assert_eq!(n.get_config(&e.ns, G, "s.yaml").1, "s: 1\n");
+    }
+    // Coverage counts the nodes actually probed and names the one that was not (issue 17).
+    assert_eq!(r.json["probe"]["target"]["nodes"], 2, "{}", r.output);
+    assert_eq!(
+        r.json["probe"]["target"]["not_probed"],
+        serde_json::json!(["http://127.0.0.1:18899/nacos"]),
+        "{}",
+        r.output
+    );
+    assert!(
+        r.output
+            .contains("on each of 2 node(s); not probed: http://127.0.0.1:18899/nacos"),
+        "{}",
+        r.output
+    );
+    // Every L2 finding on a node says what became of it.
+    for f in r.json["findings"].as_array().unwrap() {
+        if f["layer"] == "L2" && f["code"] != "source-error" && f["code"] != "node-not-member" {
+            assert_eq!(f["repair"], "repaired", "{f}");
+        }
     }
 }
 

@@ -45,7 +45,11 @@ pub fn config_rows(dsn: &str, ns: &str, groups: &[&str]) -> BTreeMap<String, Str
             if cols.is_empty() {
                 continue;
             }
-            let id = if cols.iter().any(|c| c == "nid") { "nid" } else { "id" };
+            let id = if cols.iter().any(|c| c == "nid") {
+                "nid"
+            } else {
+                "id"
+            };
             let all = cols
                 .iter()
                 .map(|c| format!("COALESCE(`{c}`, '<null>')"))

@@ -369,7 +369,11 @@ fn nacos3_row(n3: &Node, ns: &str, data_id: &str) -> Option<String> {
     let (s, b) = n3.call(
         "GET",
         "/v3/admin/cs/config",
-        &[("namespaceId", ns), ("groupName", GROUP), ("dataId", data_id)],
+        &[
+            ("namespaceId", ns),
+            ("groupName", GROUP),
+            ("dataId", data_id),
+        ],
     );
     let v: serde_json::Value = serde_json::from_str(&b).unwrap_or_default();
     (s == 200)
@@ -393,8 +397,7 @@ fn a_sync_on_nacos3_writes_no_row_and_no_history() {
     // The default namespace is where a migration would write; a custom one for contrast.
     n3.publish("public", GROUP, &data_id, "n3=public\n");
     n3.publish(&ns, GROUP, &data_id, "n3=custom\n");
-    assert!(wait_until(20, || n3.get_config("", GROUP, &data_id).1
-        == "n3=public\n"));
+    assert!(wait_until(20, || n3.get_config("", GROUP, &data_id).1 == "n3=public\n"));
     let history = || {
         (
             nacos3_history(&n3, "public", &data_id),
@@ -418,12 +421,19 @@ fn a_sync_on_nacos3_writes_no_row_and_no_history() {
     });
     // The migration would run inside the request; the dump after it is asynchronous.
     std::thread::sleep(Duration::from_secs(2));
-    assert_eq!(history(), before, "the syncs wrote config history on {version}");
+    assert_eq!(
+        history(),
+        before,
+        "the syncs wrote config history on {version}"
+    );
     assert_eq!(
         nacos3_row(&n3, "public", &data_id).as_deref(),
         Some("n3=public\n")
     );
-    assert_eq!(nacos3_row(&n3, &ns, &data_id).as_deref(), Some("n3=custom\n"));
+    assert_eq!(
+        nacos3_row(&n3, &ns, &data_id).as_deref(),
+        Some("n3=custom\n")
+    );
     assert_eq!(n3.get_config("", GROUP, &data_id).1, "n3=public\n");
     assert_eq!(n3.get_config(&ns, GROUP, &data_id).1, "n3=custom\n");
 }

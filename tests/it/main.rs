@@ -10,3 +10,4 @@ mod cache_live;
 mod cli;
 mod faults;
 mod grpc_live;
+mod repair_live;
