@@ -9,7 +9,7 @@ use crate::model::{Side, SideSnapshot, SNAPSHOT_SCHEMA_VERSION};
 use crate::report::{Report, SideInfo};
 use crate::settings::{self, Inputs, Settings};
 use crate::source::{self, NamespaceFilter};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -204,7 +204,7 @@ fn audit(a: &AuditArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<ExitStat
             && settings.ignore.namespaces.is_empty()
             && settings.ignore.groups.is_empty()
             && settings.ignore.data_ids.is_empty();
-        let reference = source_reference(&source, &scope);
+        let reference = crate::cache::expect::source_reference(&source, &scope);
         for (side, conf, snap) in [
             (Side::Source, &settings.source, &source),
             (Side::Target, &settings.target, &target),
@@ -212,7 +212,8 @@ fn audit(a: &AuditArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<ExitStat
             if conf.nacos.is_empty() {
                 continue;
             }
-            let (expected, db) = expected_for(snap, &scope, side, reference.as_ref());
+            let (expected, db) =
+                crate::cache::expect::expected_for(snap, &scope, side, reference.as_ref());
             let nodes = source::nodes(conf, &settings);
             let identity = conf.identity_key.clone().zip(conf.identity_value.clone());
             let outcome = rt.block_on(crate::cache::audit_side(&crate::cache::SideRun {
@@ -383,99 +384,6 @@ fn restrict_to(
     if let Some(api) = &mut snap.api {
         api.configs.retain(|c| keep(&c.key));
     }
-}
-
-/// The source's content md5 of every formal config, keyed in target namespace terms: from the
-/// source DB when it was read whole, else from the source API; `None` when the source could not
-/// be read. A target row is only loaded into caches when it agrees with this.
-fn source_reference(
-    source: &SideSnapshot,
-    scope: &Scope,
-) -> Option<HashMap<(String, String, String), String>> {
-    let configs = match (&source.db, &source.api) {
-        (Some(db), _) if db.errors.is_empty() && db.rows_scanned.is_none() => &db.configs,
-        (_, Some(api)) if api.errors.is_empty() => &api.configs,
-        _ => return None,
-    };
-    Some(
-        configs
-            .iter()
-            .filter(|c| c.key.variant.is_empty())
-            .map(|c| {
-                let md5 = match (&c.content, c.md5.is_empty()) {
-                    (Some(content), true) => crate::model::md5_hex(content),
-                    _ => c.md5.clone(),
-                };
-                (
-                    (
-                        scope.to_target(&c.key.namespace),
-                        c.key.group.clone(),
-                        c.key.data_id.clone(),
-                    ),
-                    md5,
-                )
-            })
-            .collect(),
-    )
-}
-
-/// What each node of a side should serve: its DB's rows (formal configs) and deleted keys, or the
-/// API's content without a DB; with the DB's name when it comes from one. Target rows are
-/// trusted only when they agree with the source (`reference`).
-fn expected_for(
-    snap: &SideSnapshot,
-    scope: &Scope,
-    side: Side,
-    reference: Option<&HashMap<(String, String, String), String>>,
-) -> (Vec<crate::cache::Expected>, Option<String>) {
-    let in_scope = |k: &crate::model::ConfigKey| {
-        let ns = if side == Side::Target {
-            scope.to_source(&k.namespace)
-        } else {
-            k.namespace.clone()
-        };
-        scope.config_in_scope(&ns, &k.group, &k.data_id)
-    };
-    let (configs, deleted, db) = match (&snap.db, &snap.api) {
-        (Some(db), _) if db.errors.is_empty() => {
-            (&db.configs, db.deleted.as_slice(), Some(db.origin.clone()))
-        }
-        (_, Some(api)) => (&api.configs, &[][..], None),
-        (Some(db), None) => (&db.configs, db.deleted.as_slice(), Some(db.origin.clone())),
-        (None, None) => return (Vec::new(), None),
-    };
-    let trust = |k: &crate::model::ConfigKey, md5: &str| {
-        if side == Side::Source {
-            return crate::cache::Trust::Trusted;
-        }
-        let source_md5 = reference.map(|r| {
-            r.get(&(k.namespace.clone(), k.group.clone(), k.data_id.clone()))
-                .map_or("", String::as_str)
-        });
-        crate::cache::plan::trust(md5, source_md5)
-    };
-    let mut out: Vec<crate::cache::Expected> = configs
-        .iter()
-        .filter(|c| c.key.variant.is_empty() && in_scope(&c.key))
-        .map(|c| crate::cache::Expected {
-            key: c.key.clone(),
-            md5: c.md5.clone(),
-            modified_ms: c.modified_ms,
-            trust: trust(&c.key, &c.md5),
-        })
-        .collect();
-    out.extend(
-        deleted
-            .iter()
-            .filter(|k| in_scope(k))
-            .map(|k| crate::cache::Expected {
-                key: k.clone(),
-                md5: String::new(),
-                modified_ms: None,
-                trust: trust(k, ""),
-            }),
-    );
-    (out, db)
 }
 
 /// The audited namespaces (`--namespace`) in the target's ids, after `[namespace_map]`.

@@ -8,6 +8,7 @@
 //! version supports, and verified by a fresh probe. A repair makes a node re-read its own DB; it
 //! never writes one.
 
+pub mod expect;
 pub mod nodedb;
 pub mod plan;
 mod sync;

@@ -114,7 +114,15 @@ fn plan(
 fn plan_chooses_per_key_or_whole_node() {
     use Mechanism as M;
     // version, grpc, stale, refused, served (whole probe), --full → mechanism
-    type Case = (&'static str, bool, usize, usize, Option<usize>, bool, Mechanism);
+    type Case = (
+        &'static str,
+        bool,
+        usize,
+        usize,
+        Option<usize>,
+        bool,
+        Mechanism,
+    );
     let cases: [Case; 14] = [
         ("2.3.2", true, 1, 0, Some(100), false, M::GrpcSync),
         ("2.3.2", true, 20, 0, Some(100), false, M::GrpcSync),
