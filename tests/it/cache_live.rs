@@ -511,11 +511,13 @@ fn a_row_rewritten_with_an_older_timestamp_is_a_timestamp_trap() {
     for n in &e.tgt {
         e.refresh(n, &[("trap.yaml", &md5("t: 1\n"))]);
     }
-    // A sync tool rewrites the target row with the source's old timestamp.
+    // A sync tool rewrites the row with an old timestamp (on the source, so that the target row,
+    // its replica, agrees with the source: a repair only loads rows the source confirms).
     sql(
-        &e.bed.target_db,
+        &e.bed.source_db,
         &format!("UPDATE config_info SET content='t: 2\\n', md5=MD5('t: 2\\n'), gmt_modified='2020-01-01 00:00:00' WHERE tenant_id='{}' AND data_id='trap.yaml'", e.ns),
     );
+    e.replicated("trap.yaml", Some(&md5("t: 2\n")));
     let r = e.audit(&["--fix"], &[PER_KEY, ("NACOS_DRIFT_FIX_VERIFY_SECS", "4")]);
     assert_eq!(r.code, 1, "{}", r.output);
     let traps: Vec<_> = l2(&r)
