@@ -200,10 +200,21 @@ fn audit(a: &AuditArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<ExitStat
         fix_source: a.fix_source,
         ..settings.fix.clone()
     };
+    if fix.fix && fix.allow_untrusted_rows {
+        eprintln_safe("warning: fix.allow_untrusted_rows is set: --fix may reload node caches from target DB rows that disagree with the source (each such repair is named in the report)");
+    }
     let mut repairs = Vec::new();
     let grpc = crate::cache::GrpcSyncer::new(std::time::Duration::from_secs(settings.timeout_secs));
     let mut probe_info = std::collections::BTreeMap::new();
     if settings.probe {
+        // The probe covers every key a node serves only without a subset: only then is a node's
+        // stale share (the full-reload threshold) known.
+        let whole = changed.is_none()
+            && settings.namespaces.is_empty()
+            && settings.ignore.namespaces.is_empty()
+            && settings.ignore.groups.is_empty()
+            && settings.ignore.data_ids.is_empty();
+        let reference = crate::cache::expect::source_reference(&source, &scope);
         for (side, conf, snap) in [
             (Side::Source, &settings.source, &source),
             (Side::Target, &settings.target, &target),
@@ -211,23 +222,29 @@ fn audit(a: &AuditArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<ExitStat
             if conf.nacos.is_empty() {
                 continue;
             }
-            let expected = expected_for(snap, &scope, side);
+            let (expected, db) =
+                crate::cache::expect::expected_for(snap, &scope, side, reference.as_ref());
             let nodes = source::nodes(conf, &settings);
             let identity = conf.identity_key.clone().zip(conf.identity_value.clone());
-            let outcome = rt.block_on(crate::cache::audit_side(
+            let outcome = rt.block_on(crate::cache::audit_side(&crate::cache::SideRun {
                 side,
-                &nodes,
-                &expected,
-                &identity,
-                &fix,
-                Some(&grpc),
-            ));
+                nodes: &nodes,
+                expected: &expected,
+                identity: &identity,
+                opts: &fix,
+                grpc: Some(&grpc),
+                scope: crate::cache::ProbeScope {
+                    whole,
+                    db: db.as_deref(),
+                },
+            }));
             probe_info.insert(
                 side.as_str().to_owned(),
                 crate::report::ProbeInfo {
                     nodes: outcome.nodes,
                     keys: outcome.probed,
                     mode: "full".into(),
+                    not_probed: outcome.not_probed,
                 },
             );
             findings.extend(outcome.findings);
@@ -377,44 +394,6 @@ fn restrict_to(
     if let Some(api) = &mut snap.api {
         api.configs.retain(|c| keep(&c.key));
     }
-}
-
-/// What each node of a side should serve: its DB's rows (formal configs) and deleted keys, or the API's content without a DB.
-fn expected_for(snap: &SideSnapshot, scope: &Scope, side: Side) -> Vec<crate::cache::Expected> {
-    let in_scope = |k: &crate::model::ConfigKey| {
-        let ns = if side == Side::Target {
-            scope.to_source(&k.namespace)
-        } else {
-            k.namespace.clone()
-        };
-        scope.config_in_scope(&ns, &k.group, &k.data_id)
-    };
-    let (configs, deleted) = match (&snap.db, &snap.api) {
-        (Some(db), _) if db.errors.is_empty() => (&db.configs, db.deleted.as_slice()),
-        (_, Some(api)) => (&api.configs, &[][..]),
-        (Some(db), None) => (&db.configs, db.deleted.as_slice()),
-        (None, None) => return Vec::new(),
-    };
-    let mut out: Vec<crate::cache::Expected> = configs
-        .iter()
-        .filter(|c| c.key.variant.is_empty() && in_scope(&c.key))
-        .map(|c| crate::cache::Expected {
-            key: c.key.clone(),
-            md5: c.md5.clone(),
-            modified_ms: c.modified_ms,
-        })
-        .collect();
-    out.extend(
-        deleted
-            .iter()
-            .filter(|k| in_scope(k))
-            .map(|k| crate::cache::Expected {
-                key: k.clone(),
-                md5: String::new(),
-                modified_ms: None,
-            }),
-    );
-    out
 }
 
 /// The audited namespaces (`--namespace`) in the target's ids, after `[namespace_map]`.

@@ -367,6 +367,7 @@ const KEYS: &[(&str, &str, Kind)] = &[
     ("fix", "full_threshold_pct", Kind::Int),
     ("fix", "rate_per_sec", Kind::Int),
     ("fix", "verify_secs", Kind::Int),
+    ("fix", "allow_untrusted_rows", Kind::Bool),
     ("ignore", "namespaces", Kind::List),
     ("ignore", "groups", Kind::List),
     ("ignore", "data_ids", Kind::List),
@@ -835,6 +836,9 @@ fn build(
     }
     if let Some(b) = bool_of("audit.probe") {
         s.probe = b;
+    }
+    if let Some(b) = bool_of("fix.allow_untrusted_rows") {
+        s.fix.allow_untrusted_rows = b;
     }
     if let Some((p, _)) = str_of("audit.state") {
         s.state = PathBuf::from(p);

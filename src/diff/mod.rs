@@ -4,6 +4,7 @@
 //! map), so that a namespace renamed during the migration is not reported as missing plus extra.
 //! Hashing and comparison run on rayon; the output is sorted so reports are deterministic.
 
+mod tags;
 pub mod text;
 
 use crate::finding::{Code, Finding, Layer};
@@ -305,11 +306,7 @@ pub fn compare_configs(
                     fields.push("desc".to_owned());
                 }
                 if s.tags != t.tags {
-                    fields.push(format!(
-                        "tags: [{}] → [{}]",
-                        s.tags.join(","),
-                        t.tags.join(",")
-                    ));
+                    fields.push(format!("tags: {}", tags::change(&s.tags, &t.tags)));
                 }
                 if fields.is_empty() {
                     return None;

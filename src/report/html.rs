@@ -100,9 +100,9 @@ pub fn write(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
                 v(&p.side),
                 v(&p.node),
                 v(&p.version),
-                v(&p.mechanism),
+                v(p.mechanism.as_str()),
                 p.keys,
-                v(&p.status),
+                v(p.status.as_str()),
                 p.repaired,
                 p.still_stale,
                 v(&p.detail)

@@ -145,9 +145,9 @@ pub fn write(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
                 "| {} | {} | {} | {} | {} | {} | {} |",
                 text(&p.side),
                 text(&p.node),
-                text(&p.mechanism),
+                text(p.mechanism.as_str()),
                 p.keys,
-                text(&p.status),
+                text(p.status.as_str()),
                 p.repaired,
                 p.still_stale
             )?;

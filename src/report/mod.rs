@@ -110,12 +110,15 @@ pub struct Report {
 /// What the L2 probe covered on one side.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ProbeInfo {
-    /// Nodes probed.
+    /// Nodes actually probed (a node that could not be is not counted).
     pub nodes: usize,
     /// Keys probed on each node.
     pub keys: usize,
     /// `full` or `incremental`.
     pub mode: String,
+    /// Configured nodes that could not be probed (each has a source-error finding).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_probed: Vec<String>,
 }
 
 impl Report {

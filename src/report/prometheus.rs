@@ -122,7 +122,7 @@ pub fn write(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
     let mut repairs: BTreeMap<(String, String), usize> = BTreeMap::new();
     for p in &r.repairs {
         *repairs
-            .entry((p.mechanism.clone(), p.status.clone()))
+            .entry((p.mechanism.to_string(), p.status.to_string()))
             .or_default() += 1;
     }
     let repairs: Vec<(String, usize)> = repairs

@@ -66,11 +66,16 @@ pub fn write(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
     for (side, p) in &r.probe {
         writeln!(
             out,
-            "  L2 probe ({}, {}): {} key(s) on each of {} node(s)",
+            "  L2 probe ({}, {}): {} key(s) on each of {} node(s){}",
             visible(side),
             visible(&p.mode),
             p.keys,
-            p.nodes
+            p.nodes,
+            if p.not_probed.is_empty() {
+                String::new()
+            } else {
+                format!("; not probed: {}", visible(&p.not_probed.join(", ")))
+            }
         )?;
     }
     for rep in &r.repairs {
@@ -80,9 +85,9 @@ pub fn write(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
             visible(&rep.side),
             visible(&rep.node),
             visible(&rep.version),
-            visible(&rep.mechanism),
+            visible(rep.mechanism.as_str()),
             rep.keys,
-            visible(&rep.status),
+            visible(rep.status.as_str()),
             rep.repaired,
             rep.still_stale,
             visible(&rep.detail)

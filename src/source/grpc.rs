@@ -13,6 +13,13 @@
 //!
 //! Ports: the cluster gRPC port is the HTTP port + 1001. 2.4.3+ accepts the sync request only
 //! there; 2.2.1–2.4.2 also accept the SDK port (HTTP + 1000).
+//!
+//! The request must look exactly like one from a cluster member of the node's own version: a
+//! repair may only make a node re-read its DB, never write it. Nacos 3.x's
+//! `ConfigChangeClusterSyncRequestHandler.checkNamespaceCompatible` parses the connection's
+//! `clientVersion`; anything it cannot read as `Nacos-Server:v<x.y.z>` ≥ 3.0.0 makes it run
+//! `ConfigMigrateService.namespaceMigrate`, which copies or deletes rows between the `''` and
+//! `public` namespaces in the DB. See [`cluster_client_version`] and [`sync_body`].
 
 use futures::channel::{mpsc, oneshot};
 use serde_json::{json, Value};
@@ -188,7 +195,12 @@ impl Conn {
 
     /// Connect to `addr` and register the connection; errors do not name the address (the
     /// caller does).
-    async fn open(addr: &str, client_ip: &str, timeout: Duration) -> Result<Conn, String> {
+    async fn open(
+        addr: &str,
+        client_ip: &str,
+        client_version: &str,
+        timeout: Duration,
+    ) -> Result<Conn, String> {
         let endpoint = Endpoint::from_shared(format!("http://{addr}"))
             .map_err(|e| format!("bad address: {e}"))?
             .connect_timeout(timeout)
@@ -246,7 +258,7 @@ impl Conn {
         let setup = json!({
             "headers": {},
             "requestId": request_id(),
-            "clientVersion": concat!("nacos-drift:v", env!("CARGO_PKG_VERSION")),
+            "clientVersion": client_version,
             "tenant": "",
             "labels": {"source": "cluster"},
             "abilityTable": {},
@@ -317,6 +329,8 @@ enum Attempt {
 pub struct GrpcNode {
     addr: String,
     client_ip: String,
+    /// The node's version, `major.minor.patch`: decides `clientVersion`, tenant and `grayName`.
+    version: (u32, u32, u32),
     identity: Option<(String, String)>,
     timeout: Duration,
     conn: tokio::sync::Mutex<Arc<Conn>>,
@@ -328,6 +342,7 @@ impl std::fmt::Debug for GrpcNode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GrpcNode")
             .field("addr", &self.addr)
+            .field("version", &self.version)
             .field("reconnects", &self.reconnects())
             .finish_non_exhaustive()
     }
@@ -335,9 +350,11 @@ impl std::fmt::Debug for GrpcNode {
 
 impl GrpcNode {
     /// Open one HTTP/2 connection to `grpc_addr` (`host:port`, normally HTTP port + 1001) and
-    /// register it as a cluster connection. `timeout` bounds each step (connect, each call).
+    /// register it as a cluster connection of a member of `server_version` (the node's own
+    /// version, as its state API reports it). `timeout` bounds each step (connect, each call).
     pub async fn connect(
         grpc_addr: &str,
+        server_version: &str,
         identity: Option<(&str, &str)>,
         timeout: Duration,
     ) -> Result<GrpcNode, String> {
@@ -346,13 +363,17 @@ impl GrpcNode {
             .trim_start_matches("http://")
             .trim_end_matches('/')
             .to_owned();
+        let version = crate::cache::plan::semver(server_version).ok_or_else(|| {
+            format!("Nacos gRPC {addr}: server version `{server_version}` is not major.minor.patch, so no cluster member's request can be imitated")
+        })?;
         let client_ip = local_ip_towards(&addr);
-        let conn = Conn::open(&addr, &client_ip, timeout)
+        let conn = Conn::open(&addr, &client_ip, &cluster_client_version(version), timeout)
             .await
             .map_err(|e| format!("Nacos gRPC {addr}: {e}"))?;
         Ok(GrpcNode {
             addr,
             client_ip,
+            version,
             identity: identity.map(|(k, v)| (k.to_owned(), v.to_owned())),
             timeout,
             conn: tokio::sync::Mutex::new(Arc::new(conn)),
@@ -382,7 +403,8 @@ impl GrpcNode {
     async fn current(&self, failed: Option<&Arc<Conn>>) -> Result<Arc<Conn>, String> {
         let mut cur = self.conn.lock().await;
         if !cur.is_alive() || failed.is_some_and(|f| Arc::ptr_eq(f, &cur)) {
-            let fresh = Conn::open(&self.addr, &self.client_ip, self.timeout)
+            let client_version = cluster_client_version(self.version);
+            let fresh = Conn::open(&self.addr, &self.client_ip, &client_version, self.timeout)
                 .await
                 .map_err(|e| format!("reconnect: {e}"))?;
             *cur = Arc::new(fresh);
@@ -391,36 +413,24 @@ impl GrpcNode {
         Ok(cur.clone())
     }
 
-    /// Ask the node to re-dump one config from its DB. `tenant` is "" for the default
-    /// namespace. Ok means the node accepted the request; its dump then runs asynchronously
-    /// (normally within milliseconds).
+    /// Ask the node to re-dump one formal config from its DB. `namespace` is the namespace id
+    /// (`public` or "" for the default one; the tenant the node's version expects is sent). Ok
+    /// means the node accepted the request; its dump then runs asynchronously (normally within
+    /// milliseconds).
     pub async fn sync(
         &self,
         data_id: &str,
         group: &str,
-        tenant: &str,
+        namespace: &str,
         last_modified_ms: i64,
     ) -> Result<(), String> {
         let err = |what: &str| {
             format!(
-                "Nacos gRPC {}: sync {tenant}/{group}/{data_id}: {what}",
+                "Nacos gRPC {}: sync {namespace}/{group}/{data_id}: {what}",
                 self.addr
             )
         };
-        // Only 2.1–2.2 use lastModified (as the dump timestamp; older than the cache → ignored);
-        // 2.3+ take the DB gmt_modified. 3.x also reads grayName; older nodes ignore it.
-        let body = json!({
-            "headers": {},
-            "requestId": request_id(),
-            "dataId": data_id,
-            "group": group,
-            "tenant": tenant,
-            "tag": null,
-            "lastModified": last_modified_ms,
-            "beta": false,
-            "batch": false,
-            "module": "config",
-        });
+        let body = sync_body(self.version, data_id, group, namespace, last_modified_ms);
         // The identity goes in the metadata headers, where the Java client puts request headers;
         // 3.x checks it there (RemoteRequestAuthFilter), earlier versions ignore it.
         let headers: HashMap<String, String> = self.identity.iter().cloned().collect();
@@ -573,20 +583,81 @@ async fn read_bi_stream(
 /// Ask one node to re-dump one config from its DB (Nacos ≥ 2.2.1 cluster gRPC sync).
 ///
 /// `grpc_addr` is `host:port`, normally the node's HTTP port + 1001 (+ 1000 is also accepted
-/// before 2.4.3). `tenant` is "" for the default namespace. `identity` is the server identity
-/// header key/value (needed on 3.x, harmless before). `timeout` bounds each step.
+/// before 2.4.3); `server_version` the node's version. `namespace` is the namespace id
+/// (`public` or "" for the default one). `identity` is the server identity header key/value
+/// (needed on 3.x, harmless before). `timeout` bounds each step.
 /// The error message names the node address, never the identity.
+#[allow(clippy::too_many_arguments)] // why: a one-shot call; every argument is one fact of the request.
 pub async fn config_change_sync(
     grpc_addr: &str,
+    server_version: &str,
     data_id: &str,
     group: &str,
-    tenant: &str,
+    namespace: &str,
     last_modified_ms: i64,
     identity: Option<(&str, &str)>,
     timeout: Duration,
 ) -> Result<(), String> {
-    let node = GrpcNode::connect(grpc_addr, identity, timeout).await?;
-    node.sync(data_id, group, tenant, last_modified_ms).await
+    let node = GrpcNode::connect(grpc_addr, server_version, identity, timeout).await?;
+    node.sync(data_id, group, namespace, last_modified_ms).await
+}
+
+/// The `clientVersion` a cluster member of `version` registers with: `GrpcClusterClient`
+/// sends `Nacos-Server:v<version>` from 2.5.0; before, its parent `GrpcClient` sent
+/// `VersionUtils.getFullClientVersion()`, `Nacos-Java-Client:v<version>`. Always `x.y.z`:
+/// `VersionUtils.compareVersion` (3.x's namespace check) throws on anything else, and a throw
+/// there means a namespace migration in the DB.
+#[must_use]
+pub fn cluster_client_version((major, minor, patch): (u32, u32, u32)) -> String {
+    let prefix = if (major, minor) >= (2, 5) {
+        "Nacos-Server:v"
+    } else {
+        "Nacos-Java-Client:v"
+    };
+    format!("{prefix}{major}.{minor}.{patch}")
+}
+
+/// The tenant a node of `version` expects for a namespace id: 3.x keeps the default namespace
+/// as `public` (`NamespaceUtil.processNamespaceParameter`, and its members send that tenant in
+/// `AsyncNotifyService`), earlier versions as "".
+#[must_use]
+pub fn sync_tenant((major, _, _): (u32, u32, u32), namespace: &str) -> String {
+    let default = namespace.is_empty() || namespace == "public";
+    match (default, major >= 3) {
+        (true, true) => "public".to_owned(),
+        (true, false) => String::new(),
+        (false, _) => namespace.to_owned(),
+    }
+}
+
+/// The `ConfigChangeClusterSyncRequest` body a member of `version` sends for a formal config:
+/// `beta` false and no `tag` (so 2.5+'s gray-compatibility migration in `checkCompatity` never
+/// runs), and from 2.5.0, where the handler reads it into the dump request, `grayName` null
+/// (formal). `lastModified` is the dump timestamp 2.1–2.2 use; 2.3+ take the row's gmt_modified.
+#[must_use]
+pub fn sync_body(
+    version: (u32, u32, u32),
+    data_id: &str,
+    group: &str,
+    namespace: &str,
+    last_modified_ms: i64,
+) -> Value {
+    let mut body = json!({
+        "headers": {},
+        "requestId": request_id(),
+        "dataId": data_id,
+        "group": group,
+        "tenant": sync_tenant(version, namespace),
+        "tag": null,
+        "lastModified": last_modified_ms,
+        "beta": false,
+        "batch": false,
+        "module": "config",
+    });
+    if version >= (2, 5, 0) {
+        body["grayName"] = Value::Null;
+    }
+    body
 }
 
 /// Milliseconds since the Unix epoch, for `last_modified_ms`.
@@ -613,6 +684,36 @@ mod tests {
             "nacos-1:9849"
         );
         assert!(cluster_grpc_addr("http://h:65000/").is_err());
+    }
+
+    #[test]
+    fn requests_look_like_a_member_of_the_nodes_version() {
+        // (version, clientVersion, tenant of the default namespace, grayName sent)
+        let cases = [
+            ((2, 0, 4), "Nacos-Java-Client:v2.0.4", "", false),
+            ((2, 3, 2), "Nacos-Java-Client:v2.3.2", "", false),
+            ((2, 4, 3), "Nacos-Java-Client:v2.4.3", "", false),
+            ((2, 5, 1), "Nacos-Server:v2.5.1", "", true),
+            ((3, 0, 0), "Nacos-Server:v3.0.0", "public", true),
+            ((3, 1, 0), "Nacos-Server:v3.1.0", "public", true),
+        ];
+        for (v, client, tenant, gray) in cases {
+            assert_eq!(cluster_client_version(v), client, "{v:?}");
+            for ns in ["", "public"] {
+                let b = sync_body(v, "d", "g", ns, 1);
+                assert_eq!(b["tenant"], tenant, "{v:?} {ns:?}");
+                assert_eq!(b.get("grayName").is_some(), gray, "{v:?}");
+                assert_eq!(b["grayName"], Value::Null);
+                assert_eq!(b["beta"], false);
+                assert_eq!(b["tag"], Value::Null);
+            }
+            assert_eq!(sync_body(v, "d", "g", "prod", 1)["tenant"], "prod");
+        }
+        // What 3.x's checkNamespaceCompatible needs to skip the migration: the prefix, then
+        // exactly three dot-separated parts.
+        let v3 = cluster_client_version((3, 1, 0));
+        let after = v3.split("Nacos-Server:v").nth(1).unwrap();
+        assert_eq!(after.split('.').count(), 3);
     }
 
     #[test]

@@ -575,7 +575,7 @@ fn desc_or_tags_changed_on_the_replica_are_config_meta_differs() {
             ("config-meta-differs", "L3", "APP/app.properties/"),
         ],
     );
-    assert!(r.output.contains("tags: [] → [pci]"), "{}", r.output);
+    assert!(r.output.contains("tags: added [pci]"), "{}", r.output);
 }
 
 /// The L1 scan verifies content inside each DB (CRC32 + CRC32C on MariaDB 10.8+, or MD5): a

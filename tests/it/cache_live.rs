@@ -8,20 +8,22 @@
 //! been up longer than ten minutes a node may heal itself mid-test (`testbed down && up` resets).
 
 use crate::bed::TARGET_CACHE_LOCK;
+use crate::db_rows::RowsGuard;
 use crate::ops::{audit, cred_env, md5, split_dsn, sql, sql_value, wait_until, Node, Run};
 use crate::support::{bed, tempdir, unique, Bed};
 
-const G: &str = "CACHE";
+pub(crate) const G: &str = "CACHE";
 
-struct Env {
-    bed: Bed,
-    ns: String,
-    src: Node,
-    tgt: Vec<Node>,
+/// A fresh namespace on the bed, the source node and the target nodes.
+pub(crate) struct Env {
+    pub(crate) bed: Bed,
+    pub(crate) ns: String,
+    pub(crate) src: Node,
+    pub(crate) tgt: Vec<Node>,
 }
 
 impl Env {
-    fn new(bed: Bed) -> Env {
+    pub(crate) fn new(bed: Bed) -> Env {
         let ns = format!("l2-{}", unique());
         let src = Node::login(&bed.source_nacos[0], &bed.username, &bed.password);
         let tgt = bed
@@ -34,7 +36,7 @@ impl Env {
     }
 
     /// Wait until the target DB row of `data_id` has this md5 (`None` = row gone).
-    fn replicated(&self, data_id: &str, want: Option<&str>) {
+    pub(crate) fn replicated(&self, data_id: &str, want: Option<&str>) {
         let q = format!("SELECT md5 FROM config_info WHERE tenant_id='{}' AND group_id='{G}' AND data_id='{data_id}'", self.ns);
         assert!(
             wait_until(30, || sql_value(&self.bed.target_db, &q).as_deref() == want),
@@ -46,7 +48,7 @@ impl Env {
     ///
     /// One request per node: the reload is asynchronous, and a second request made while one runs
     /// is queued and runs later, after the test has changed the DB, healing what it wants stale.
-    fn refresh(&self, node: &Node, keys: &[(&str, &str)]) {
+    pub(crate) fn refresh(&self, node: &Node, keys: &[(&str, &str)]) {
         let (s, b) = node.call("POST", "/v1/cs/ops/localCache", &[]);
         assert_eq!(s, 200, "localCache on {}: {b}", node.base);
         for (data_id, md5) in keys {
@@ -60,7 +62,7 @@ impl Env {
         std::thread::sleep(std::time::Duration::from_secs(1));
     }
 
-    fn audit(&self, extra: &[&str], env: &[(&str, &str)]) -> Run {
+    pub(crate) fn audit(&self, extra: &[&str], env: &[(&str, &str)]) -> Run {
         let mut args: Vec<String> = vec![
             "--namespace".into(),
             self.ns.clone(),
@@ -106,12 +108,20 @@ impl Env {
         let mut all: Vec<(&str, &str)> = e.iter().map(|(k, v)| (*k, v.as_str())).collect();
         all.extend_from_slice(env);
         let a: Vec<&str> = args.iter().map(String::as_str).collect();
-        audit(&a, &all)
+        // A repair reloads caches only: no config row of either DB may change (issue 8).
+        let guard = extra
+            .contains(&"--fix")
+            .then(|| RowsGuard::new(&[&self.bed.source_db, &self.bed.target_db], &self.ns, &[G]));
+        let r = audit(&a, &all);
+        if let Some(g) = guard {
+            g.assert_unchanged(&format!("audit {extra:?}"));
+        }
+        r
     }
 }
 
 /// `(code, data_id, node)` of every L2 finding.
-fn l2(r: &Run) -> Vec<(String, String, String)> {
+pub(crate) fn l2(r: &Run) -> Vec<(String, String, String)> {
     let mut v: Vec<_> = r.json["findings"]
         .as_array()
         .unwrap_or(&vec![])
@@ -129,7 +139,7 @@ fn l2(r: &Run) -> Vec<(String, String, String)> {
     v
 }
 
-fn repairs(r: &Run) -> Vec<(String, String, String)> {
+pub(crate) fn repairs(r: &Run) -> Vec<(String, String, String)> {
     r.json["repairs"]
         .as_array()
         .unwrap_or(&vec![])
@@ -145,7 +155,7 @@ fn repairs(r: &Run) -> Vec<(String, String, String)> {
 }
 
 /// Incremental per-key repairs even when every probed key of the namespace is stale.
-const PER_KEY: (&str, &str) = ("NACOS_DRIFT_FIX_FULL_THRESHOLD_PCT", "100");
+pub(crate) const PER_KEY: (&str, &str) = ("NACOS_DRIFT_FIX_FULL_THRESHOLD_PCT", "100");
 
 #[test]
 fn replicated_publish_change_and_delete_are_stale_on_every_target_node_and_fix_repairs_them() {
@@ -274,6 +284,7 @@ fn when_one_node_is_stale_only_that_node_is_touched() {
     let addr = nacos_drift::source::grpc::cluster_grpc_addr(&a.base).unwrap();
     crate::ops::block(nacos_drift::source::grpc::config_change_sync(
         &addr,
+        &e.bed.target_version,
         "k.yaml",
         G,
         &e.ns,
@@ -370,6 +381,26 @@ fn a_stopped_node_is_reported_while_the_others_are_repaired_exit_3() {
     assert!(reps.iter().all(|(_, _, s)| s == "applied"));
     for n in &e.tgt {
         assert_eq!(n.get_config(&e.ns, G, "s.yaml").1, "s: 1\n");
+    }
+    // Coverage counts the nodes actually probed and names the one that was not (issue 17).
+    assert_eq!(r.json["probe"]["target"]["nodes"], 2, "{}", r.output);
+    assert_eq!(
+        r.json["probe"]["target"]["not_probed"],
+        serde_json::json!(["http://127.0.0.1:18899/nacos"]),
+        "{}",
+        r.output
+    );
+    assert!(
+        r.output
+            .contains("on each of 2 node(s); not probed: http://127.0.0.1:18899/nacos"),
+        "{}",
+        r.output
+    );
+    // Every L2 finding on a node says what became of it.
+    for f in r.json["findings"].as_array().unwrap() {
+        if f["layer"] == "L2" && f["code"] != "source-error" && f["code"] != "node-not-member" {
+            assert_eq!(f["repair"], "repaired", "{f}");
+        }
     }
 }
 
@@ -480,11 +511,13 @@ fn a_row_rewritten_with_an_older_timestamp_is_a_timestamp_trap() {
     for n in &e.tgt {
         e.refresh(n, &[("trap.yaml", &md5("t: 1\n"))]);
     }
-    // A sync tool rewrites the target row with the source's old timestamp.
+    // A sync tool rewrites the row with an old timestamp (on the source, so that the target row,
+    // its replica, agrees with the source: a repair only loads rows the source confirms).
     sql(
-        &e.bed.target_db,
+        &e.bed.source_db,
         &format!("UPDATE config_info SET content='t: 2\\n', md5=MD5('t: 2\\n'), gmt_modified='2020-01-01 00:00:00' WHERE tenant_id='{}' AND data_id='trap.yaml'", e.ns),
     );
+    e.replicated("trap.yaml", Some(&md5("t: 2\n")));
     let r = e.audit(&["--fix"], &[PER_KEY, ("NACOS_DRIFT_FIX_VERIFY_SECS", "4")]);
     assert_eq!(r.code, 1, "{}", r.output);
     let traps: Vec<_> = l2(&r)

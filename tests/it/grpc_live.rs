@@ -4,6 +4,7 @@
 //! target DB by replication while both target nodes keep serving the old state: exactly the drift a
 //! repair must fix, node by node.
 
+use crate::db_rows::RowsGuard;
 use crate::ops::{block, sql_value, wait_until, Node};
 use crate::support::{bed, unique, Bed};
 use md5::{Digest, Md5};
@@ -18,11 +19,13 @@ fn identity(bed: &Bed) -> Option<(&str, &str)> {
         .then_some((bed.identity_key.as_str(), bed.identity_value.as_str()))
 }
 
-/// Sync one key on one node (by its HTTP base) over a fresh connection.
+/// Sync one key on one node (by its HTTP base) over a fresh connection; no row may change.
 fn sync(bed: &Bed, node: &Node, ns: &str, data_id: &str) {
+    let guard = RowsGuard::new(&[&bed.target_db], ns, &[GROUP]);
     let addr = cluster_grpc_addr(&node.base).unwrap();
     block(config_change_sync(
         &addr,
+        &bed.target_version,
         data_id,
         GROUP,
         ns,
@@ -31,6 +34,7 @@ fn sync(bed: &Bed, node: &Node, ns: &str, data_id: &str) {
         TIMEOUT,
     ))
     .unwrap_or_else(|e| panic!("sync {data_id} on {addr}: {e}"));
+    guard.assert_unchanged(&format!("sync {data_id} on {addr}"));
 }
 
 fn md5_hex(b: &[u8]) -> String {
@@ -147,8 +151,9 @@ fn one_connection_syncs_many_keys() {
     assert!(ids.iter().all(|id| target_md5(&bed, &ns, id).is_some()));
 
     let addr = cluster_grpc_addr(&t2.base).unwrap();
+    let guard = RowsGuard::new(&[&bed.target_db], &ns, &[GROUP]);
     block(async {
-        let node = GrpcNode::connect(&addr, identity(&bed), TIMEOUT)
+        let node = GrpcNode::connect(&addr, &bed.target_version, identity(&bed), TIMEOUT)
             .await
             .unwrap();
         assert_eq!(node.addr(), addr);
@@ -158,6 +163,7 @@ fn one_connection_syncs_many_keys() {
         assert!(node.is_alive().await);
         assert_eq!(node.reconnects(), 0);
     });
+    guard.assert_unchanged("five syncs on one connection");
     for id in &ids {
         assert!(
             wait_until(10, || t2.get_config(&ns, GROUP, id).1
@@ -191,8 +197,10 @@ fn sdk_port_and_older_server_accept_the_request() {
     let sdk = cluster_grpc_addr(&t1.base).unwrap();
     let (host, port) = sdk.rsplit_once(':').unwrap();
     let sdk = format!("{host}:{}", port.parse::<u16>().unwrap() - 1);
+    let guard = RowsGuard::new(&[&bed.target_db, &bed.source_db], &ns, &[GROUP]);
     block(config_change_sync(
         &sdk,
+        &bed.target_version,
         &data_id,
         GROUP,
         &ns,
@@ -208,6 +216,7 @@ fn sdk_port_and_older_server_accept_the_request() {
     let src_addr = cluster_grpc_addr(&src.base).unwrap();
     block(config_change_sync(
         &src_addr,
+        &bed.source_version,
         &data_id,
         GROUP,
         &ns,
@@ -217,6 +226,7 @@ fn sdk_port_and_older_server_accept_the_request() {
     ))
     .unwrap_or_else(|e| panic!("{} source: {e}", bed.source_version));
     assert_eq!(src.get_config(&ns, GROUP, &data_id).1, "p=1\n");
+    guard.assert_unchanged("syncs on the SDK port and on the 2.0.4 source");
 }
 
 /// Whether a version string like "2.3.2" is older than 2.4.3 (unknown → assume newer).
@@ -236,8 +246,9 @@ fn an_idle_connection_stays_registered() {
     let data_id = format!("idle-{}", unique());
     publish_replicated(&bed, &src, &ns, &data_id, "idle=1\n");
     let addr = cluster_grpc_addr(&t1.base).unwrap();
+    let guard = RowsGuard::new(&[&bed.target_db], &ns, &[GROUP]);
     block(async {
-        let node = GrpcNode::connect(&addr, identity(&bed), TIMEOUT)
+        let node = GrpcNode::connect(&addr, &bed.target_version, identity(&bed), TIMEOUT)
             .await
             .unwrap();
         tokio::time::sleep(Duration::from_secs(30)).await;
@@ -247,6 +258,7 @@ fn an_idle_connection_stays_registered() {
         node.sync(&data_id, GROUP, &ns, now_ms()).await.unwrap();
     });
     assert!(wait_until(10, || t1.get_config(&ns, GROUP, &data_id).1 == "idle=1\n"));
+    guard.assert_unchanged("a sync after 30 s idle");
 }
 
 #[test]
@@ -260,6 +272,7 @@ fn nothing_listening_fails_fast_naming_the_address() {
     let t = Instant::now();
     let err = block(config_change_sync(
         &addr,
+        "2.3.2",
         "d",
         "g",
         "",
@@ -292,6 +305,7 @@ fn a_non_grpc_port_is_an_error_not_a_hang() {
     let t = Instant::now();
     let err = block(config_change_sync(
         &http,
+        "2.3.2",
         "d",
         GROUP,
         "",
@@ -306,4 +320,120 @@ fn a_non_grpc_port_is_an_error_not_a_hang() {
         t.elapsed()
     );
     assert!(err.contains(&http), "{err}");
+}
+
+/// The node's version as its v3 state API reports it.
+fn nacos3_version(n3: &Node) -> String {
+    let (s, b) = n3.call("GET", "/v3/admin/core/state", &[]);
+    assert_eq!(s, 200, "{b}");
+    let v: serde_json::Value = serde_json::from_str(&b).unwrap();
+    let version = v["data"]["version"]
+        .as_str()
+        .or_else(|| v["version"].as_str())
+        .unwrap_or_else(|| panic!("no version in {b}"));
+    version.to_owned()
+}
+
+/// Every history entry of one config on a 3.x node: `(id, opType, srcUser)`.
+fn nacos3_history(n3: &Node, ns: &str, data_id: &str) -> Vec<(String, String, String)> {
+    let (s, b) = n3.call(
+        "GET",
+        "/v3/admin/cs/history/list",
+        &[
+            ("namespaceId", ns),
+            ("groupName", GROUP),
+            ("dataId", data_id),
+            ("pageNo", "1"),
+            ("pageSize", "100"),
+        ],
+    );
+    assert_eq!(s, 200, "history of {ns}/{data_id}: {b}");
+    let v: serde_json::Value = serde_json::from_str(&b).unwrap();
+    let items = v["data"]["pageItems"]
+        .as_array()
+        .unwrap_or_else(|| panic!("history of {ns}/{data_id}: no pageItems in {b}"));
+    items
+        .iter()
+        .map(|h| {
+            (
+                h["id"].to_string(),
+                h["opType"].as_str().unwrap_or("").trim().to_owned(),
+                h["srcUser"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// The content a 3.x node's DB holds for one config (admin detail), `None` if it has none.
+fn nacos3_row(n3: &Node, ns: &str, data_id: &str) -> Option<String> {
+    let (s, b) = n3.call(
+        "GET",
+        "/v3/admin/cs/config",
+        &[
+            ("namespaceId", ns),
+            ("groupName", GROUP),
+            ("dataId", data_id),
+        ],
+    );
+    let v: serde_json::Value = serde_json::from_str(&b).unwrap_or_default();
+    (s == 200)
+        .then(|| v["data"]["content"].as_str().map(str::to_owned))
+        .flatten()
+}
+
+/// Issue 8: a cluster sync on Nacos 3.x must not run `ConfigMigrateService.namespaceMigrate`
+/// (which copies or removes rows between `''` and `public` when the request's `clientVersion`
+/// is not that of a 3.x member). The node keeps its data in embedded Derby, so the proof is its
+/// own config history: no entry added by the syncs, and every row still there.
+#[test]
+fn a_sync_on_nacos3_writes_no_row_and_no_history() {
+    let Some(bed) = bed() else { return };
+    let n3 = Node::login(&bed.nacos3, &bed.username, &bed.password);
+    assert!(n3.v3, "{} is not a 3.x node", bed.nacos3);
+    let version = nacos3_version(&n3);
+    let data_id = format!("n3-{}.properties", unique());
+    let ns = format!("grpc3-{}", unique());
+    n3.create_namespace(&ns);
+    // The default namespace is where a migration would write; a custom one for contrast.
+    n3.publish("public", GROUP, &data_id, "n3=public\n");
+    n3.publish(&ns, GROUP, &data_id, "n3=custom\n");
+    assert!(wait_until(20, || n3.get_config("", GROUP, &data_id).1 == "n3=public\n"));
+    let history = || {
+        (
+            nacos3_history(&n3, "public", &data_id),
+            nacos3_history(&n3, &ns, &data_id),
+        )
+    };
+    let before = history();
+    assert!(!before.0.is_empty() && !before.1.is_empty(), "{before:?}");
+
+    let addr = cluster_grpc_addr(&n3.base).unwrap();
+    block(async {
+        let node = GrpcNode::connect(&addr, &version, identity(&bed), TIMEOUT)
+            .await
+            .unwrap_or_else(|e| panic!("{version} on {addr}: {e}"));
+        // "" and "public" both name the default namespace; the tenant sent is the one 3.x uses.
+        for namespace in ["", "public", ns.as_str()] {
+            node.sync(&data_id, GROUP, namespace, now_ms())
+                .await
+                .unwrap_or_else(|e| panic!("sync {namespace:?}/{data_id}: {e}"));
+        }
+    });
+    // The migration would run inside the request; the dump after it is asynchronous.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        history(),
+        before,
+        "the syncs wrote config history on {version}"
+    );
+    assert_eq!(
+        nacos3_row(&n3, "public", &data_id).as_deref(),
+        Some("n3=public\n")
+    );
+    assert_eq!(
+        nacos3_row(&n3, &ns, &data_id).as_deref(),
+        Some("n3=custom\n")
+    );
+    assert_eq!(n3.get_config("", GROUP, &data_id).1, "n3=public\n");
+    assert_eq!(n3.get_config(&ns, GROUP, &data_id).1, "n3=custom\n");
 }

@@ -1,5 +1,6 @@
 //! The single integration-test binary (one link on 2 cores); one module per area.
 
+mod db_rows;
 mod ops;
 mod support;
 
@@ -11,4 +12,5 @@ mod deploy;
 mod faults;
 mod grpc_live;
 mod hostile_reports;
+mod repair_live;
 mod secrets_live;

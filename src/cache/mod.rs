@@ -1,0 +1,445 @@
+//! Layer L2: probe every node's config cache against its own DB (or its cluster's API content), and repair stale caches.
+//!
+//! Nacos serves configs from each node's own dump, not from the DB, so a node can serve old content
+//! long after its DB row changed (`DumpService`, `ConfigCacheService`). The probe sends the
+//! expected md5 of every key to each node through the listener API, thousands per request, and
+//! the node answers with the keys it disagrees with. Repairs are planned first (`plan`), only
+//! from rows that agree with the source, rate-limited, applied per node with the mechanism its
+//! version supports, and verified by a fresh probe. A repair makes a node re-read its own DB; it
+//! never writes one.
+
+pub mod expect;
+pub mod nodedb;
+pub mod plan;
+mod sync;
+
+pub use plan::{Mechanism, Outcome, RepairStatus, Trust};
+pub use sync::{BoxFuture, GrpcSync, GrpcSyncer};
+
+use crate::finding::{Code, Finding, Layer};
+use crate::model::{ConfigKey, Side};
+use crate::source::nacos::{NacosNode, NodeError, LISTENER_BATCH};
+use futures::stream::{self, StreamExt};
+use plan::{NodeDbVerdict, ServedView};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// What the probe expects a node to serve for one key (`md5` empty = the config should not exist).
+#[derive(Debug, Clone)]
+pub struct Expected {
+    /// Key (formal configs only: the listener compares formal md5s for callers outside beta lists).
+    pub key: ConfigKey,
+    /// Expected md5, empty if the config was deleted.
+    pub md5: String,
+    /// DB `gmt_modified` in ms, when known (for the timestamp-trap check).
+    pub modified_ms: Option<i64>,
+    /// Whether this row may be loaded into caches (it agrees with the source).
+    pub trust: Trust,
+}
+
+/// How to repair.
+#[derive(Debug, Clone, Default)]
+pub struct FixOptions {
+    /// Repair at all.
+    pub fix: bool,
+    /// Plan only.
+    pub dry_run: bool,
+    /// Full reload of every stale node, whatever its stale share.
+    pub full: bool,
+    /// Repairs may touch the source side too.
+    pub fix_source: bool,
+    /// Stale share (percent of the keys a node serves) above which a node gets a full reload instead of per-key reloads (100 = never).
+    pub full_threshold_pct: u64,
+    /// Most repair requests per second per node.
+    pub rate_per_sec: u64,
+    /// How long to wait for a reload to show before calling a key still stale.
+    pub verify_secs: u64,
+    /// `fix.allow_untrusted_rows`: reload caches even from target rows that disagree with the source.
+    pub allow_untrusted_rows: bool,
+}
+
+/// Server identity header for node-to-node endpoints.
+pub type Identity = Option<(String, crate::settings::Secret)>;
+
+/// One planned or applied repair action on one node.
+#[derive(Debug, Clone, Serialize)]
+pub struct Repair {
+    /// `source` or `target`.
+    pub side: String,
+    /// Node URL.
+    pub node: String,
+    /// Node version.
+    pub version: String,
+    /// How.
+    pub mechanism: Mechanism,
+    /// Keys concerned.
+    pub keys: usize,
+    /// Where it stands.
+    pub status: RepairStatus,
+    /// Why this mechanism, or what failed.
+    pub detail: String,
+    /// Keys verified fresh after the repair.
+    pub repaired: usize,
+    /// Keys still stale after the repair.
+    pub still_stale: usize,
+}
+
+/// What the probe covers and where the expectations come from.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProbeScope<'a> {
+    /// The expectations cover every key the nodes serve (no `--namespace`, no ignore glob, not
+    /// incremental): only then is a node's stale share known.
+    pub whole: bool,
+    /// The expectations come from this side's configured DB (named here): nodes are then
+    /// checked to be reading it.
+    pub db: Option<&'a str>,
+}
+
+/// Result of the cache layer for one side.
+#[derive(Debug, Default)]
+pub struct CacheOutcome {
+    /// L2 findings (and node errors as source-error).
+    pub findings: Vec<Finding>,
+    /// Repairs planned or applied.
+    pub repairs: Vec<Repair>,
+    /// Keys probed per node.
+    pub probed: usize,
+    /// Nodes actually probed (answered the probe, and read the configured DB).
+    pub nodes: usize,
+    /// Configured nodes that were not probed (each named in a source-error).
+    pub not_probed: Vec<String>,
+}
+
+fn host_port(url: &str) -> String {
+    let rest = url.split("://").nth(1).unwrap_or(url);
+    let hp = rest.split('/').next().unwrap_or(rest);
+    if hp.contains(':') {
+        hp.to_owned()
+    } else {
+        format!("{hp}:80")
+    }
+}
+
+/// Parse an RFC 7231 HTTP date (`Fri, 27 Nov 2026 02:22:08 GMT`) to epoch ms.
+#[must_use]
+pub fn parse_http_date(s: &str) -> Option<i64> {
+    let parts: Vec<&str> = s.split_whitespace().collect();
+    if parts.len() != 6 || parts[5] != "GMT" {
+        return None;
+    }
+    let day: i64 = parts[1].parse().ok()?;
+    let month = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ]
+    .iter()
+    .position(|m| *m == parts[2])? as i64
+        + 1;
+    let year: i64 = parts[3].parse().ok()?;
+    let hms: Vec<i64> = parts[4].split(':').filter_map(|x| x.parse().ok()).collect();
+    if hms.len() != 3 {
+        return None;
+    }
+    // Days from civil (Howard Hinnant).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some((days * 86_400 + hms[0] * 3600 + hms[1] * 60 + hms[2]) * 1000)
+}
+
+/// `(namespace, group, dataId, expected md5)` as the listener probe takes it.
+type ProbeKey = (String, String, String, String);
+
+struct NodeState {
+    node: Arc<NacosNode>,
+    version: String,
+    stale: Vec<usize>,
+}
+
+/// Probe one node for all expected keys, in concurrent batches.
+async fn probe_all(node: &NacosNode, keys: &[ProbeKey]) -> Result<Vec<usize>, NodeError> {
+    let batches: Vec<(usize, &[ProbeKey])> = keys
+        .chunks(LISTENER_BATCH)
+        .enumerate()
+        .map(|(i, c)| (i * LISTENER_BATCH, c))
+        .collect();
+    let results: Vec<Result<Vec<usize>, NodeError>> = stream::iter(batches)
+        .map(|(offset, chunk)| async move {
+            node.probe(chunk)
+                .await
+                .map(|v| v.into_iter().map(|i| i + offset).collect::<Vec<_>>())
+        })
+        .buffer_unordered(4)
+        .collect()
+        .await;
+    let mut out = Vec::new();
+    for r in results {
+        out.extend(r?);
+    }
+    out.sort_unstable();
+    Ok(out)
+}
+
+fn probe_keys(expected: &[Expected]) -> Vec<ProbeKey> {
+    expected
+        .iter()
+        .map(|e| {
+            (
+                e.key.namespace.clone(),
+                e.key.group.clone(),
+                e.key.data_id.clone(),
+                e.md5.clone(),
+            )
+        })
+        .collect()
+}
+
+/// One side's L2 run: its nodes, expectations and repair settings.
+pub struct SideRun<'a> {
+    /// Which side.
+    pub side: Side,
+    /// Its configured nodes.
+    pub nodes: &'a [Arc<NacosNode>],
+    /// What each node should serve.
+    pub expected: &'a [Expected],
+    /// Server identity for node-to-node endpoints.
+    pub identity: &'a Identity,
+    /// Repair settings.
+    pub opts: &'a FixOptions,
+    /// Per-key gRPC reloads, when available.
+    pub grpc: Option<&'a (dyn GrpcSync + Sync)>,
+    /// What the probe covers.
+    pub scope: ProbeScope<'a>,
+}
+
+impl SideRun<'_> {
+    fn node_error(&self, node: &str, msg: &str) -> Finding {
+        let mut f = Finding::new(Code::SourceError, Layer::L2, "", "", "");
+        f.side = Some(self.side.as_str().to_owned());
+        f.node = Some(node.to_owned());
+        f.detail = format!("{}: {msg}", self.side);
+        f
+    }
+
+    fn member_finding(&self, node: &str, detail: String) -> Finding {
+        let mut f = Finding::new(Code::NodeNotMember, Layer::L2, "", "", "");
+        f.side = Some(self.side.as_str().to_owned());
+        f.node = Some(node.to_owned());
+        f.detail = detail;
+        f
+    }
+
+    /// Membership: every configured node must be a member, and every member configured and UP.
+    async fn check_members(&self, first: &NacosNode, out: &mut CacheOutcome) {
+        match first.members().await {
+            Ok(Some(members)) => {
+                let configured: Vec<String> =
+                    self.nodes.iter().map(|n| host_port(&n.base)).collect();
+                let listed = members
+                    .iter()
+                    .map(|m| m.address.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                for n in self.nodes {
+                    let hp = host_port(&n.base);
+                    if !members.iter().any(|m| m.address == hp) {
+                        out.findings.push(self.member_finding(
+                            &n.base,
+                            format!("configured node {hp} is not a member of its cluster (members: {listed})"),
+                        ));
+                    }
+                }
+                for m in &members {
+                    if !configured.contains(&m.address) {
+                        out.findings.push(self.member_finding(&m.address, format!("cluster member {} (state {}) is not in the configured node list: its cache is not audited", m.address, m.state)));
+                    } else if m.state != "UP" {
+                        out.findings.push(self.member_finding(
+                            &m.address,
+                            format!(
+                                "cluster member {} is {} according to {}",
+                                m.address, m.state, first.base
+                            ),
+                        ));
+                    }
+                }
+            }
+            Ok(None) => {}
+            Err(e) => out.findings.push(self.node_error(
+                &first.base,
+                &format!("cannot list cluster members: {}", e.message),
+            )),
+        }
+    }
+
+    /// Log in, read versions and probe every node; returns the nodes actually probed.
+    async fn probe_nodes(&self, keys: &[ProbeKey], out: &mut CacheOutcome) -> Vec<NodeState> {
+        let versions = futures::future::join_all(self.nodes.iter().map(|n| async move {
+            n.login().await?;
+            n.version().await
+        }))
+        .await;
+        let mut live: Vec<NodeState> = Vec::new();
+        for (n, v) in self.nodes.iter().zip(versions) {
+            match v {
+                Ok(version) => live.push(NodeState {
+                    node: n.clone(),
+                    version,
+                    stale: Vec::new(),
+                }),
+                Err(e) => {
+                    out.findings.push(self.node_error(&n.base, &e.message));
+                    out.not_probed.push(n.base.clone());
+                }
+            }
+        }
+        if let Some(first) = live.first() {
+            self.check_members(&first.node.clone(), out).await;
+        }
+        let probes = futures::future::join_all(live.iter().map(|s| probe_all(&s.node, keys))).await;
+        let mut probed = Vec::new();
+        for (mut s, r) in live.into_iter().zip(probes) {
+            match r {
+                Ok(stale) => {
+                    s.stale = stale;
+                    probed.push(s);
+                }
+                Err(e) => {
+                    out.findings.push(self.node_error(&s.node.base, &e.message));
+                    out.not_probed.push(s.node.base.clone());
+                }
+            }
+        }
+        // Probe the flagged keys once more: a node in the middle of a reload can flag a key for an
+        // instant. Only keys flagged twice are reported (and repaired).
+        for s in &mut probed {
+            if s.stale.is_empty() {
+                continue;
+            }
+            let subset: Vec<ProbeKey> = s.stale.iter().map(|i| keys[*i].clone()).collect();
+            if let Ok(again) = probe_all(&s.node, &subset).await {
+                s.stale = again.into_iter().map(|j| s.stale[j]).collect();
+            }
+        }
+        probed
+    }
+
+    /// Drop (and report) nodes that do not read the configured DB: their findings would be about
+    /// another database, and a reload would load that one.
+    async fn check_node_dbs(&self, live: Vec<NodeState>, out: &mut CacheOutcome) -> Vec<NodeState> {
+        let Some(db) = self.scope.db else {
+            return live;
+        };
+        let verdicts = futures::future::join_all(live.iter().map(|s| async {
+            // A node that agrees on every key reads this DB (or an identical one): nothing to ask.
+            if s.stale.is_empty() {
+                NodeDbVerdict::Agrees
+            } else {
+                nodedb::check(&s.node, self.expected, &s.stale).await
+            }
+        }))
+        .await;
+        let mut kept = Vec::new();
+        for (s, v) in live.into_iter().zip(verdicts) {
+            match v {
+                NodeDbVerdict::Agrees => kept.push(s),
+                NodeDbVerdict::Mismatch { differing, judged } => {
+                    out.findings.push(self.node_error(&s.node.base, &format!(
+                        "node-db-mismatch: the node does not read the configured database {db}: its own DB view differs on {differing} of {judged} sampled key(s); its cache was not audited and nothing was repaired on it (pair each side's nodes with their own database)"
+                    )));
+                    out.not_probed.push(s.node.base.clone());
+                }
+            }
+        }
+        kept
+    }
+}
+
+/// Check members, probe every node, and (with `fix`) repair and verify.
+pub async fn audit_side(run: &SideRun<'_>) -> CacheOutcome {
+    let expected = run.expected;
+    let mut out = CacheOutcome {
+        probed: expected.len(),
+        ..CacheOutcome::default()
+    };
+    let keys = probe_keys(expected);
+    let live = run.probe_nodes(&keys, &mut out).await;
+    let live = run.check_node_dbs(live, &mut out).await;
+    out.nodes = live.len();
+
+    // Classify each difference: stale (serves other content), missing (serves nothing), extra (serves a deleted config).
+    let mut stale_findings: BTreeMap<(String, usize), Finding> = BTreeMap::new();
+    for s in &live {
+        let served = stream::iter(s.stale.iter().copied())
+            .map(|i| {
+                let node = s.node.clone();
+                let k = expected[i].key.clone();
+                async move { (i, node.served(&k.namespace, &k.group, &k.data_id).await) }
+            })
+            .buffer_unordered(8)
+            .collect::<Vec<_>>()
+            .await;
+        for (i, r) in served {
+            let e = &expected[i];
+            let view = r
+                .as_ref()
+                .map_or(ServedView::Unreadable, |sv| ServedView::Status(sv.status));
+            let (code, detail) = plan::classify(&e.md5, view);
+            let mut f = Finding::new(
+                code,
+                Layer::L2,
+                &e.key.namespace,
+                &e.key.group,
+                &e.key.data_id,
+            );
+            f.side = Some(run.side.as_str().to_owned());
+            f.node = Some(s.node.base.clone());
+            f.expected_md5 = Some(e.md5.clone());
+            f.detail = detail.to_owned();
+            match r {
+                Ok(sv) => f.served_md5 = Some(sv.md5),
+                Err(err) => f.detail = format!("{detail}: {}", err.message),
+            }
+            stale_findings.insert((s.node.base.clone(), i), f);
+        }
+    }
+
+    if run.opts.fix {
+        let touch = run.side == Side::Target || run.opts.fix_source;
+        if touch {
+            repair::repair_side(run, &live, &keys, &mut stale_findings, &mut out).await;
+        } else {
+            for f in stale_findings.values_mut() {
+                f.repair = Some(Outcome::SourceUntouched.to_string());
+            }
+        }
+    }
+    out.findings.extend(stale_findings.into_values());
+    out
+}
+
+mod repair;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn http_dates_parse() {
+        assert_eq!(parse_http_date("Thu, 01 Jan 1970 00:00:01 GMT"), Some(1000));
+        assert_eq!(
+            parse_http_date("Fri, 27 Nov 2026 02:22:08 GMT"),
+            Some(1_795_746_128_000)
+        );
+        assert_eq!(parse_http_date("garbage"), None);
+    }
+
+    #[test]
+    fn host_port_defaults_to_80() {
+        assert_eq!(host_port("http://10.0.0.1:8848/nacos"), "10.0.0.1:8848");
+        assert_eq!(host_port("http://nacos/nacos"), "nacos:80");
+    }
+}

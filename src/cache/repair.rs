@@ -1,0 +1,291 @@
+//! `--fix` on one side: plan per node, refuse untrusted rows, apply, verify, and give every L2
+//! finding its outcome.
+
+use super::plan::{self, Mechanism, NodePlan, Outcome, PlanInput, RepairStatus, TrapInput};
+use super::sync::per_key;
+use super::{probe_all, CacheOutcome, NodeState, ProbeKey, Repair, SideRun};
+use crate::finding::{Code, Finding};
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+type Findings = BTreeMap<(String, usize), Finding>;
+
+fn set_outcome(findings: &mut Findings, node: &str, idx: &[usize], outcome: &Outcome) {
+    for i in idx {
+        if let Some(f) = findings.get_mut(&(node.to_owned(), *i)) {
+            f.repair = Some(outcome.to_string());
+        }
+    }
+}
+
+/// Plan, apply and verify the repairs of every stale node of one side.
+pub(super) async fn repair_side(
+    run: &SideRun<'_>,
+    live: &[NodeState],
+    keys: &[ProbeKey],
+    findings: &mut Findings,
+    out: &mut CacheOutcome,
+) {
+    let opts = run.opts;
+    let expected = run.expected;
+    let side = run.side.as_str().to_owned();
+    let mut applied: Vec<(usize, usize, Vec<usize>)> = Vec::new(); // (live index, repair index, keys sent)
+    for (n, s) in live.iter().enumerate() {
+        if s.stale.is_empty() {
+            continue;
+        }
+        let record = |mechanism, status, keys: usize, detail: String| Repair {
+            side: side.clone(),
+            node: s.node.base.clone(),
+            version: s.version.clone(),
+            mechanism,
+            keys,
+            status,
+            detail,
+            repaired: 0,
+            still_stale: 0,
+        };
+        // Rows that disagree with the source are never loaded into a cache, unless asked loudly.
+        let (mut refused, mut allowed, mut untrusted_allowed) = (Vec::new(), Vec::new(), 0usize);
+        for i in &s.stale {
+            match expected[*i].trust.refusal() {
+                Some(_) if !opts.allow_untrusted_rows => refused.push(*i),
+                Some(_) => {
+                    untrusted_allowed += 1;
+                    allowed.push(*i);
+                }
+                None => allowed.push(*i),
+            }
+        }
+        // Group the refusals by reason: one action per reason.
+        let mut by_reason: BTreeMap<&'static str, Vec<usize>> = BTreeMap::new();
+        for i in &refused {
+            if let Some(why) = expected[*i].trust.refusal() {
+                by_reason.entry(why).or_default().push(*i);
+            }
+        }
+        for (why, idx) in &by_reason {
+            set_outcome(
+                findings,
+                &s.node.base,
+                idx,
+                &Outcome::NotRepairable((*why).to_owned()),
+            );
+            out.repairs.push(record(
+                Mechanism::None,
+                RepairStatus::Skipped,
+                idx.len(),
+                format!("not repairable: {why}"),
+            ));
+        }
+        if allowed.is_empty() {
+            continue;
+        }
+        let NodePlan { mechanism, mut why } = plan::plan_node(&PlanInput {
+            version: &s.version,
+            grpc: run.grpc.is_some(),
+            stale: allowed.len(),
+            refused: refused.len(),
+            served: run.scope.whole.then_some(expected.len()),
+            full: opts.full,
+            threshold_pct: opts.full_threshold_pct,
+        });
+        if untrusted_allowed > 0 {
+            why = format!("{why}; fix.allow_untrusted_rows: {untrusted_allowed} key(s) reloaded from target DB rows that disagree with the source");
+        }
+        if mechanism == Mechanism::None {
+            set_outcome(
+                findings,
+                &s.node.base,
+                &allowed,
+                &Outcome::NotRepairable(why.clone()),
+            );
+            out.repairs
+                .push(record(mechanism, RepairStatus::Skipped, allowed.len(), why));
+            continue;
+        }
+        if opts.dry_run {
+            set_outcome(
+                findings,
+                &s.node.base,
+                &allowed,
+                &Outcome::Planned(mechanism),
+            );
+            out.repairs
+                .push(record(mechanism, RepairStatus::Planned, allowed.len(), why));
+            continue;
+        }
+        let mut r = record(mechanism, RepairStatus::Applied, allowed.len(), why);
+        let (sent, failures) = apply(run, s, &allowed, mechanism).await;
+        for (i, e) in &failures {
+            set_outcome(findings, &s.node.base, &[*i], &Outcome::Failed(e.clone()));
+        }
+        if !failures.is_empty() {
+            let first = &failures[0].1;
+            let what = format!(
+                "{} of {} key(s) failed: {first}",
+                failures.len(),
+                allowed.len()
+            );
+            r.detail = format!("{}; {what}", r.detail);
+            if sent.is_empty() {
+                r.status = RepairStatus::Failed;
+            }
+            out.findings
+                .push(run.node_error(&s.node.base, &format!("repair failed: {what}")));
+        }
+        if !sent.is_empty() {
+            applied.push((n, out.repairs.len(), sent));
+        }
+        out.repairs.push(r);
+    }
+    if !opts.dry_run {
+        verify(run, live, keys, findings, out, &applied).await;
+    }
+}
+
+/// Send the repair; returns the keys sent successfully and the keys that failed, with why.
+async fn apply(
+    run: &SideRun<'_>,
+    s: &NodeState,
+    allowed: &[usize],
+    mechanism: Mechanism,
+) -> (Vec<usize>, Vec<(usize, String)>) {
+    let id = run.identity.as_ref().map(|(k, v)| (k.as_str(), v.expose()));
+    let pause = Duration::from_millis(1000 / run.opts.rate_per_sec.max(1));
+    let results = if mechanism == Mechanism::FullReload {
+        match s.node.reload_all(id).await {
+            Err(e) => allowed
+                .iter()
+                .map(|i| (*i, Err(e.message.clone())))
+                .collect(),
+            Ok(()) => {
+                // A full dump never removes deleted configs (`DumpAllProcessor` only adds and
+                // updates): drop those per key where the version allows.
+                let deleted: Vec<usize> = allowed
+                    .iter()
+                    .copied()
+                    .filter(|i| run.expected[*i].md5.is_empty())
+                    .collect();
+                let (m2, _) = plan::incremental_mechanism(&s.version, run.grpc.is_some());
+                let mut res: Vec<(usize, Result<(), String>)> = allowed
+                    .iter()
+                    .filter(|i| !deleted.contains(i))
+                    .map(|i| (*i, Ok(())))
+                    .collect();
+                if m2.per_key() {
+                    res.extend(
+                        per_key(
+                            &s.node,
+                            &s.version,
+                            &deleted,
+                            run.expected,
+                            m2,
+                            id,
+                            run.grpc,
+                            pause,
+                        )
+                        .await,
+                    );
+                } else {
+                    // Still sent: the verification says whether the dump dropped them.
+                    res.extend(deleted.iter().map(|i| (*i, Ok(()))));
+                }
+                res
+            }
+        }
+    } else {
+        per_key(
+            &s.node,
+            &s.version,
+            allowed,
+            run.expected,
+            mechanism,
+            id,
+            run.grpc,
+            pause,
+        )
+        .await
+    };
+    let mut sent = Vec::new();
+    let mut failed = Vec::new();
+    for (i, r) in results {
+        match r {
+            Ok(()) => sent.push(i),
+            Err(e) => failed.push((i, e)),
+        }
+    }
+    (sent, failed)
+}
+
+/// Re-probe the keys sent on each node until fresh or out of time (reloads are asynchronous).
+async fn verify(
+    run: &SideRun<'_>,
+    live: &[NodeState],
+    keys: &[ProbeKey],
+    findings: &mut Findings,
+    out: &mut CacheOutcome,
+    applied: &[(usize, usize, Vec<usize>)],
+) {
+    let deadline = Instant::now() + Duration::from_secs(run.opts.verify_secs);
+    for (n, ri, sent) in applied {
+        let s = &live[*n];
+        let r = &mut out.repairs[*ri];
+        let subset: Vec<ProbeKey> = sent.iter().map(|i| keys[*i].clone()).collect();
+        let still: BTreeSet<usize> = loop {
+            match probe_all(&s.node, &subset).await {
+                Ok(idx) => {
+                    let still: BTreeSet<usize> = idx.into_iter().map(|j| sent[j]).collect();
+                    if still.is_empty() || Instant::now() >= deadline {
+                        break still;
+                    }
+                }
+                Err(e) => {
+                    let why = format!("verification probe failed: {}", e.message);
+                    r.detail = format!("{}; {why}", r.detail);
+                    r.status = RepairStatus::Failed;
+                    set_outcome(findings, &s.node.base, sent, &Outcome::Failed(why));
+                    break BTreeSet::new();
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        };
+        if r.status == RepairStatus::Failed {
+            continue;
+        }
+        r.repaired = sent.len() - still.len();
+        r.still_stale = still.len();
+        for i in sent {
+            let Some(f) = findings.get_mut(&(s.node.base.clone(), *i)) else {
+                continue;
+            };
+            if !still.contains(i) {
+                f.repair = Some(Outcome::Repaired.to_string());
+                if run.expected[*i].trust.refusal().is_some() {
+                    f.detail = format!("{} (reloaded from a target DB row that disagrees with the source, as fix.allow_untrusted_rows allows)", f.detail);
+                }
+                continue;
+            }
+            f.repair = Some(Outcome::StillStale(r.mechanism).to_string());
+            let e = &run.expected[*i];
+            if let Ok(sv) = s.node.served(&f.namespace, &f.group, &f.name).await {
+                f.served_md5 = Some(sv.md5.clone());
+                let trap = plan::is_timestamp_trap(&TrapInput {
+                    version: &s.version,
+                    served_status: sv.status,
+                    node_modified_ms: sv.last_modified_ms,
+                    db_modified_ms: e.modified_ms,
+                    deleted: e.md5.is_empty(),
+                });
+                if trap {
+                    f.code = Code::CacheTimestampTrap;
+                    f.detail = format!(
+                        "a reload did not take: the node's cached copy (Last-Modified {}) is newer than the DB row's gmt_modified ({}), and Nacos ≥ 2.1 ignores older dumps. Remedy: set gmt_modified = NOW() on the row, then reload (or restart the node)",
+                        sv.last_modified_ms.unwrap_or(0) / 1000,
+                        e.modified_ms.unwrap_or(0) / 1000
+                    );
+                }
+            }
+        }
+    }
+}
