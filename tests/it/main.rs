@@ -9,3 +9,4 @@ mod cache_live;
 mod cli;
 mod faults;
 mod grpc_live;
+mod lock_live;
