@@ -460,8 +460,18 @@ pub(crate) fn finish(
     let live = mode == "audit";
     report.source = side_info(live.then_some(&settings.source), source);
     report.target = side_info(live.then_some(&settings.target), target);
-    match (&source.db, &target.db) {
-        (Some(_), Some(_)) => report.compared.push("L1 (DB ↔ DB)".into()),
+    // Live, what was configured (a stopped run may not have read it yet); offline, the files.
+    let (s_db, t_db) = if live {
+        (settings.source.db.is_some(), settings.target.db.is_some())
+    } else {
+        (source.db.is_some(), target.db.is_some())
+    };
+    let unread = crate::run::Unread::of(source, target, &Scope::new(settings));
+    match (s_db.then_some(()), t_db.then_some(())) {
+        (Some(()), Some(())) if unread.l1 => report.not_compared.push(
+            "L1 (DB ↔ DB): a database could not be read (see the source-error findings)".into(),
+        ),
+        (Some(()), Some(())) => report.compared.push("L1 (DB ↔ DB)".into()),
         (None, None) => report
             .not_compared
             .push("L1 (DB ↔ DB): no database configured on either side".into()),
@@ -497,6 +507,10 @@ pub(crate) fn finish(
         (source.api.is_some(), target.api.is_some())
     };
     match (s_api.then_some(()), t_api.then_some(())) {
+        (Some(()), Some(())) if unread.l3 => report.not_compared.push(
+            "L3 (cluster ↔ cluster): a cluster's API could not be read (see the source-error findings)"
+                .into(),
+        ),
         (Some(()), Some(())) => report.compared.push("L3 (cluster ↔ cluster API)".into()),
         (None, None) => report
             .not_compared

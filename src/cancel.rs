@@ -167,12 +167,9 @@ impl Stopper {
         during: &str,
         layer: Layer,
     ) -> Result<(), Stopped> {
-        self.run(
-            rt,
-            during,
-            layer,
-            tokio::time::sleep(Duration::from_secs(secs)),
-        )
+        // Made inside the runtime: a tokio timer needs its context.
+        let wait = async move { tokio::time::sleep(Duration::from_secs(secs)).await };
+        self.run(rt, during, layer, wait)
     }
 
     /// Turn SIGINT and SIGTERM into a stop: the first one stops the run (its reports are still
@@ -264,6 +261,7 @@ mod tests {
         let s = Stopper::new(3600);
         assert_eq!(s.run(&rt(), "x", Layer::L3, async { 42 }), Ok(42));
         assert_eq!(s.check("y", Layer::L3), Ok(()));
+        assert_eq!(s.sleep(&rt(), 0, "settling", Layer::L1), Ok(()));
     }
 
     #[test]

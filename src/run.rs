@@ -320,9 +320,9 @@ impl Gathered {
 #[derive(Debug, Default)]
 pub(crate) struct Unread {
     /// A DB of either side failed: every L1 comparison depends on both.
-    l1: bool,
+    pub(crate) l1: bool,
     /// The API of either side could not be read at all.
-    l3: bool,
+    pub(crate) l3: bool,
     /// Namespaces (source terms) whose API reads failed on either side.
     l3_namespaces: HashSet<String>,
 }

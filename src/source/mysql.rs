@@ -57,7 +57,9 @@ fn tagged(sql: &str) -> String {
 fn hint(msg: &str, database: &str, lock_secs: u64) -> String {
     if msg.contains("Access denied") && msg.contains("to database") {
         // 1044: the login worked; this user may not use this database, or it has another name.
-        format!(" (user may not use database `{database}`, or no database has that name)")
+        format!(
+            " (no access to database `{database}`: check the database name in the DSN, or grant the user access to it)"
+        )
     } else if msg.contains("Unknown database") {
         format!(" (no database named `{database}` on this server)")
     } else if msg.contains("Access denied") {
@@ -485,5 +487,38 @@ impl NacosDb {
             .bounded(conn.id(), "reading his_config_info", conn.exec(sql, (nid,)))
             .await?;
         Ok(rows.into_iter().map(key_of).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::hint;
+
+    #[test]
+    fn access_denied_to_a_database_names_it_instead_of_blaming_the_password() {
+        let h = hint(
+            "ERROR 1044 (42000): Access denied for user 'nacos'@'%' to database 'nacos_x'",
+            "nacos_x",
+            10,
+        );
+        assert!(h.contains("`nacos_x`") && !h.contains("password"), "{h}");
+        let h = hint(
+            "ERROR 1045 (28000): Access denied for user 'nacos'@'localhost' (using password: YES)",
+            "nacos",
+            10,
+        );
+        assert!(h.contains("wrong user or password"), "{h}");
+        let h = hint(
+            "ERROR 1049 (42000): Unknown database 'nacos_x'",
+            "nacos_x",
+            10,
+        );
+        assert!(h.contains("no database named `nacos_x`"), "{h}");
+        let h = hint(
+            "ERROR 1205 (HY000): Lock wait timeout exceeded; try restarting transaction",
+            "nacos",
+            7,
+        );
+        assert!(h.contains("locked") && h.contains("7 s"), "{h}");
     }
 }

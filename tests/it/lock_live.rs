@@ -1,5 +1,6 @@
 //! Live on the bed: a run stopped by SIGTERM or by its deadline still writes its reports, marked
-//! incomplete, and releases its lock; a stale lock is taken over; two repairs never run at once.
+//! incomplete, and releases its lock; a stale lock is taken over; two repairs never run at once;
+//! a database that cannot be read yields its source-error and no finding about what it holds.
 
 use crate::ops::cred_env;
 use crate::support::{bed, bin, tempdir};
@@ -189,4 +190,37 @@ fn two_fix_runs_started_together_one_runs_and_the_other_exits_3_naming_the_holde
     // The other one ran its audit (and its repairs) to the end.
     assert!(has_first_pass_drift(&ends[won], &d), "{}", ends[won].stderr);
     assert!(!dir.join("state.json.lock").exists());
+}
+
+#[test]
+fn a_wrongly_named_target_db_yields_its_source_error_and_nothing_about_what_it_holds() {
+    let Some(b) = bed() else { return };
+    let (s, spw) = crate::ops::split_dsn(&b.source_db);
+    let (t, tpw) = crate::ops::split_dsn(&b.target_db);
+    let wrong = format!("{}_x", t.trim_end_matches('/'));
+    let args = ["--source-db", &s, "--target-db", &wrong, "--no-probe"];
+    let env = [
+        ("NACOS_DRIFT_SOURCE_DB_PASSWORD", spw.as_str()),
+        ("NACOS_DRIFT_TARGET_DB_PASSWORD", tpw.as_str()),
+    ];
+    let e = spawn_audit(bin(), &args, &env).end(120);
+    assert_eq!(e.code, 3, "{}", e.stderr);
+    // Not "namespace-missing public" nor "exists on the source only": the target was not read.
+    assert!(e.drift().is_empty(), "{:?}", e.drift());
+    let errors = e.errors();
+    assert!(
+        errors
+            .iter()
+            .any(|m| m.contains("nacos_x`") && !m.contains("wrong user or password")),
+        "the error must name the database, not blame the password: {errors:?}"
+    );
+    assert!(
+        e.json["not_compared"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n.as_str().unwrap().starts_with("L1")),
+        "{}",
+        e.json
+    );
 }

@@ -151,10 +151,12 @@ impl Limits {
     }
 }
 
-/// Seconds left until the run's deadline (at least 1: 0 would mean "no limit" to the server).
+/// Seconds left until the run's deadline, rounded up, plus one: the run's own stop comes first
+/// (and kills what it leaves), the server's limit is the backstop. Never 0 ("no limit").
 fn run_secs() -> u64 {
     lock(&DEADLINE).map_or(NO_DEADLINE_SECS, |d| {
-        d.saturating_duration_since(Instant::now()).as_secs().max(1)
+        let left = d.saturating_duration_since(Instant::now());
+        left.as_secs() + u64::from(left.subsec_nanos() > 0) + 1
     })
 }
 
