@@ -29,6 +29,7 @@ struct Gathered {
     clients_compared: Option<&'static str>,
     clients_not: Vec<String>,
     run_mode: String,
+    /// Only keys changed since the watermark were audited.
     incremental: bool,
     watermarks: BTreeMap<String, crate::state::Watermark>,
     /// Layers whose comparison ran to its end (a stopped run reports the others as not compared).
@@ -58,10 +59,7 @@ pub(crate) fn audit(a: &AuditArgs, settings: &Settings) -> Result<ExitStatus> {
         None
     };
     let started_ms = app::now_ms();
-    let mut g = Gathered {
-        incremental: a.incremental,
-        ..Gathered::default()
-    };
+    let mut g = Gathered::default();
     let stopped = stages(
         a,
         settings,
@@ -602,7 +600,7 @@ mod tests {
         e1.detail = "target: node down".into();
         let first = vec![a.clone(), b.clone(), c.clone(), e1.clone()];
         // Second pass: `a` again, `b` gone (settled), a new difference `n` (not confirmed),
-        // L3 not re-read (no error, but also nothing), the same error again plus a new one.
+        // `c` gone, the same error again plus a new one.
         let n = finding(Code::ConfigMissing, Layer::L1, "p", "n");
         let mut e2 = finding(Code::SourceError, Layer::L1, "", "");
         e2.detail = "target: db gone".into();

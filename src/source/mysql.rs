@@ -85,7 +85,9 @@ impl NacosDb {
             .pass(password.map(|p| p.expose().to_owned()))
             .pool_opts(
                 mysql_async::PoolOpts::default()
-                    .with_constraints(mysql_async::PoolConstraints::new(0, 8).unwrap_or_default())
+                    // Room for both sides' concurrent scans even when they name the same DB: a
+                    // wait for a free connection counts against the connect bound (`--timeout`).
+                    .with_constraints(mysql_async::PoolConstraints::new(0, 16).unwrap_or_default())
                     // Keep returned connections for the next step of the run instead of closing
                     // each one (with no idle TTL, mysql_async keeps none above the minimum).
                     .with_inactive_connection_ttl(Duration::from_secs(60))

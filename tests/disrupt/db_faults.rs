@@ -166,6 +166,53 @@ fn a_locked_table_on_the_target_ends_the_run_with_exit_3_and_leaves_no_query_beh
 }
 
 #[test]
+fn a_run_stopped_by_its_deadline_while_waiting_on_a_lock_kills_its_statement() {
+    let _one = crate::serial();
+    let Some(b) = bed() else { return };
+    let d = Drifted::new(&b);
+    let (mut args, env) = d.db_args();
+    // The server would wait 60 s for the lock: the run's deadline (4 s) comes first.
+    args.extend(
+        [
+            "--no-probe",
+            "--settle",
+            "0",
+            "--timeout",
+            "60",
+            "--deadline",
+            "4",
+        ]
+        .map(str::to_owned),
+    );
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut root = Root::target(&b);
+    root.exec("LOCK TABLES config_info WRITE");
+    let run = spawn_audit(bin(), &strs(&args), &env);
+    let pid = run.pid();
+    let e = run.end(60);
+    let left = root.statements_of(pid).0;
+    drop(root);
+    assert_eq!(e.code, 3, "{}", e.stderr);
+    assert!(
+        e.elapsed < Duration::from_secs(30),
+        "a 4 s deadline took {:?}",
+        e.elapsed
+    );
+    assert_eq!(
+        left, 0,
+        "the stopped run left its statement waiting on the server"
+    );
+    let errors = e.errors();
+    assert!(
+        errors
+            .iter()
+            .any(|m| m.contains("deadline of 4 s") && m.contains("reading both sides")),
+        "{errors:?}"
+    );
+    assert!(e.drift().is_empty(), "{:?}", e.drift());
+}
+
+#[test]
 fn a_target_db_paused_mid_run_ends_the_run_with_exit_3_and_the_bed_recovers() {
     let _one = crate::serial();
     let Some(b) = bed() else { return };
