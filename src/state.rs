@@ -215,6 +215,9 @@ pub fn lock(state_path: &Path) -> Result<Lock> {
             ),
         )
     };
+    // A live PID read from a held lock that is not (yet) a nacos-drift one: the holder may
+    // still be replacing a stale PID with its own.
+    let mut seen = None;
     for _ in 0..50 {
         let mut file = std::fs::OpenOptions::new()
             .read(true)
@@ -233,11 +236,11 @@ pub fn lock(state_path: &Path) -> Result<Lock> {
                     Ok(pid) if pid == me || probe(pid) == Process::NacosDrift => {
                         return Err(held(pid))
                     }
-                    _ => {
-                        std::thread::sleep(std::time::Duration::from_millis(20));
-                        continue;
-                    }
+                    Ok(pid) if probe(pid) != Process::Gone => seen = Some(pid),
+                    _ => {}
                 }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+                continue;
             }
             Err(std::fs::TryLockError::Error(e)) => return Err(io("locking", e)),
         }
@@ -272,13 +275,16 @@ pub fn lock(state_path: &Path) -> Result<Lock> {
             took_over,
         });
     }
-    Err(Error::new(
-        ErrorKind::Source,
-        format!(
-            "another nacos-drift run holds {} (its PID could not be read); not starting a second one",
-            path.display()
+    Err(match seen {
+        Some(pid) => held(pid),
+        None => Error::new(
+            ErrorKind::Source,
+            format!(
+                "another nacos-drift run holds {} (its PID could not be read); not starting a second one",
+                path.display()
+            ),
         ),
-    ))
+    })
 }
 
 #[cfg(test)]
