@@ -177,6 +177,7 @@ impl Running {
             .ok()
             .and_then(|s| serde_json::from_str(&s).ok())
             .unwrap_or(serde_json::Value::Null);
+        let _ = std::fs::remove_dir_all(&self.out);
         Ended {
             code: status.code().unwrap_or(-1),
             json,
