@@ -1,5 +1,6 @@
 //! Orchestration of each subcommand: resolve settings → capture (async) → hash and diff (rayon) → report → exit status.
 
+use crate::cancel::{Stopped, Stopper};
 use crate::cli::{AuditArgs, Cli, Command, DiffArgs, SnapshotArgs};
 use crate::diff::{self, Scope};
 use crate::error::{Error, ErrorKind, Result};
@@ -9,7 +10,6 @@ use crate::model::{Side, SideSnapshot, SNAPSHOT_SCHEMA_VERSION};
 use crate::report::{Report, SideInfo};
 use crate::settings::{self, Inputs, Settings};
 use crate::source::{self, NamespaceFilter};
-use std::collections::HashSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -33,7 +33,7 @@ pub fn run(cli: Cli) -> Result<ExitStatus> {
     }
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -41,7 +41,7 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 }
 
 /// Namespace filters for both sides, from the scope (source ids for the source, mapped ids for the target).
-fn filters(scope: &Arc<Scope>) -> (NamespaceFilter, NamespaceFilter) {
+pub(crate) fn filters(scope: &Arc<Scope>) -> (NamespaceFilter, NamespaceFilter) {
     let s = scope.clone();
     let t = scope.clone();
     (
@@ -85,315 +85,13 @@ fn audit(a: &AuditArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<ExitStat
         print!("{}", crate::check_config::describe(&settings));
         return Ok(ExitStatus::Clean);
     }
-    let scope = Arc::new(Scope::new(&settings));
-    let rt = runtime()?;
-    // Incremental runs: one at a time (lock), and only keys changed since the watermark.
-    let lock = if a.incremental {
-        Some(crate::state::lock(&settings.state)?)
-    } else {
-        None
-    };
-    if let Some(pid) = lock.as_ref().and_then(|l| l.took_over) {
-        eprintln_safe(&format!(
-            "warning: took over a stale lock left by process {pid}, which is no longer running"
-        ));
-    }
-    let prior = if a.incremental {
-        crate::state::load(&settings.state)?
-    } else {
-        None
-    };
-    let started_ms = now_ms();
-    // Holding every row of a large DB costs far more memory than its digests: when nothing needs
-    // every key (no L2 probe, no incremental watermark), the DB layer keeps digests only.
-    let compact = !a.incremental
-        && settings.source.db.is_some()
-        && settings.target.db.is_some()
-        && (!settings.probe
-            || (settings.source.nacos.is_empty() && settings.target.nacos.is_empty()));
-    let (source, target) = capture_both(&rt, &settings, &scope, compact);
-    let watermarks = watermarks_of(&source, &target);
-    let mut run_mode = if a.incremental {
-        "full".to_owned()
-    } else {
-        String::new()
-    };
-    let changed: Option<HashSet<(String, String, String)>> = match &prior {
-        Some(p) if !a.full && !full_due(p, started_ms, settings.full_every_hours) => {
-            if settings.source.db.is_none() && settings.target.db.is_none() {
-                run_mode =
-                    "full (an incremental run needs a database to take a watermark from)".into();
-                None
-            } else {
-                let k = rt.block_on(changed_keys(&settings, &scope, p));
-                run_mode = format!(
-                    "incremental: {} key(s) changed since the watermark",
-                    k.len()
-                );
-                Some(k)
-            }
-        }
-        Some(_) => {
-            run_mode = "full (scheduled full pass, or --full)".into();
-            None
-        }
-        None if a.incremental => {
-            run_mode = "full (no state file yet)".into();
-            None
-        }
-        None => None,
-    };
-    let restrict = |mut s: SideSnapshot, mut t: SideSnapshot| {
-        if let Some(k) = &changed {
-            restrict_to(&mut s, k, &scope, Side::Source);
-            restrict_to(&mut t, k, &scope, Side::Target);
-        }
-        (s, t)
-    };
-    let (source, target) = restrict(source, target);
-    let first = compare(&source, &target, &scope);
-    let mut settled = 0;
-    let (source, target, findings) =
-        if settings.settle_secs > 0 && first.iter().any(|f| f.code != Code::SourceError) {
-            tracing::info!(
-                "{} difference(s); re-checking in {} s before confirming",
-                first.len(),
-                settings.settle_secs
-            );
-            std::thread::sleep(std::time::Duration::from_secs(settings.settle_secs));
-            let t0 = std::time::Instant::now();
-            let (source2, target2) = recapture(&rt, &settings, &scope, &first, &source, &target);
-            let (source2, target2) = restrict(source2, target2);
-            let second = compare(&source2, &target2, &scope);
-            tracing::info!("settling re-check took {:?}", t0.elapsed());
-            let seen: HashSet<String> = first.iter().map(Finding::identity).collect();
-            let confirmed: Vec<Finding> = second
-                .into_iter()
-                .filter(|f| f.code == Code::SourceError || seen.contains(&f.identity()))
-                .collect();
-            settled = first
-                .iter()
-                .filter(|f| f.code != Code::SourceError)
-                .count()
-                .saturating_sub(
-                    confirmed
-                        .iter()
-                        .filter(|f| f.code != Code::SourceError)
-                        .count(),
-                );
-            // Later layers and the report keep the first pass's full snapshots; the re-check
-            // read only what it had to.
-            (source, target, confirmed)
-        } else {
-            (source, target, first)
-        };
-    let mut findings = findings;
-    let t1 = std::time::Instant::now();
-    rt.block_on(fill_db_diffs(&settings, &scope, &mut findings));
-    tracing::info!("content diffs fetched in {:?}", t1.elapsed());
-    // The databases are done with: what follows talks to the nodes only.
-    rt.block_on(source::mysql::close_all());
-    let fix = crate::cache::FixOptions {
-        fix: a.fix,
-        dry_run: a.dry_run,
-        full: a.full,
-        fix_source: a.fix_source,
-        ..settings.fix.clone()
-    };
-    if fix.fix && fix.allow_untrusted_rows {
-        eprintln_safe("warning: fix.allow_untrusted_rows is set: --fix may reload node caches from target DB rows that disagree with the source (each such repair is named in the report)");
-    }
-    let mut repairs = Vec::new();
-    let grpc = crate::cache::GrpcSyncer::new(std::time::Duration::from_secs(settings.timeout_secs));
-    let mut probe_info = std::collections::BTreeMap::new();
-    if settings.probe {
-        // The probe covers every key a node serves only without a subset: only then is a node's
-        // stale share (the full-reload threshold) known.
-        let whole = changed.is_none()
-            && settings.namespaces.is_empty()
-            && settings.ignore.namespaces.is_empty()
-            && settings.ignore.groups.is_empty()
-            && settings.ignore.data_ids.is_empty();
-        let reference = crate::cache::expect::source_reference(&source, &scope);
-        for (side, conf, snap) in [
-            (Side::Source, &settings.source, &source),
-            (Side::Target, &settings.target, &target),
-        ] {
-            if conf.nacos.is_empty() {
-                continue;
-            }
-            let (expected, db) =
-                crate::cache::expect::expected_for(snap, &scope, side, reference.as_ref());
-            let nodes = source::nodes(conf, &settings);
-            let identity = conf.identity_key.clone().zip(conf.identity_value.clone());
-            let outcome = rt.block_on(crate::cache::audit_side(&crate::cache::SideRun {
-                side,
-                nodes: &nodes,
-                expected: &expected,
-                identity: &identity,
-                opts: &fix,
-                grpc: Some(&grpc),
-                scope: crate::cache::ProbeScope {
-                    whole,
-                    db: db.as_deref(),
-                },
-            }));
-            probe_info.insert(
-                side.as_str().to_owned(),
-                crate::report::ProbeInfo {
-                    nodes: outcome.nodes,
-                    keys: outcome.probed,
-                    mode: "full".into(),
-                    not_probed: outcome.not_probed,
-                },
-            );
-            findings.extend(outcome.findings);
-            repairs.extend(outcome.repairs);
-        }
-    }
-    // Decommission: a source that clients still use is not ready to be turned off.
-    let (mut clients_compared, mut clients_not) = (None, Vec::new());
-    if settings.gate == Some(settings::Gate::DecommissionReady) {
-        if settings.source.nacos.is_empty() {
-            clients_not.push("connected clients: the source has no Nacos nodes configured".into());
-        } else {
-            let (sf, _) = filters(&scope);
-            let nodes = source::nodes(&settings.source, &settings);
-            let outcome = rt.block_on(crate::clients::check(&nodes, &sf));
-            findings.extend(outcome.findings);
-            clients_not = outcome.not_checked;
-            clients_compared = Some("connected clients (SDK connections of each source node)");
-        }
-    }
-    let mut report = finish(&settings, "audit", findings, &source, &target);
-    report.compared.extend(clients_compared.map(str::to_owned));
-    report.not_compared.extend(clients_not);
-    report.summary.settled = settled;
-    report.repairs = repairs;
-    for p in probe_info.values_mut() {
-        if changed.is_some() {
-            p.mode = "incremental".into();
-        }
-    }
-    report.probe = probe_info;
-    if !run_mode.is_empty() {
-        report.run_mode = Some(run_mode);
-    }
-    let status = emit(&report, &settings)?;
-    // Only a complete run moves the watermark: an incomplete one must be looked at again.
-    if a.incremental && report.complete {
-        let last_full_ms = if changed.is_some() {
-            prior.map_or(started_ms, |p| p.last_full_ms)
-        } else {
-            started_ms
-        };
-        crate::state::save(
-            &settings.state,
-            &crate::state::State {
-                schema_version: crate::state::STATE_SCHEMA_VERSION,
-                last_full_ms,
-                sides: watermarks,
-            },
-        )?;
-    }
-    drop(lock);
-    Ok(status)
+    crate::run::audit(a, &settings)
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
-fn full_due(p: &crate::state::State, now: i64, every_hours: u64) -> bool {
-    every_hours > 0
-        && now - p.last_full_ms > i64::try_from(every_hours * 3_600_000).unwrap_or(i64::MAX)
-}
-
-/// Newest `gmt_modified` and history nid per side, read from the (unrestricted) DB snapshots.
-fn watermarks_of(
-    source: &SideSnapshot,
-    target: &SideSnapshot,
-) -> std::collections::BTreeMap<String, crate::state::Watermark> {
-    let mut out = std::collections::BTreeMap::new();
-    for (name, snap) in [("source", source), ("target", target)] {
-        if let Some(db) = &snap.db {
-            if db.errors.is_empty() {
-                out.insert(
-                    name.to_owned(),
-                    crate::state::Watermark {
-                        modified_ms: db
-                            .configs
-                            .iter()
-                            .filter_map(|c| c.modified_ms)
-                            .max()
-                            .unwrap_or(0),
-                        his_nid: db.max_his_nid.unwrap_or(0),
-                    },
-                );
-            }
-        }
-    }
-    out
-}
-
-/// Keys (in source namespace terms) changed on either DB since the watermark: rows modified at or
-/// after `modified − skew`, and keys with a history entry after the last nid (deletions included).
-async fn changed_keys(
-    settings: &Settings,
-    scope: &Scope,
-    prior: &crate::state::State,
-) -> HashSet<(String, String, String)> {
-    let mut out = HashSet::new();
-    for (name, conf, is_target) in [
-        ("source", &settings.source, false),
-        ("target", &settings.target, true),
-    ] {
-        let Some(dsn) = &conf.db else { continue };
-        let wm = prior.sides.get(name).cloned().unwrap_or_default();
-        let Ok(db) =
-            source::mysql::NacosDb::new(dsn, conf.db_password.as_ref(), settings.timeout_secs)
-        else {
-            continue;
-        };
-        let since = wm.modified_ms - i64::try_from(settings.skew_secs * 1000).unwrap_or(0);
-        let mut keys = db.modified_keys_since(since).await.unwrap_or_default();
-        keys.extend(db.history_keys_since(wm.his_nid).await.unwrap_or_default());
-        for k in keys {
-            let ns = if is_target {
-                scope.to_source(&k.namespace)
-            } else {
-                k.namespace.clone()
-            };
-            out.insert((ns, k.group, k.data_id));
-        }
-    }
-    out
-}
-
-/// Keep only the changed keys' configs (and deletions) in a snapshot.
-fn restrict_to(
-    snap: &mut SideSnapshot,
-    keys: &HashSet<(String, String, String)>,
-    scope: &Scope,
-    side: Side,
-) {
-    let keep = |k: &crate::model::ConfigKey| {
-        let ns = if side == Side::Target {
-            scope.to_source(&k.namespace)
-        } else {
-            crate::model::canonical_namespace(&k.namespace)
-        };
-        keys.contains(&(ns, k.group.clone(), k.data_id.clone()))
-    };
-    if let Some(db) = &mut snap.db {
-        db.configs.retain(|c| keep(&c.key));
-        db.deleted.retain(|k| keep(k));
-    }
-    if let Some(api) = &mut snap.api {
-        api.configs.retain(|c| keep(&c.key));
-    }
 }
 
 /// The audited namespaces (`--namespace`) in the target's ids, after `[namespace_map]`.
@@ -407,18 +105,26 @@ fn target_namespaces(settings: &Settings, scope: &Scope) -> Vec<String> {
 
 /// Capture both sides concurrently. With `compact`, the DB layer keeps only digests and then
 /// reads in full just the rows whose digests differ (L1 without L2 or incremental needs no more).
-fn capture_both(
+pub(crate) fn capture_both(
     rt: &tokio::runtime::Runtime,
+    stop: &Stopper,
     settings: &Settings,
     scope: &Arc<Scope>,
     compact: bool,
-) -> (SideSnapshot, SideSnapshot) {
+) -> std::result::Result<(SideSnapshot, SideSnapshot), Stopped> {
+    // The step a stop interrupts here: the DB layer when there is one, else the API.
+    let layer = if settings.source.db.is_some() || settings.target.db.is_some() {
+        Layer::L1
+    } else {
+        Layer::L3
+    };
     let (sf, tf) = filters(scope);
     let with_api = !settings.source.nacos.is_empty() && !settings.target.nacos.is_empty();
     let target_also = target_namespaces(settings, scope);
     // Both DB scans must digest content the same way: agree on it before either starts.
     let (sm, tm) = if compact {
-        let digest = rt.block_on(source::agree_digest(settings));
+        let during = "agreeing on the content digest with both databases";
+        let digest = stop.run(rt, during, Layer::L1, source::agree_digest(settings))?;
         tracing::info!("L1 content digest: {}", digest.name());
         let t = scope.clone();
         let to_source: source::NamespaceMapper = Arc::new(move |ns: &str| t.to_source(ns));
@@ -438,7 +144,7 @@ fn capture_both(
         (None, None)
     };
     let t0 = std::time::Instant::now();
-    let (mut source, mut target) = rt.block_on(async {
+    let (mut source, mut target) = stop.run(rt, "reading both sides", layer, async {
         tokio::join!(
             source::capture(
                 Side::Source,
@@ -459,11 +165,13 @@ fn capture_both(
                 with_api
             )
         )
-    });
+    })?;
     crate::progress::clear();
     tracing::info!("captured both sides in {:?}", t0.elapsed());
     if compact {
-        rt.block_on(source::narrow_compact(&mut source, &mut target, settings));
+        let during = "reading the rows whose digests differ";
+        let narrow = source::narrow_compact(&mut source, &mut target, settings);
+        stop.run(rt, during, Layer::L1, narrow)?;
         tracing::info!("narrowed to differing rows at {:?}", t0.elapsed());
     }
     // CPU-bound hashing runs on rayon, outside the async runtime.
@@ -472,7 +180,7 @@ fn capture_both(
             diff::hash_contents(&mut api.configs);
         }
     }
-    (source, target)
+    Ok((source, target))
 }
 
 /// The snapshots of the settling re-check, reading again only what the first pass found
@@ -480,14 +188,15 @@ fn capture_both(
 /// the API again, if it had findings. A layer without findings keeps its first-pass snapshot: the
 /// re-check only confirms first-pass findings, so it could add nothing there. At a million rows
 /// this makes the re-check cost what the drift is, not what the tables are.
-fn recapture(
+pub(crate) fn recapture(
     rt: &tokio::runtime::Runtime,
+    stop: &Stopper,
     settings: &Settings,
     scope: &Arc<Scope>,
     first: &[Finding],
     source: &SideSnapshot,
     target: &SideSnapshot,
-) -> (SideSnapshot, SideSnapshot) {
+) -> std::result::Result<(SideSnapshot, SideSnapshot), Stopped> {
     let drift = |layer: Layer| {
         first
             .iter()
@@ -509,7 +218,9 @@ fn recapture(
     // A layer with no finding is left out of the re-check on both sides (`None`): it could
     // only repeat the first pass.
     let (l1, l3) = (drift(Layer::L1), drift(Layer::L3));
-    let (mut s, mut t) = rt.block_on(async {
+    let during = "re-checking the differences";
+    let layer = if l1 { Layer::L1 } else { Layer::L3 };
+    let (mut s, mut t) = stop.run(rt, during, layer, async {
         tokio::join!(
             recheck_side(
                 Side::Source,
@@ -532,7 +243,7 @@ fn recapture(
                 (l1, l3)
             )
         )
-    });
+    })?;
     crate::progress::clear();
     // As in the first pass: API contents are digested on rayon, outside the async runtime.
     for snap in [&mut s, &mut t] {
@@ -540,7 +251,7 @@ fn recapture(
             diff::hash_contents(&mut api.configs);
         }
     }
-    (s, t)
+    Ok((s, t))
 }
 
 /// One side of [`recapture`]: `layers` says whether L1 and L3 had findings.
@@ -579,7 +290,7 @@ async fn recheck_side(
 }
 
 /// Diff two snapshots and add a `source-error` finding for every capture failure.
-fn compare(source: &SideSnapshot, target: &SideSnapshot, scope: &Scope) -> Vec<Finding> {
+pub(crate) fn compare(source: &SideSnapshot, target: &SideSnapshot, scope: &Scope) -> Vec<Finding> {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .ok()
@@ -619,7 +330,7 @@ fn capture_errors(snap: &SideSnapshot, side: Side) -> Vec<Finding> {
 }
 
 /// For L1 content differences, fetch both rows' content and attach a masked diff.
-async fn fill_db_diffs(settings: &Settings, scope: &Scope, findings: &mut [Finding]) {
+pub(crate) async fn fill_db_diffs(settings: &Settings, scope: &Scope, findings: &mut [Finding]) {
     let (Some(sdsn), Some(tdsn)) = (&settings.source.db, &settings.target.db) else {
         return;
     };
@@ -695,7 +406,7 @@ fn side_info(conf: Option<&settings::SideSettings>, snap: &SideSnapshot) -> Side
 }
 
 /// Apply levels and the gate, then build the report.
-fn finish(
+pub(crate) fn finish(
     settings: &Settings,
     mode: &str,
     mut findings: Vec<Finding>,
@@ -717,8 +428,18 @@ fn finish(
     let live = mode == "audit";
     report.source = side_info(live.then_some(&settings.source), source);
     report.target = side_info(live.then_some(&settings.target), target);
-    match (&source.db, &target.db) {
-        (Some(_), Some(_)) => report.compared.push("L1 (DB ↔ DB)".into()),
+    // Live, what was configured (a stopped run may not have read it yet); offline, the files.
+    let (s_db, t_db) = if live {
+        (settings.source.db.is_some(), settings.target.db.is_some())
+    } else {
+        (source.db.is_some(), target.db.is_some())
+    };
+    let unread = crate::run::Unread::of(source, target, &Scope::new(settings));
+    match (s_db.then_some(()), t_db.then_some(())) {
+        (Some(()), Some(())) if unread.l1 => report.not_compared.push(
+            "L1 (DB ↔ DB): a database could not be read (see the source-error findings)".into(),
+        ),
+        (Some(()), Some(())) => report.compared.push("L1 (DB ↔ DB)".into()),
         (None, None) => report
             .not_compared
             .push("L1 (DB ↔ DB): no database configured on either side".into()),
@@ -754,6 +475,10 @@ fn finish(
         (source.api.is_some(), target.api.is_some())
     };
     match (s_api.then_some(()), t_api.then_some(())) {
+        (Some(()), Some(())) if unread.l3 => report.not_compared.push(
+            "L3 (cluster ↔ cluster): a cluster's API could not be read (see the source-error findings)"
+                .into(),
+        ),
         (Some(()), Some(())) => report.compared.push("L3 (cluster ↔ cluster API)".into()),
         (None, None) => report
             .not_compared
@@ -769,7 +494,7 @@ fn finish(
 }
 
 /// Write the reports, print the text summary, and return the status.
-fn emit(report: &Report, settings: &Settings) -> Result<ExitStatus> {
+pub(crate) fn emit(report: &Report, settings: &Settings) -> Result<ExitStatus> {
     let dir = settings
         .out
         .clone()
@@ -791,7 +516,7 @@ fn emit(report: &Report, settings: &Settings) -> Result<ExitStatus> {
     }
 }
 
-fn eprintln_safe(msg: &str) {
+pub(crate) fn eprintln_safe(msg: &str) {
     // Messages carry node answers (capture errors): control characters shown, never sent.
     crate::report::escape::eprintln_visible(msg);
 }
@@ -833,17 +558,31 @@ fn snapshot(a: &SnapshotArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Ex
     let scope = Arc::new(Scope::new(&settings));
     let (sf, tf) = filters(&scope);
     let rt = runtime()?;
-    let mut snap = rt.block_on(source::capture(
-        side,
-        conf,
-        &settings,
-        if side == Side::Source { sf } else { tf },
-        &settings.namespaces,
-        None,
-        true,
-    ));
+    let stop = Stopper::new(settings.deadline_secs);
+    source::mysql::limit_run(Some(stop.deadline()));
+    let captured = stop.run(
+        &rt,
+        &format!("reading the {side}"),
+        Layer::L1,
+        source::capture(
+            side,
+            conf,
+            &settings,
+            if side == Side::Source { sf } else { tf },
+            &settings.namespaces,
+            None,
+            true,
+        ),
+    );
     rt.block_on(source::mysql::close_all());
+    rt.shutdown_background();
     crate::progress::clear();
+    let mut snap = captured.map_err(|s| {
+        Error::new(
+            ErrorKind::Source,
+            format!("snapshot not written: {} while {}", s.why, s.during),
+        )
+    })?;
     if let Some(api) = &mut snap.api {
         diff::hash_contents(&mut api.configs);
     }
@@ -936,6 +675,7 @@ fn diff_files(a: &DiffArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Exit
     }
     let scope = Scope::new(&settings);
     let mut findings = diff::compare(&source, &target, &scope, None);
+    crate::run::drop_unread(&mut findings, &source, &target, &scope);
     findings.extend(capture_errors(&source, Side::Source));
     findings.extend(capture_errors(&target, Side::Target));
     let report = finish(&settings, "diff", findings, &source, &target);

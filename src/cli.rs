@@ -91,6 +91,9 @@ pub struct SidesArgs {
     /// Per-request timeout in seconds.
     #[arg(long, value_name = "SECS")]
     pub timeout: Option<u64>,
+    /// Whole-run deadline in seconds: past it the run stops, writes what it has (incomplete) and exits 3.
+    #[arg(long, value_name = "SECS")]
+    pub deadline: Option<u64>,
     /// Concurrent requests per node.
     #[arg(long, value_name = "N")]
     pub concurrency: Option<u64>,

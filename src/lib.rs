@@ -5,6 +5,7 @@
 
 pub mod app;
 pub mod cache;
+pub mod cancel;
 pub mod check_config;
 pub mod cli;
 pub mod clients;
@@ -15,6 +16,7 @@ pub mod finding;
 pub mod model;
 pub mod progress;
 pub mod report;
+pub mod run;
 pub mod settings;
 pub mod source;
 pub mod state;

@@ -234,6 +234,8 @@ pub struct Settings {
     pub settle_secs: u64,
     /// Per-request timeout, seconds.
     pub timeout_secs: u64,
+    /// Whole-run deadline, seconds: past it the run stops and reports what it has (exit 3).
+    pub deadline_secs: u64,
     /// Concurrent requests per node.
     pub concurrency: usize,
     /// Retries on transient errors.
@@ -280,6 +282,7 @@ impl Default for Settings {
             show_secrets: false,
             settle_secs: 3,
             timeout_secs: 10,
+            deadline_secs: 1800,
             concurrency: 8,
             retries: 2,
             namespace_map: BTreeMap::new(),
@@ -357,6 +360,7 @@ const KEYS: &[(&str, &str, Kind)] = &[
     ("audit", "show_secrets", Kind::Bool),
     ("audit", "settle_secs", Kind::Int),
     ("audit", "timeout_secs", Kind::Int),
+    ("audit", "deadline_secs", Kind::Int),
     ("audit", "concurrency", Kind::Int),
     ("audit", "retries", Kind::Int),
     ("audit", "probe", Kind::Bool),
@@ -628,6 +632,14 @@ pub fn resolve(inp: &Inputs<'_>) -> Result<Settings> {
                 "--timeout",
             );
         }
+        if let Some(v) = s.deadline {
+            put(
+                &mut set,
+                "audit.deadline_secs",
+                Raw::Int(i64::try_from(v).unwrap_or(i64::MAX)),
+                "--deadline",
+            );
+        }
         if let Some(v) = s.concurrency {
             put(
                 &mut set,
@@ -867,6 +879,9 @@ fn build(
     }
     if let Some(v) = int_setting("audit.timeout_secs", 1, 3600) {
         s.timeout_secs = v;
+    }
+    if let Some(v) = int_setting("audit.deadline_secs", 1, 7 * 86_400) {
+        s.deadline_secs = v;
     }
     if let Some(v) = int_setting("audit.concurrency", 1, 256) {
         s.concurrency = usize::try_from(v).unwrap_or(8);

@@ -2,14 +2,22 @@
 //!
 //! Content never crosses the wire during the scan: MySQL computes `MD5(content)` (over the UTF-8
 //! bytes of a utf8/utf8mb4 column, the same digest Nacos serves), and content is fetched afterwards
-//! only for the keys that differ, to build their diff.
+//! only for the keys that differ, to build their diff. Every wait on the server is bounded (see
+//! [`session`]).
+
+mod digest;
+mod session;
+
+pub use digest::{ContentDigest, DigestRow};
+pub use session::{close_all, limit_run};
 
 use crate::model::{canonical_namespace, ConfigItem, ConfigKey, Namespace};
 use crate::settings::Secret;
 use futures::TryStreamExt;
 use mysql_async::prelude::*;
-use mysql_async::{Conn, Opts, OptsBuilder, Pool, Row};
+use mysql_async::{Conn, Opts, OptsBuilder, Row};
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// `(tenant_id, group_id, data_id, tag_name)` of `config_tags_relation`.
@@ -22,10 +30,12 @@ type TagRow = (
 
 /// A connection pool to one Nacos database.
 pub struct NacosDb {
-    pool: Pool,
+    shared: Arc<session::Shared>,
     /// DSN without password, for messages.
     pub origin: String,
-    connect_timeout: Duration,
+    /// `--timeout`: connecting, and the server's lock waits; a statement that does not answer
+    /// within this plus [`session::GRACE`] is given up on.
+    wait: Duration,
 }
 
 /// A failure reading the DB, never carrying the password.
@@ -38,6 +48,34 @@ impl std::fmt::Display for DbError {
     }
 }
 
+/// The SQL of a statement, marked so that the server's process list tells whose it is.
+fn tagged(sql: &str) -> String {
+    format!("/* nacos-drift pid {} */ {sql}", std::process::id())
+}
+
+/// What to tell the user about a server message: the likely cause, in their terms.
+fn hint(msg: &str, database: &str, lock_secs: u64) -> String {
+    if msg.contains("Access denied") && msg.contains("to database") {
+        // 1044: the login worked; this user may not use this database, or it has another name.
+        format!(
+            " (no access to database `{database}`: check the database name in the DSN, or grant the user access to it)"
+        )
+    } else if msg.contains("Unknown database") {
+        format!(" (no database named `{database}` on this server)")
+    } else if msg.contains("Access denied") {
+        " (wrong user or password)".to_owned()
+    } else if msg.contains("Lock wait timeout") {
+        format!(" (a table is locked by another session: waited lock_wait_timeout = {lock_secs} s)")
+    } else if msg.contains("max_statement_time") || msg.contains("maximum statement execution time")
+    {
+        " (the statement reached the run deadline)".to_owned()
+    } else if msg.contains("onnection refused") || msg.contains("timed out") {
+        " (database unreachable)".to_owned()
+    } else {
+        String::new()
+    }
+}
+
 impl NacosDb {
     /// Prepare a pool (no connection is made yet).
     pub fn new(dsn: &str, password: Option<&Secret>, timeout_secs: u64) -> Result<Self, DbError> {
@@ -47,48 +85,48 @@ impl NacosDb {
             .pass(password.map(|p| p.expose().to_owned()))
             .pool_opts(
                 mysql_async::PoolOpts::default()
-                    .with_constraints(mysql_async::PoolConstraints::new(0, 8).unwrap_or_default())
+                    // Room for both sides' concurrent scans even when they name the same DB: a
+                    // wait for a free connection counts against the connect bound (`--timeout`).
+                    .with_constraints(mysql_async::PoolConstraints::new(0, 16).unwrap_or_default())
                     // Keep returned connections for the next step of the run instead of closing
                     // each one (with no idle TTL, mysql_async keeps none above the minimum).
-                    .with_inactive_connection_ttl(Duration::from_secs(60)),
+                    .with_inactive_connection_ttl(Duration::from_secs(60))
+                    // A reset would drop the session limits; the run keeps no other session state.
+                    .with_reset_connection(false),
             );
+        let wait = Duration::from_secs(timeout_secs.max(1));
         // One pool per database for the whole run, however many steps read it (digest check,
         // scan, narrowing, diffs, re-check): one set of connections, closed by [`close_all`].
         let key = format!("{dsn}\u{0}{}", password.map_or("", Secret::expose));
         Ok(NacosDb {
-            pool: shared_pool(&key, || Pool::new(builder)),
+            shared: session::shared(&key, builder.into(), wait),
             origin: dsn.to_owned(),
-            connect_timeout: Duration::from_secs(timeout_secs),
+            wait,
         })
     }
 
     fn err(&self, what: &str, e: impl std::fmt::Display) -> DbError {
         let msg = e.to_string();
-        let hint = if msg.contains("Access denied") {
-            " (wrong user or password)"
-        } else if msg.contains("onnection refused") || msg.contains("timed out") {
-            " (database unreachable)"
-        } else {
-            ""
-        };
+        let database = self
+            .origin
+            .rsplit('/')
+            .next()
+            .unwrap_or("")
+            .split('?')
+            .next()
+            .unwrap_or("");
+        let hint = hint(&msg, database, self.wait.as_secs());
         DbError(format!("database {}: {what}: {msg}{hint}", self.origin))
-    }
-
-    /// A connection; fails with a message naming the database.
-    pub async fn conn(&self) -> Result<Conn, DbError> {
-        match tokio::time::timeout(self.connect_timeout, self.pool.get_conn()).await {
-            Ok(r) => r.map_err(|e| self.err("cannot connect", e)),
-            Err(_) => Err(self.err("cannot connect", "timed out")),
-        }
     }
 
     /// Whether the server can run the [`ContentDigest::Crc`] scan: it has `CRC32C()` (MariaDB
     /// 10.8+; MySQL has none) and both functions give the standard check values.
     pub async fn supports_crc(&self) -> Result<bool, DbError> {
         let mut conn = self.conn().await?;
-        let r: Result<Option<(u64, u64)>, _> = conn
-            .query_first("SELECT CRC32('123456789'), CRC32C('123456789')")
-            .await;
+        let what = "checking for CRC32C()";
+        let sql = tagged("SELECT CRC32('123456789'), CRC32C('123456789')");
+        let r: Result<Option<(u64, u64)>, _> =
+            self.answer(conn.id(), what, conn.query_first(sql)).await?;
         match r {
             Ok(v) => Ok(v == Some((0xCBF4_3926, 0xE306_9283))),
             // "FUNCTION CRC32C does not exist" and the like: the server cannot, which is no failure.
@@ -96,17 +134,17 @@ impl NacosDb {
                 tracing::debug!("{}: no CRC32C(): {e}", self.origin);
                 Ok(false)
             }
-            Err(e) => Err(self.err("checking for CRC32C()", e)),
+            Err(e) => Err(self.err(what, e)),
         }
     }
 
     /// Names of the Nacos tables present.
     pub async fn tables(&self, conn: &mut Conn) -> Result<Vec<String>, DbError> {
-        conn.query(
+        let sql = tagged(
             "SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE()",
-        )
-        .await
-        .map_err(|e| self.err("listing tables", e))
+        );
+        self.bounded(conn.id(), "listing tables", conn.query(sql))
+            .await
     }
 
     /// The tables present and the namespaces, failing with a clear message if this is no Nacos database.
@@ -125,10 +163,11 @@ impl NacosDb {
 
     /// Namespaces from `tenant_info`, plus the default `public`.
     pub async fn namespaces(&self, conn: &mut Conn) -> Result<Vec<Namespace>, DbError> {
-        let rows: Vec<(Option<String>, Option<String>, Option<String>)> = conn
-            .query("SELECT tenant_id, tenant_name, tenant_desc FROM tenant_info WHERE kp = '1'")
-            .await
-            .map_err(|e| self.err("reading tenant_info", e))?;
+        let sql =
+            tagged("SELECT tenant_id, tenant_name, tenant_desc FROM tenant_info WHERE kp = '1'");
+        let rows: Vec<(Option<String>, Option<String>, Option<String>)> = self
+            .bounded(conn.id(), "reading tenant_info", conn.query(sql))
+            .await?;
         let mut out: Vec<Namespace> = rows
             .into_iter()
             .map(|(id, name, desc)| Namespace {
@@ -148,21 +187,13 @@ impl NacosDb {
         let has = |t: &str| tables.iter().any(|x| x.eq_ignore_ascii_case(t));
         let scans = queries.iter().map(|(_, table, sql)| async move {
             let mut conn = self.conn().await?;
-            let mut stream = conn
-                .query_iter(sql.as_str())
-                .await
-                .map_err(|e| self.err(&format!("scanning {table}"), e))?;
+            let (id, what) = (conn.id(), format!("scanning {table}"));
+            let mut stream = self
+                .bounded(id, &what, conn.query_iter(tagged(sql)))
+                .await?;
             let mut out = Vec::new();
-            while let Some(mut rs) = stream
-                .stream::<Row>()
-                .await
-                .map_err(|e| self.err(&format!("scanning {table}"), e))?
-            {
-                while let Some(mut row) = rs
-                    .try_next()
-                    .await
-                    .map_err(|e| self.err(&format!("scanning {table}"), e))?
-                {
+            while let Some(mut rs) = self.bounded(id, &what, stream.stream::<Row>()).await? {
+                while let Some(mut row) = self.bounded(id, &what, rs.try_next()).await? {
                     out.push(row_to_item(&mut row));
                 }
             }
@@ -172,10 +203,11 @@ impl NacosDb {
         let mut items: Vec<ConfigItem> = results.into_iter().flatten().collect();
         if has("config_tags_relation") {
             let mut conn = self.conn().await?;
-            let rows: Vec<TagRow> = conn
-                .query("SELECT tenant_id, group_id, data_id, tag_name FROM config_tags_relation")
-                .await
-                .map_err(|e| self.err("reading config_tags_relation", e))?;
+            let sql =
+                tagged("SELECT tenant_id, group_id, data_id, tag_name FROM config_tags_relation");
+            let rows: Vec<TagRow> = self
+                .bounded(conn.id(), "reading config_tags_relation", conn.query(sql))
+                .await?;
             if !rows.is_empty() {
                 let mut tags: HashMap<(String, String, String), Vec<String>> = HashMap::new();
                 for (t, g, d, name) in rows {
@@ -208,19 +240,16 @@ impl NacosDb {
     /// Keys whose last history entry is a delete and which have no `config_info` row, plus the newest history nid.
     pub async fn deleted(&self, since_nid: u64) -> Result<(Vec<ConfigKey>, Option<u64>), DbError> {
         let mut conn = self.conn().await?;
-        let rows: Vec<(Option<String>, Option<String>, Option<String>)> = conn
-            .exec(
-                "SELECT DISTINCT h.tenant_id, h.group_id, h.data_id FROM his_config_info h \
-                 LEFT JOIN config_info c ON c.data_id = h.data_id AND c.group_id = h.group_id AND c.tenant_id = h.tenant_id \
-                 WHERE h.op_type = 'D' AND h.nid > ? AND c.id IS NULL",
-                (since_nid,),
-            )
-            .await
-            .map_err(|e| self.err("reading his_config_info", e))?;
-        let max: Option<Option<u64>> = conn
-            .query_first("SELECT MAX(nid) FROM his_config_info")
-            .await
-            .map_err(|e| self.err("reading his_config_info", e))?;
+        let (id, what) = (conn.id(), "reading his_config_info");
+        let sql = tagged(
+            "SELECT DISTINCT h.tenant_id, h.group_id, h.data_id FROM his_config_info h \
+             LEFT JOIN config_info c ON c.data_id = h.data_id AND c.group_id = h.group_id AND c.tenant_id = h.tenant_id \
+             WHERE h.op_type = 'D' AND h.nid > ? AND c.id IS NULL",
+        );
+        let rows: Vec<(Option<String>, Option<String>, Option<String>)> =
+            self.bounded(id, what, conn.exec(sql, (since_nid,))).await?;
+        let sql = tagged("SELECT MAX(nid) FROM his_config_info");
+        let max: Option<Option<u64>> = self.bounded(id, what, conn.query_first(sql)).await?;
         let keys = rows.into_iter().map(key_of).collect();
         Ok((keys, max.flatten()))
     }
@@ -261,50 +290,24 @@ impl NacosDb {
             } else {
                 tenant.clone()
             };
+            let (id, sql) = (conn.id(), tagged(sql));
             let row: Option<Option<String>> = match extra {
                 None => {
-                    conn.exec_first(sql, (tenant, alt, &k.group, &k.data_id))
-                        .await
+                    let params = (tenant, alt, &k.group, &k.data_id);
+                    self.bounded(id, "reading content", conn.exec_first(sql, params))
+                        .await?
                 }
                 Some(x) => {
-                    conn.exec_first(sql, (tenant, alt, &k.group, &k.data_id, x))
-                        .await
+                    let params = (tenant, alt, &k.group, &k.data_id, x);
+                    self.bounded(id, "reading content", conn.exec_first(sql, params))
+                        .await?
                 }
-            }
-            .map_err(|e| self.err("reading content", e))?;
+            };
             if let Some(Some(c)) = row {
                 out.insert(k.clone(), c);
             }
         }
         Ok(out)
-    }
-}
-
-/// The run's pools, by DSN and password (in memory only, never shown).
-fn pools() -> &'static std::sync::Mutex<HashMap<String, Pool>> {
-    static POOLS: std::sync::OnceLock<std::sync::Mutex<HashMap<String, Pool>>> =
-        std::sync::OnceLock::new();
-    POOLS.get_or_init(Default::default)
-}
-
-fn shared_pool(key: &str, make: impl FnOnce() -> Pool) -> Pool {
-    let mut m = pools()
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    m.entry(key.to_owned()).or_insert_with(make).clone()
-}
-
-/// Disconnect every pool of the run cleanly (the servers would log an aborted connection for
-/// each one dropped instead). Call once, at the end of a run, on the runtime that used them.
-pub async fn close_all() {
-    let all: Vec<Pool> = pools()
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .drain()
-        .map(|(_, p)| p)
-        .collect();
-    for p in all {
-        let _ = p.disconnect().await;
     }
 }
 
@@ -367,287 +370,7 @@ fn table_queries(tables: &[String]) -> Vec<(u8, &'static str, String)> {
     q
 }
 
-/// How the compact L1 scan has each server digest a row's content.
-///
-/// Both sides must use the same one; [`NacosDb::supports_crc`] tells which a server can do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ContentDigest {
-    /// `MD5(content)`: the digest Nacos itself uses; about three times the server CPU of `Crc`.
-    Md5,
-    /// `CRC32(content)` and `CRC32C(content)` (MariaDB 10.8+): two different 32-bit polynomials,
-    /// so a changed row goes unnoticed with a chance of about 1 in 2^64, and both are computed by
-    /// the CPU's CRC instructions instead of a hash the server runs in software.
-    Crc,
-}
-
-impl ContentDigest {
-    /// Name shown in reports and logs.
-    #[must_use]
-    pub fn name(self) -> &'static str {
-        match self {
-            ContentDigest::Md5 => "md5",
-            ContentDigest::Crc => "crc32+crc32c",
-        }
-    }
-
-    /// The two select-list columns that carry the digest.
-    fn columns(self) -> &'static str {
-        match self {
-            ContentDigest::Md5 => "MD5(content), NULL",
-            ContentDigest::Crc => "CRC32(content), CRC32C(content)",
-        }
-    }
-
-    /// The digest of one row, from its two digest columns.
-    fn decode(self, a: &[u8], b: &[u8]) -> [u8; 16] {
-        let mut out = [0u8; 16];
-        match self {
-            ContentDigest::Md5 => {
-                if a.len() == 32 {
-                    let _ = hex::decode_to_slice(a, &mut out);
-                }
-            }
-            ContentDigest::Crc => {
-                out[..8].copy_from_slice(&parse_u64(a).to_le_bytes());
-                out[8..].copy_from_slice(&parse_u64(b).to_le_bytes());
-            }
-        }
-        out
-    }
-}
-
-/// A decimal column in the text protocol, without going through `str`.
-fn parse_u64(b: &[u8]) -> u64 {
-    b.iter()
-        .take_while(|c| c.is_ascii_digit())
-        .fold(0u64, |n, c| {
-            n.wrapping_mul(10).wrapping_add(u64::from(c - b'0'))
-        })
-}
-
-/// `WHERE tenant_id IN (...)` for an audit restricted to these namespaces (the default one under
-/// both spellings), so the servers digest only their rows. Empty when there is no restriction, or
-/// when an id holds a character outside what Nacos allows in namespace ids: such ids are filtered
-/// on the client instead of being quoted into SQL.
-fn tenant_filter(only: Option<&[String]>) -> String {
-    let Some(ids) = only.filter(|ids| !ids.is_empty()) else {
-        return String::new();
-    };
-    let safe = |id: &str| {
-        id.chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'))
-    };
-    if !ids.iter().all(|id| safe(id)) {
-        return String::new();
-    }
-    let mut list: Vec<String> = Vec::new();
-    for id in ids {
-        if canonical_namespace(id) == "public" {
-            list.extend(["''".to_owned(), "'public'".to_owned()]);
-        } else {
-            list.push(format!("'{id}'"));
-        }
-    }
-    list.sort();
-    list.dedup();
-    format!(" WHERE tenant_id IN ({})", list.join(", "))
-}
-
-/// The compact scan of every config table: `id, tenant_id, group_id, data_id, variant`, the two
-/// digest columns of `digest`, then `type, app_name, c_desc`. Only the digest is computed by the
-/// server, so content never crosses the wire. `only` restricts the scan to those namespaces.
-fn digest_queries(
-    tables: &[String],
-    digest: ContentDigest,
-    only: Option<&[String]>,
-) -> Vec<(u8, &'static str, String)> {
-    // Raw columns: measured on MariaDB 10.11, server-side CONCAT_WS and UNHEX cost more than the
-    // few bytes they save on the wire.
-    let cols = digest.columns();
-    let filter = tenant_filter(only);
-    let q = |t: u8, table: &'static str, variant: &str, meta: &str| {
-        (
-            t,
-            table,
-            format!(
-                "SELECT id, tenant_id, group_id, data_id, {variant}, {cols}, {meta} FROM {table}{filter}"
-            ),
-        )
-    };
-    let has = |t: &str| tables.iter().any(|x| x.eq_ignore_ascii_case(t));
-    let mut out = vec![q(0, "config_info", "''", "type, app_name, c_desc")];
-    if has("config_info_beta") {
-        out.push(q(1, "config_info_beta", "'beta'", "NULL, app_name, NULL"));
-    }
-    if has("config_info_tag") {
-        out.push(q(
-            2,
-            "config_info_tag",
-            "CONCAT('tag:', tag_id)",
-            "NULL, app_name, NULL",
-        ));
-    }
-    if has("config_info_gray") {
-        out.push(q(
-            3,
-            "config_info_gray",
-            "CONCAT('gray:', gray_name)",
-            "NULL, app_name, NULL",
-        ));
-    }
-    out
-}
-
-/// A config row reduced to what the L1 pre-filter compares: 48 bytes, nothing on the heap.
-///
-/// At a million rows per side, full rows would cost about a gigabyte; these cost about 100 MB,
-/// and full rows are then read again (by id) only for the few keys whose digests differ.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DigestRow {
-    /// 128-bit hash (two independent 64-bit hashes: collisions are negligible) of the key in
-    /// source-namespace terms: namespace, group, dataId and variant.
-    pub key: u128,
-    /// The content digest computed by the server (see [`ContentDigest`]).
-    pub content: [u8; 16],
-    /// Hash of type, app, desc and tags.
-    pub meta: u64,
-    /// Row id within its table.
-    pub id: u64,
-    /// Table index (see [`table_queries`]).
-    pub table: u8,
-}
-
-fn bytes_of(row: &Row, i: usize) -> &[u8] {
-    match row.as_ref(i) {
-        Some(mysql_async::Value::Bytes(b)) => b,
-        _ => &[],
-    }
-}
-
-/// Length-prefixed parts laid out in `buf`, so that ("ab","c") and ("a","bc") differ.
-fn frame<'a>(buf: &'a mut Vec<u8>, parts: &[&[u8]]) -> &'a [u8] {
-    buf.clear();
-    for p in parts {
-        buf.extend_from_slice(&(p.len() as u64).to_le_bytes());
-        buf.extend_from_slice(p);
-    }
-    buf
-}
-
-/// 64-bit hash of parts (xxh3: at a million rows per side SipHash was a sixth of the scan's CPU).
-fn hash_parts(seed: u64, parts: &[&[u8]], buf: &mut Vec<u8>) -> u64 {
-    xxhash_rust::xxh3::xxh3_64_with_seed(frame(buf, parts), seed)
-}
-
-/// 128-bit hash of parts: key identity for a million rows needs more than 64 bits.
-fn hash_parts_128(parts: &[&[u8]], buf: &mut Vec<u8>) -> u128 {
-    xxhash_rust::xxh3::xxh3_128(frame(buf, parts))
-}
-
 impl NacosDb {
-    /// Digest rows of every config table, keys mapped by `ns` (the DB's tenant → source-space namespace, `None` = skip).
-    pub async fn digests(
-        &self,
-        tables: &[String],
-        digest: ContentDigest,
-        only: Option<&[String]>,
-        ns: &(dyn Fn(&str) -> Option<String> + Sync),
-    ) -> Result<Vec<DigestRow>, DbError> {
-        let queries = digest_queries(tables, digest, only);
-        let scans = queries.iter().map(|(t, table, sql)| async move {
-            let mut conn = self.conn().await?;
-            let mut stream = conn
-                .query_iter(sql.as_str())
-                .await
-                .map_err(|e| self.err(&format!("scanning {table}"), e))?;
-            let mut out = Vec::new();
-            // Few distinct tenants: map each once, not once per row.
-            let mut tenants: HashMap<
-                Vec<u8>,
-                Option<String>,
-                xxhash_rust::xxh3::Xxh3DefaultBuilder,
-            > = HashMap::default();
-            let mut buf = Vec::with_capacity(256);
-            while let Some(mut rs) = stream
-                .stream::<Row>()
-                .await
-                .map_err(|e| self.err(&format!("scanning {table}"), e))?
-            {
-                while let Some(row) = rs
-                    .try_next()
-                    .await
-                    .map_err(|e| self.err(&format!("scanning {table}"), e))?
-                {
-                    let tenant = bytes_of(&row, 1);
-                    if !tenants.contains_key(tenant) {
-                        tenants.insert(tenant.to_vec(), ns(&String::from_utf8_lossy(tenant)));
-                    }
-                    // Rows of namespaces outside the audit are skipped here, before anything is kept.
-                    let Some(namespace) = &tenants[tenant] else {
-                        continue;
-                    };
-                    let parts: [&[u8]; 4] = [
-                        namespace.as_bytes(),
-                        bytes_of(&row, 2),
-                        bytes_of(&row, 3),
-                        bytes_of(&row, 4),
-                    ];
-                    let key = hash_parts_128(&parts, &mut buf);
-                    out.push(DigestRow {
-                        key,
-                        content: digest.decode(bytes_of(&row, 5), bytes_of(&row, 6)),
-                        meta: hash_parts(
-                            0,
-                            &[bytes_of(&row, 7), bytes_of(&row, 8), bytes_of(&row, 9)],
-                            &mut buf,
-                        ),
-                        id: parse_u64(bytes_of(&row, 0)),
-                        table: *t,
-                    });
-                }
-            }
-            Ok::<_, DbError>(out)
-        });
-        let t0 = std::time::Instant::now();
-        let mut rows: Vec<DigestRow> = futures::future::try_join_all(scans)
-            .await?
-            .into_iter()
-            .flatten()
-            .collect();
-        tracing::info!(
-            "{}: scanned {} digest rows in {:?}",
-            self.origin,
-            rows.len(),
-            t0.elapsed()
-        );
-        if tables
-            .iter()
-            .any(|x| x.eq_ignore_ascii_case("config_tags_relation"))
-        {
-            // Tags are part of the compared metadata: fold them into the formal rows' meta hash.
-            let mut conn = self.conn().await?;
-            let tag_rows: Vec<(u64, Option<String>)> = conn
-                .query("SELECT id, tag_name FROM config_tags_relation ORDER BY id, tag_name")
-                .await
-                .map_err(|e| self.err("reading config_tags_relation", e))?;
-            if !tag_rows.is_empty() {
-                let mut tags: HashMap<u64, u64, xxhash_rust::xxh3::Xxh3DefaultBuilder> =
-                    HashMap::default();
-                let mut buf = Vec::new();
-                for (id, name) in tag_rows {
-                    let e = tags.entry(id).or_insert(0);
-                    *e = hash_parts(*e, &[name.unwrap_or_default().as_bytes()], &mut buf);
-                }
-                for r in rows.iter_mut().filter(|r| r.table == 0) {
-                    if let Some(t) = tags.get(&r.id) {
-                        r.meta ^= *t;
-                    }
-                }
-            }
-        }
-        Ok(rows)
-    }
-
     /// `(table, id)` of the rows, every variant, of these `(tenant, group, dataId)` keys; the
     /// default namespace is looked for under both spellings a DB may use (`''` and `public`).
     pub async fn ids_by_keys(
@@ -673,15 +396,13 @@ impl NacosDb {
                     .iter()
                     .flat_map(|(t, g, d)| [(*t).into(), (*g).into(), (*d).into()])
                     .collect();
-                let ids: Vec<u64> = conn
-                    .exec(
-                        format!(
-                            "SELECT id FROM {table} WHERE (tenant_id, group_id, data_id) IN ({list})"
-                        ),
-                        params,
-                    )
-                    .await
-                    .map_err(|e| self.err(&format!("reading {table} rows by key"), e))?;
+                let sql = tagged(&format!(
+                    "SELECT id FROM {table} WHERE (tenant_id, group_id, data_id) IN ({list})"
+                ));
+                let what = format!("reading {table} rows by key");
+                let ids: Vec<u64> = self
+                    .bounded(conn.id(), &what, conn.exec(sql, params))
+                    .await?;
                 out.extend(ids.into_iter().map(|id| (t, id)));
             }
         }
@@ -708,10 +429,9 @@ impl NacosDb {
                     .map(u64::to_string)
                     .collect::<Vec<_>>()
                     .join(",");
-                let rows: Vec<Row> = conn
-                    .query(format!("{sql} WHERE id IN ({list})"))
-                    .await
-                    .map_err(|e| self.err(&format!("reading {table} rows"), e))?;
+                let what = format!("reading {table} rows");
+                let q = tagged(&format!("{sql} WHERE id IN ({list})"));
+                let rows: Vec<Row> = self.bounded(conn.id(), &what, conn.query(q)).await?;
                 let mut items: Vec<(u64, ConfigItem)> = rows
                     .into_iter()
                     .map(|mut r| {
@@ -724,12 +444,12 @@ impl NacosDb {
                         .iter()
                         .any(|x| x.eq_ignore_ascii_case("config_tags_relation"))
                 {
-                    let tag_rows: Vec<(u64, Option<String>)> = conn
-                        .query(format!(
-                            "SELECT id, tag_name FROM config_tags_relation WHERE id IN ({list})"
-                        ))
-                        .await
-                        .map_err(|e| self.err("reading config_tags_relation", e))?;
+                    let q = tagged(&format!(
+                        "SELECT id, tag_name FROM config_tags_relation WHERE id IN ({list})"
+                    ));
+                    let what = "reading config_tags_relation";
+                    let tag_rows: Vec<(u64, Option<String>)> =
+                        self.bounded(conn.id(), what, conn.query(q)).await?;
                     for (id, name) in tag_rows {
                         if let Some((_, it)) = items.iter_mut().find(|(i, _)| *i == id) {
                             it.tags.push(name.unwrap_or_default());
@@ -748,78 +468,59 @@ impl NacosDb {
     /// Keys of `config_info` rows modified at or after `since_ms` (epoch ms), for incremental runs.
     pub async fn modified_keys_since(&self, since_ms: i64) -> Result<Vec<ConfigKey>, DbError> {
         let mut conn = self.conn().await?;
-        let rows: Vec<(Option<String>, Option<String>, Option<String>)> = conn
-            .exec(
-                "SELECT tenant_id, group_id, data_id FROM config_info WHERE gmt_modified > FROM_UNIXTIME(?)",
-                (since_ms.max(0) / 1000,),
-            )
-            .await
-            .map_err(|e| self.err("reading changed config_info rows", e))?;
+        let sql = tagged(
+            "SELECT tenant_id, group_id, data_id FROM config_info WHERE gmt_modified > FROM_UNIXTIME(?)",
+        );
+        let what = "reading changed config_info rows";
+        let params = (since_ms.max(0) / 1000,);
+        let rows: Vec<(Option<String>, Option<String>, Option<String>)> = self
+            .bounded(conn.id(), what, conn.exec(sql, params))
+            .await?;
         Ok(rows.into_iter().map(key_of).collect())
     }
 
     /// Keys with a history entry after `nid` (any operation), for incremental runs.
     pub async fn history_keys_since(&self, nid: u64) -> Result<Vec<ConfigKey>, DbError> {
         let mut conn = self.conn().await?;
-        let rows: Vec<(Option<String>, Option<String>, Option<String>)> = conn
-            .exec(
-                "SELECT DISTINCT tenant_id, group_id, data_id FROM his_config_info WHERE nid > ?",
-                (nid,),
-            )
-            .await
-            .map_err(|e| self.err("reading his_config_info", e))?;
+        let sql = tagged(
+            "SELECT DISTINCT tenant_id, group_id, data_id FROM his_config_info WHERE nid > ?",
+        );
+        let rows: Vec<(Option<String>, Option<String>, Option<String>)> = self
+            .bounded(conn.id(), "reading his_config_info", conn.exec(sql, (nid,)))
+            .await?;
         Ok(rows.into_iter().map(key_of).collect())
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::hint;
 
     #[test]
-    fn both_crc_columns_count_and_md5_is_decoded_from_hex() {
-        let d = ContentDigest::Crc;
-        let base = d.decode(b"3421780262", b"3808858755");
-        assert_ne!(base, d.decode(b"3421780263", b"3808858755"));
-        assert_ne!(base, d.decode(b"3421780262", b"3808858756"));
-        assert_eq!(base, d.decode(b"3421780262", b"3808858755"));
-        let m = ContentDigest::Md5.decode(b"0123456789abcdef0123456789abcdef", b"");
-        assert_eq!(hex::encode(m), "0123456789abcdef0123456789abcdef");
-        assert_eq!(parse_u64(b"18446744073709551615"), u64::MAX);
-    }
-
-    #[test]
-    fn a_namespace_restriction_reaches_the_server_only_for_safe_ids() {
-        let tables = ["config_info".to_owned()];
-        let only = ["prod".to_owned(), "public".to_owned()];
-        let q = digest_queries(&tables, ContentDigest::Crc, Some(&only));
-        assert!(
-            q[0].2
-                .ends_with(" WHERE tenant_id IN ('', 'prod', 'public')"),
-            "{}",
-            q[0].2
+    fn access_denied_to_a_database_names_it_instead_of_blaming_the_password() {
+        let h = hint(
+            "ERROR 1044 (42000): Access denied for user 'nacos'@'%' to database 'nacos_x'",
+            "nacos_x",
+            10,
         );
-        let odd = ["x' OR '1'='1".to_owned()];
-        let q = digest_queries(&tables, ContentDigest::Crc, Some(&odd));
-        assert!(!q[0].2.contains("WHERE"), "{}", q[0].2);
-        assert!(!digest_queries(&tables, ContentDigest::Md5, None)[0]
-            .2
-            .contains("WHERE"));
-    }
-
-    #[test]
-    fn the_scan_selects_the_agreed_digest_and_never_content() {
-        let tables = ["config_info".to_owned(), "config_info_beta".to_owned()];
-        for (d, cols) in [
-            (ContentDigest::Crc, "CRC32(content), CRC32C(content)"),
-            (ContentDigest::Md5, "MD5(content), NULL"),
-        ] {
-            let q = digest_queries(&tables, d, None);
-            assert_eq!(q.len(), 2);
-            for (_, _, sql) in q {
-                assert!(sql.contains(cols), "{sql}");
-                assert!(!sql.contains(" content,"), "{sql}");
-            }
-        }
+        assert!(h.contains("`nacos_x`") && !h.contains("password"), "{h}");
+        let h = hint(
+            "ERROR 1045 (28000): Access denied for user 'nacos'@'localhost' (using password: YES)",
+            "nacos",
+            10,
+        );
+        assert!(h.contains("wrong user or password"), "{h}");
+        let h = hint(
+            "ERROR 1049 (42000): Unknown database 'nacos_x'",
+            "nacos_x",
+            10,
+        );
+        assert!(h.contains("no database named `nacos_x`"), "{h}");
+        let h = hint(
+            "ERROR 1205 (HY000): Lock wait timeout exceeded; try restarting transaction",
+            "nacos",
+            7,
+        );
+        assert!(h.contains("locked") && h.contains("7 s"), "{h}");
     }
 }

@@ -197,9 +197,7 @@ fn audit(b: &Bed, ns: &str) -> (i32, serde_json::Value, String, Duration) {
 #[test]
 fn a_paused_target_node_costs_one_timeout_and_is_named_once() {
     let Some(b) = bed() else { return };
-    let _one = crate::DISRUPT
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _one = crate::serial();
     assert!(b.target_nacos.len() >= 2, "the bed has two target nodes");
     let ns = namespace_with_a_config(&b);
     // Let the config replicate: the baseline must be a clean, complete run.

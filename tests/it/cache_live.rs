@@ -444,12 +444,12 @@ fn incremental_run_probes_only_changed_keys_and_catches_a_deletion() {
     }
     want.sort();
     assert_eq!(l2(&r), want, "{}", r.output);
-    // A run holding the lock keeps a second one out.
-    std::fs::write(format!("{st}.lock"), "1").unwrap();
+    // A run holding the lock keeps a second one out (a PID alone no longer does: issue 8).
+    let held = nacos_drift::state::lock(std::path::Path::new(st)).unwrap();
     let locked = e.audit(&["--incremental", "--state", st], &[skew]);
     assert_eq!(locked.code, 3, "{}", locked.output);
     assert!(locked.output.contains("holds"), "{}", locked.output);
-    std::fs::remove_file(format!("{st}.lock")).unwrap();
+    drop(held);
 }
 
 #[test]

@@ -12,5 +12,6 @@ mod deploy;
 mod faults;
 mod grpc_live;
 mod hostile_reports;
+mod lock_live;
 mod repair_live;
 mod secrets_live;
