@@ -356,9 +356,18 @@ fn url_and_bearer_spans(line: &str, spans: &mut Vec<Span>) {
     }
     for (p, m) in line.match_indices(":thin:") {
         let s = p + m.len();
+        // `user/pass@` is short: a bounded look keeps `:thin::thin:…` from costing a pass each.
         let end = line[s..]
-            .find(|c: char| c.is_whitespace() || "\"'<>".contains(c))
-            .map_or(line.len(), |e| s + e);
+            .char_indices()
+            .take(256)
+            .find(|(_, c)| c.is_whitespace() || "\"'<>@".contains(*c))
+            .map_or(line.len().min(s + 256), |(e, c)| {
+                s + e + usize::from(c == '@')
+            });
+        let end = (s..=end)
+            .rev()
+            .find(|&e| line.is_char_boundary(e))
+            .unwrap_or(s);
         if let (Some(slash), Some(at)) = (line[s..end].find('/'), line[s..end].find('@')) {
             if slash + 1 < at {
                 spans.push((s + slash + 1, s + at, "url-password".into()));
@@ -384,6 +393,8 @@ fn url_and_bearer_spans(line: &str, spans: &mut Vec<Span>) {
 /// and the `value` attribute and text of one whose `name`/`key` attribute is
 /// (`<property name="db.password" value="x"/>`, `<entry key="token">x</entry>`).
 fn xml_spans(line: &str, spans: &mut Vec<Span>) {
+    // Each tag is read once and the scan goes on after its `>`, so hostile input (`<a<a<a…`)
+    // costs one pass over the line, not one per `<`.
     let mut from = 0;
     while let Some(lt) = line[from..].find('<').map(|p| from + p) {
         from = lt + 1;
@@ -391,19 +402,25 @@ fn xml_spans(line: &str, spans: &mut Vec<Span>) {
             .find(|c: char| !(c.is_alphanumeric() || "_.-:".contains(c)))
             .map_or(line.len(), |e| from + e);
         let tag = &line[from..name_end];
-        let Some(gt) = line[name_end..].find('>').map(|p| name_end + p) else {
-            return;
-        };
         if tag.is_empty() {
             continue;
         }
+        let Some(gt) = line[name_end..].find('>').map(|p| name_end + p) else {
+            return;
+        };
         let attrs = &line[name_end..gt];
+        // A `<` before the `>`: this was no tag; the last one may start a real one.
+        if let Some(inner) = attrs.rfind('<') {
+            from = name_end + inner;
+            continue;
+        }
+        from = gt + 1;
         let mut named = None;
         let mut value_attr = None;
         for (k, _) in attrs.match_indices("=\"") {
             let attr = attrs[..k].rsplit([' ', '\t']).next().unwrap_or("");
             let vs = name_end + k + 2;
-            let ve = line[vs..].find('"').map_or(gt, |e| vs + e);
+            let ve = line[vs..gt].find('"').map_or(gt, |e| vs + e);
             match attr {
                 "name" | "key" | "id" if is_secret_key(&line[vs..ve]) => {
                     named = Some(line[vs..ve].to_owned());
@@ -425,22 +442,24 @@ fn xml_spans(line: &str, spans: &mut Vec<Span>) {
             continue;
         }
         let text_start = gt + 1;
-        let text_end = line[text_start..]
-            .find("</")
-            .map_or(line.len(), |e| text_start + e);
-        let text = &line[text_start..text_end];
-        let (vs, ve) = match text.strip_prefix("<![CDATA[") {
-            Some(inner) => {
-                let s = text_start + 9;
-                (s, s + inner.find("]]>").unwrap_or(inner.len()))
+        let (vs, ve) = if line[text_start..].starts_with("<![CDATA[") {
+            let s = text_start + 9;
+            let e = line[s..].find("]]>").map_or(line.len(), |e| s + e);
+            from = e;
+            (s, e)
+        } else {
+            // The text runs to the next tag, which must be the closing one.
+            let e = line[text_start..]
+                .find('<')
+                .map_or(line.len(), |e| text_start + e);
+            if e < line.len() && !line[e..].starts_with("</") {
+                continue;
             }
-            None if text.contains('<') => continue,
-            None => (text_start, text_end),
+            (text_start, e)
         };
         if !line[vs..ve].trim().is_empty() {
             spans.push((vs, ve, key));
         }
-        from = ve;
     }
 }
 
@@ -748,6 +767,20 @@ mod tests {
             }
             assert!(masked.contains("****"), "{label}");
         }
+    }
+
+    #[test]
+    fn hostile_long_lines_are_masked_in_one_pass() {
+        // Each of these would cost a pass over the line per repetition if scanned naively.
+        let n = 20_000;
+        let tags = format!("{}<password>pw-xml-long</password>", "<a".repeat(n));
+        assert!(!mask_text(&tags).contains("pw-xml-long"));
+        let nested = "<password>".repeat(n) + "pw-nested</password>";
+        assert!(!mask_text(&nested).contains("pw-nested"));
+        let thin = ":thin:".repeat(n) + "scott/pw-thin@db";
+        assert!(!mask_text(&thin).contains("pw-thin"));
+        let quotes = "x ".to_owned() + &"\"password\": \"a".repeat(n);
+        assert!(!mask_text(&quotes).contains("\"a"));
     }
 
     #[test]
