@@ -231,7 +231,11 @@ fn indent(line: &str) -> usize {
 
 /// A YAML block scalar indicator (`|`, `>-`, `|2+`), possibly followed by a comment.
 fn is_block_indicator(v: &str) -> bool {
-    let v = v.split(" #").next().unwrap_or("").trim_end();
+    let mut v = v.split(" #").next().unwrap_or("").trim_end();
+    // A tag or an anchor may come first (`!vault |`, `&pw |`).
+    while let Some((_, rest)) = v.split_once(' ').filter(|(f, _)| f.starts_with(['!', '&'])) {
+        v = rest.trim_start();
+    }
     let mut c = v.chars();
     matches!(c.next(), Some('|' | '>')) && c.all(|x| matches!(x, '+' | '-' | '1'..='9'))
 }
@@ -658,6 +662,13 @@ pub(super) fn mask_text_with(text: &str, m: &mut Masker) -> String {
             ));
             out.push_str(lines[stop].1);
             i = stop + 1;
+            continue;
+        }
+        // An object or array opened here goes on below: its own lines say what is secret.
+        if matches!(value.trim_end_matches(','), "{" | "[" | "{}" | "[]") {
+            out.push_str(line);
+            out.push_str(end);
+            i = next;
             continue;
         }
         if value.starts_with('{') && value.trim_end_matches(',').ends_with('}') {
