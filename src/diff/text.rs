@@ -10,9 +10,11 @@
 //! word (`dbPassword` yes, `passwordPolicy` no): see [`is_secret_key`]. The corpus in
 //! `fixtures/masking/` shows what is masked and what is not.
 
+mod keys;
 mod mask;
 
-pub use mask::{is_secret_key, mask_line, mask_text};
+pub use keys::is_secret_key;
+pub use mask::{mask_line, mask_text};
 use mask::{mask_text_with, Masker};
 use similar::TextDiff;
 

@@ -85,6 +85,9 @@ pub fn detail(s: &str) -> String {
             // An opening backtick without its closing one: shown as a backtick.
             out.push_str("\\`");
             out.push_str(&text(part));
+        } else if part.is_empty() {
+            // An empty quoted value (`type: `` → `yaml``) stays visible as two backticks.
+            out.push_str("\\`\\`");
         } else {
             out.push_str(&code(part));
         }
@@ -222,5 +225,6 @@ mod tests {
             detail("namespace `a`<img src=x>` exists"),
             "namespace `a`&lt;img src=x&gt;\\` exists"
         );
+        assert_eq!(detail("type: `` → `x`"), "type: \\`\\` → `x`");
     }
 }

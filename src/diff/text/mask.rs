@@ -1,138 +1,7 @@
 //! Secret masking of config content, line by line with a little lookahead (see `diff::text`).
 
+use super::keys::is_secret_key;
 use std::collections::HashMap;
-
-/// Last words that make a key secret (`db_password`, `clientSecret`, `X-Api-Key`, `basic-auth`).
-const SECRET_WORDS: [&str; 17] = [
-    "password",
-    "passwords",
-    "passwd",
-    "pwd",
-    "pass",
-    "passphrase",
-    "secret",
-    "token",
-    "credential",
-    "credentials",
-    "creds",
-    "auth",
-    "authorization",
-    "apikey",
-    "accesskey",
-    "secretkey",
-    "privatekey",
-];
-
-/// Endings that make a one-word key secret (`DBPASSWORD`, `authtoken`), but not `passwordless`.
-const SECRET_SUFFIXES: [&str; 11] = [
-    "password",
-    "passwd",
-    "pwd",
-    "passphrase",
-    "secret",
-    "token",
-    "credentials",
-    "apikey",
-    "accesskey",
-    "secretkey",
-    "privatekey",
-];
-
-/// Words before `key` that make it a name rather than a secret (`publicKey`, `partition-key`).
-const NAME_KEY_QUALIFIERS: [&str; 22] = [
-    "public",
-    "primary",
-    "foreign",
-    "partition",
-    "sort",
-    "routing",
-    "cache",
-    "hash",
-    "shard",
-    "sharding",
-    "unique",
-    "lookup",
-    "row",
-    "map",
-    "group",
-    "message",
-    "hot",
-    "i18n",
-    "idempotency",
-    "dedup",
-    "index",
-    "composite",
-];
-
-/// Words that make a plural (`max-tokens`, `num_keys`) a count rather than a list of secrets.
-const COUNT_WORDS: [&str; 6] = ["max", "min", "num", "count", "total", "limit"];
-
-/// Words of one key segment, lower-cased: split at `_`, `-`, spaces and camel-case humps
-/// (`APIKey` → `api`, `key`; `MYSQL_ROOT_PASSWORD` → `mysql`, `root`, `password`).
-fn words(seg: &str) -> Vec<String> {
-    let chars: Vec<char> = seg.chars().collect();
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    for (i, &c) in chars.iter().enumerate() {
-        if matches!(c, '_' | '-' | ' ') {
-            if !cur.is_empty() {
-                out.push(std::mem::take(&mut cur));
-            }
-            continue;
-        }
-        let hump = c.is_uppercase()
-            && i > 0
-            && (chars[i - 1].is_lowercase()
-                || (chars[i - 1].is_uppercase()
-                    && chars.get(i + 1).is_some_and(|n| n.is_lowercase())));
-        if hump && !cur.is_empty() {
-            out.push(std::mem::take(&mut cur));
-        }
-        cur.extend(c.to_lowercase());
-    }
-    if !cur.is_empty() {
-        out.push(cur);
-    }
-    out
-}
-
-/// Whether one key segment names a secret.
-fn secret_segment(seg: &str) -> bool {
-    let w = words(seg);
-    let Some(last) = w.last() else { return false };
-    if w.len() == 1 {
-        return SECRET_WORDS.contains(&last.as_str())
-            || last == "key"
-            || SECRET_SUFFIXES.iter().any(|s| last.ends_with(s));
-    }
-    let prev = w[w.len() - 2].as_str();
-    match last.as_str() {
-        "key" => !NAME_KEY_QUALIFIERS.contains(&prev),
-        "keys" | "tokens" | "secrets" => !w.iter().any(|x| COUNT_WORDS.contains(&x.as_str())),
-        l => SECRET_WORDS.contains(&l) || SECRET_SUFFIXES.iter().any(|s| l.ends_with(s)),
-    }
-}
-
-/// Whether a key name looks like it holds a secret: its last segment (after `.`, `/`, `:`, `[`)
-/// does, by its last word; a generic last segment (`value`) defers to the one before it, so
-/// Nacos's `identity.value` counts. Leading dashes (`--db-password`) and quotes are ignored.
-#[must_use]
-pub fn is_secret_key(key: &str) -> bool {
-    let key = key.trim_matches(['"', '\'', ' ']).trim_start_matches('-');
-    let segs: Vec<&str> = key
-        .split(['.', '/', ':', '[', ']', '$', '{', '}'])
-        .filter(|s| !s.is_empty() && !s.chars().all(|c| c.is_ascii_digit()))
-        .collect();
-    match segs.as_slice() {
-        // `key` alone names something (`- key: env`); `jwt.key` holds one.
-        [] => false,
-        [only] if only.eq_ignore_ascii_case("key") => false,
-        [.., prev, last] if matches!(last.to_ascii_lowercase().as_str(), "value" | "val") => {
-            secret_segment(prev) || words(prev).last().is_some_and(|w| w == "identity")
-        }
-        [.., last] => secret_segment(last),
-    }
-}
 
 /// Distinct values of the same key get distinct masks (`****`, `****(2)`, ...), so a diff still
 /// shows that a secret changed without showing it.
@@ -231,7 +100,11 @@ fn indent(line: &str) -> usize {
 
 /// A YAML block scalar indicator (`|`, `>-`, `|2+`), possibly followed by a comment.
 fn is_block_indicator(v: &str) -> bool {
-    let v = v.split(" #").next().unwrap_or("").trim_end();
+    let mut v = v.split(" #").next().unwrap_or("").trim_end();
+    // A tag or an anchor may come first (`!vault |`, `&pw |`).
+    while let Some((_, rest)) = v.split_once(' ').filter(|(f, _)| f.starts_with(['!', '&'])) {
+        v = rest.trim_start();
+    }
     let mut c = v.chars();
     matches!(c.next(), Some('|' | '>')) && c.all(|x| matches!(x, '+' | '-' | '1'..='9'))
 }
@@ -356,9 +229,18 @@ fn url_and_bearer_spans(line: &str, spans: &mut Vec<Span>) {
     }
     for (p, m) in line.match_indices(":thin:") {
         let s = p + m.len();
+        // `user/pass@` is short: a bounded look keeps `:thin::thin:…` from costing a pass each.
         let end = line[s..]
-            .find(|c: char| c.is_whitespace() || "\"'<>".contains(c))
-            .map_or(line.len(), |e| s + e);
+            .char_indices()
+            .take(256)
+            .find(|(_, c)| c.is_whitespace() || "\"'<>@".contains(*c))
+            .map_or(line.len().min(s + 256), |(e, c)| {
+                s + e + usize::from(c == '@')
+            });
+        let end = (s..=end)
+            .rev()
+            .find(|&e| line.is_char_boundary(e))
+            .unwrap_or(s);
         if let (Some(slash), Some(at)) = (line[s..end].find('/'), line[s..end].find('@')) {
             if slash + 1 < at {
                 spans.push((s + slash + 1, s + at, "url-password".into()));
@@ -384,6 +266,8 @@ fn url_and_bearer_spans(line: &str, spans: &mut Vec<Span>) {
 /// and the `value` attribute and text of one whose `name`/`key` attribute is
 /// (`<property name="db.password" value="x"/>`, `<entry key="token">x</entry>`).
 fn xml_spans(line: &str, spans: &mut Vec<Span>) {
+    // Each tag is read once and the scan goes on after its `>`, so hostile input (`<a<a<a…`)
+    // costs one pass over the line, not one per `<`.
     let mut from = 0;
     while let Some(lt) = line[from..].find('<').map(|p| from + p) {
         from = lt + 1;
@@ -391,19 +275,25 @@ fn xml_spans(line: &str, spans: &mut Vec<Span>) {
             .find(|c: char| !(c.is_alphanumeric() || "_.-:".contains(c)))
             .map_or(line.len(), |e| from + e);
         let tag = &line[from..name_end];
-        let Some(gt) = line[name_end..].find('>').map(|p| name_end + p) else {
-            return;
-        };
         if tag.is_empty() {
             continue;
         }
+        let Some(gt) = line[name_end..].find('>').map(|p| name_end + p) else {
+            return;
+        };
         let attrs = &line[name_end..gt];
+        // A `<` before the `>`: this was no tag; the last one may start a real one.
+        if let Some(inner) = attrs.rfind('<') {
+            from = name_end + inner;
+            continue;
+        }
+        from = gt + 1;
         let mut named = None;
         let mut value_attr = None;
         for (k, _) in attrs.match_indices("=\"") {
             let attr = attrs[..k].rsplit([' ', '\t']).next().unwrap_or("");
             let vs = name_end + k + 2;
-            let ve = line[vs..].find('"').map_or(gt, |e| vs + e);
+            let ve = line[vs..gt].find('"').map_or(gt, |e| vs + e);
             match attr {
                 "name" | "key" | "id" if is_secret_key(&line[vs..ve]) => {
                     named = Some(line[vs..ve].to_owned());
@@ -425,22 +315,24 @@ fn xml_spans(line: &str, spans: &mut Vec<Span>) {
             continue;
         }
         let text_start = gt + 1;
-        let text_end = line[text_start..]
-            .find("</")
-            .map_or(line.len(), |e| text_start + e);
-        let text = &line[text_start..text_end];
-        let (vs, ve) = match text.strip_prefix("<![CDATA[") {
-            Some(inner) => {
-                let s = text_start + 9;
-                (s, s + inner.find("]]>").unwrap_or(inner.len()))
+        let (vs, ve) = if line[text_start..].starts_with("<![CDATA[") {
+            let s = text_start + 9;
+            let e = line[s..].find("]]>").map_or(line.len(), |e| s + e);
+            from = e;
+            (s, e)
+        } else {
+            // The text runs to the next tag, which must be the closing one.
+            let e = line[text_start..]
+                .find('<')
+                .map_or(line.len(), |e| text_start + e);
+            if e < line.len() && !line[e..].starts_with("</") {
+                continue;
             }
-            None if text.contains('<') => continue,
-            None => (text_start, text_end),
+            (text_start, e)
         };
         if !line[vs..ve].trim().is_empty() {
             spans.push((vs, ve, key));
         }
-        from = ve;
     }
 }
 
@@ -641,6 +533,13 @@ pub(super) fn mask_text_with(text: &str, m: &mut Masker) -> String {
             i = stop + 1;
             continue;
         }
+        // An object or array opened here goes on below: its own lines say what is secret.
+        if matches!(value.trim_end_matches(','), "{" | "[" | "{}" | "[]") {
+            out.push_str(line);
+            out.push_str(end);
+            i = next;
+            continue;
+        }
         if value.starts_with('{') && value.trim_end_matches(',').ends_with('}') {
             out.push_str(&mask_inside(line, kl.value_start, m));
             out.push_str(end);
@@ -690,28 +589,6 @@ mod tests {
         assert_eq!(mask_line("jwt.key=abc"), "jwt.key= ****");
     }
 
-    #[test]
-    fn keys_are_judged_by_their_last_word() {
-        for k in [
-            "MYSQL_ROOT_PASSWORD",
-            "dbPassword",
-            "X-Api-Key",
-            "client_secret",
-            "identity.value",
-        ] {
-            assert!(is_secret_key(k), "{k}");
-        }
-        for k in [
-            "passwordPolicy.minLength",
-            "keyboard",
-            "tokenizer.model",
-            "max_tokens",
-            "publicKey",
-        ] {
-            assert!(!is_secret_key(k), "{k}");
-        }
-    }
-
     /// `(label, text with « » around each secret)` of a corpus file (see its first lines).
     fn corpus(file: &str) -> Vec<(String, String)> {
         let mut out: Vec<(String, String)> = Vec::new();
@@ -748,6 +625,20 @@ mod tests {
             }
             assert!(masked.contains("****"), "{label}");
         }
+    }
+
+    #[test]
+    fn hostile_long_lines_are_masked_in_one_pass() {
+        // Each of these would cost a pass over the line per repetition if scanned naively.
+        let n = 20_000;
+        let tags = format!("{}<password>pw-xml-long</password>", "<a".repeat(n));
+        assert!(!mask_text(&tags).contains("pw-xml-long"));
+        let nested = "<password>".repeat(n) + "pw-nested</password>";
+        assert!(!mask_text(&nested).contains("pw-nested"));
+        let thin = ":thin:".repeat(n) + "scott/pw-thin@db";
+        assert!(!mask_text(&thin).contains("pw-thin"));
+        let quotes = "x ".to_owned() + &"\"password\": \"a".repeat(n);
+        assert!(!mask_text(&quotes).contains("\"a"));
     }
 
     #[test]
