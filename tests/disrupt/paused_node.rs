@@ -161,8 +161,29 @@ fn a_paused_target_node_costs_one_timeout_and_is_named_once() {
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     assert!(b.target_nacos.len() >= 2, "the bed has two target nodes");
     let ns = namespace_with_a_config(&b);
-    // Let the config replicate: the baseline must be a clean, complete run.
+    // Let the config replicate, and have each target node load it (the bed's target nodes are
+    // not told about replicated rows): the baseline must be a clean, complete run.
     std::thread::sleep(Duration::from_secs(3));
+    let identity = Some((b.identity_key.as_str(), b.identity_value.as_str()));
+    for node in &b.target_nacos {
+        let addr = nacos_drift::source::grpc::cluster_grpc_addr(node).unwrap();
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(nacos_drift::source::grpc::config_change_sync(
+                &addr,
+                &b.target_version,
+                "p.yaml",
+                "PAUSE",
+                &ns,
+                nacos_drift::source::grpc::now_ms(),
+                identity,
+                Duration::from_secs(10),
+            ))
+            .unwrap_or_else(|e| panic!("loading p.yaml on {node}: {e}"));
+    }
+    std::thread::sleep(Duration::from_secs(1));
     let (code, json, text, baseline) = audit(&b, &ns);
     assert_eq!(code, 0, "baseline: {text}");
     assert_eq!(json["probe"]["target"]["nodes"], 2, "{text}");
