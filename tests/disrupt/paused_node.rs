@@ -4,7 +4,7 @@
 //!
 //! The node is always resumed (SIGCONT) by a guard that also runs when the test panics.
 
-use crate::support::{bed, run, tempdir, unique, Bed};
+use crate::support::{bed, pid_listening_on, run, tempdir, unique, Bed};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -30,47 +30,6 @@ impl Drop for Paused {
             .args(["-CONT", &self.0.to_string()])
             .status();
     }
-}
-
-/// The process listening on a local TCP port (read from /proc: no `ss` or `lsof` needed).
-fn pid_listening_on(port: u16) -> Option<u32> {
-    let mut inodes = Vec::new();
-    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
-        let Ok(text) = std::fs::read_to_string(table) else {
-            continue;
-        };
-        for line in text.lines().skip(1) {
-            let cols: Vec<&str> = line.split_whitespace().collect();
-            // local_address is `ADDR:PORT` in hex; state 0A is LISTEN; column 9 the inode.
-            let listening = cols.get(3) == Some(&"0A");
-            let on_port = cols
-                .get(1)
-                .and_then(|a| a.rsplit_once(':'))
-                .and_then(|(_, p)| u16::from_str_radix(p, 16).ok())
-                == Some(port);
-            if listening && on_port {
-                if let Some(i) = cols.get(9) {
-                    inodes.push(format!("socket:[{i}]"));
-                }
-            }
-        }
-    }
-    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(fds) = std::fs::read_dir(entry.path().join("fd")) else {
-            continue;
-        };
-        for fd in fds.flatten() {
-            if let Ok(link) = std::fs::read_link(fd.path()) {
-                if inodes.iter().any(|i| link.to_string_lossy() == *i) {
-                    return Some(pid);
-                }
-            }
-        }
-    }
-    None
 }
 
 fn port_of(url: &str) -> u16 {
@@ -200,8 +159,29 @@ fn a_paused_target_node_costs_one_timeout_and_is_named_once() {
     let _one = crate::serial();
     assert!(b.target_nacos.len() >= 2, "the bed has two target nodes");
     let ns = namespace_with_a_config(&b);
-    // Let the config replicate: the baseline must be a clean, complete run.
+    // Let the config replicate, and have each target node load it (the bed's target nodes are
+    // not told about replicated rows): the baseline must be a clean, complete run.
     std::thread::sleep(Duration::from_secs(3));
+    let identity = Some((b.identity_key.as_str(), b.identity_value.as_str()));
+    for node in &b.target_nacos {
+        let addr = nacos_drift::source::grpc::cluster_grpc_addr(node).unwrap();
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(nacos_drift::source::grpc::config_change_sync(
+                &addr,
+                &b.target_version,
+                "p.yaml",
+                "PAUSE",
+                &ns,
+                nacos_drift::source::grpc::now_ms(),
+                identity,
+                Duration::from_secs(10),
+            ))
+            .unwrap_or_else(|e| panic!("loading p.yaml on {node}: {e}"));
+    }
+    std::thread::sleep(Duration::from_secs(1));
     let (code, json, text, baseline) = audit(&b, &ns);
     assert_eq!(code, 0, "baseline: {text}");
     assert_eq!(json["probe"]["target"]["nodes"], 2, "{text}");

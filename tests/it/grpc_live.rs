@@ -386,7 +386,7 @@ fn nacos3_row(n3: &Node, ns: &str, data_id: &str) -> Option<String> {
 /// is not that of a 3.x member). The node keeps its data in embedded Derby, so the proof is its
 /// own config history: no entry added by the syncs, and every row still there.
 #[test]
-fn a_sync_on_nacos3_writes_no_row_and_no_history() {
+fn a_sync_on_nacos3_runs_no_migration_and_writes_nothing() {
     let Some(bed) = bed() else { return };
     let n3 = Node::login(&bed.nacos3, &bed.username, &bed.password);
     assert!(n3.v3, "{} is not a 3.x node", bed.nacos3);
@@ -406,6 +406,18 @@ fn a_sync_on_nacos3_writes_no_row_and_no_history() {
     };
     let before = history();
     assert!(!before.0.is_empty() && !before.1.is_empty(), "{before:?}");
+    // 3.x writes no history for its migration (`CONFIG_MIGRATE_FLAG`), and on embedded Derby it
+    // commits only the removals: the node's own record of the failed version check is the
+    // direct proof that no migration ran.
+    let digest = crate::support::nacos_log(&bed.nacos3, "remote-digest.log")
+        .unwrap_or_else(|| panic!("no log folder found for {}", bed.nacos3));
+    let version_errors = || {
+        std::fs::read_to_string(&digest)
+            .unwrap_or_default()
+            .matches("checkCompatity error")
+            .count()
+    };
+    let errors_before = version_errors();
 
     let addr = cluster_grpc_addr(&n3.base).unwrap();
     block(async {
@@ -421,6 +433,12 @@ fn a_sync_on_nacos3_writes_no_row_and_no_history() {
     });
     // The migration would run inside the request; the dump after it is asynchronous.
     std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        version_errors(),
+        errors_before,
+        "{version} could not parse the clientVersion and ran ConfigMigrateService.namespaceMigrate ({})",
+        digest.display()
+    );
     assert_eq!(
         history(),
         before,

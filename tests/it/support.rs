@@ -175,3 +175,64 @@ pub fn bed() -> Option<Bed> {
         identity_value: get("TESTBED_NACOS_IDENTITY_VALUE"),
     })
 }
+
+/// The process listening on a local TCP port (read from /proc: no `ss` or `lsof` needed).
+pub fn pid_listening_on(port: u16) -> Option<u32> {
+    let mut inodes = Vec::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let Ok(text) = std::fs::read_to_string(table) else {
+            continue;
+        };
+        for line in text.lines().skip(1) {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            // local_address is `ADDR:PORT` in hex; state 0A is LISTEN; column 9 the inode.
+            let listening = cols.get(3) == Some(&"0A");
+            let on_port = cols
+                .get(1)
+                .and_then(|a| a.rsplit_once(':'))
+                .and_then(|(_, p)| u16::from_str_radix(p, 16).ok())
+                == Some(port);
+            if listening && on_port {
+                if let Some(i) = cols.get(9) {
+                    inodes.push(format!("socket:[{i}]"));
+                }
+            }
+        }
+    }
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(fds) = std::fs::read_dir(entry.path().join("fd")) else {
+            continue;
+        };
+        for fd in fds.flatten() {
+            if let Ok(link) = std::fs::read_link(fd.path()) {
+                if inodes.iter().any(|i| link.to_string_lossy() == *i) {
+                    return Some(pid);
+                }
+            }
+        }
+    }
+    None
+}
+
+/// A file in the log folder of the bed's Nacos node at `url` (its `-Dnacos.logs.path`, read from
+/// the command line of the process listening on its port).
+pub fn nacos_log(url: &str, name: &str) -> Option<PathBuf> {
+    let port: u16 = url
+        .split("://")
+        .nth(1)?
+        .split('/')
+        .next()?
+        .rsplit_once(':')?
+        .1
+        .parse()
+        .ok()?;
+    let pid = pid_listening_on(port)?;
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let dir = String::from_utf8_lossy(&cmdline)
+        .split('\0')
+        .find_map(|a| a.strip_prefix("-Dnacos.logs.path=").map(str::to_owned))?;
+    Some(PathBuf::from(dir).join(name))
+}
