@@ -280,7 +280,7 @@ pub fn check_named(
             out.push(error(
                 s,
                 format!(
-                    "{at}[namespace_map] \"{s}\" = \"{t}\": the source has no namespace `{s}`, so target `{t}` is compared with nothing that exists (a typo, or a namespace already removed?)"
+                    "{at}[namespace_map] \"{s}\" = \"{t}\": the source has no namespace `{s}` (a typo, or a namespace already removed?), so what target `{t}` holds is compared with nothing"
                 ),
             ));
         }

@@ -7,5 +7,6 @@ mod audit_live;
 mod bed;
 mod cache_live;
 mod cli;
+mod cli_gates;
 mod faults;
 mod grpc_live;
