@@ -138,7 +138,11 @@ pub fn apply(
     );
     let probed: usize = report.probe.values().map(|p| p.keys * p.nodes).sum();
     let items = items_compared(source, target, scope) + probed;
-    if let Some(detail) = nothing_compared(&report.compared, &report.not_compared, items) {
+    // A named namespace that is not there already says why nothing was compared.
+    let explained = !extra.is_empty() && !report.compared.is_empty();
+    if let Some(detail) = nothing_compared(&report.compared, &report.not_compared, items)
+        .filter(|_| !explained)
+    {
         let mut f = Finding::new(Code::SourceError, Layer::L1, "", "", "");
         f.detail = detail;
         extra.push(f);
