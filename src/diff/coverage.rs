@@ -140,8 +140,8 @@ pub fn apply(
     let items = items_compared(source, target, scope) + probed;
     // A named namespace that is not there already says why nothing was compared.
     let explained = !extra.is_empty() && !report.compared.is_empty();
-    if let Some(detail) = nothing_compared(&report.compared, &report.not_compared, items)
-        .filter(|_| !explained)
+    if let Some(detail) =
+        nothing_compared(&report.compared, &report.not_compared, items).filter(|_| !explained)
     {
         let mut f = Finding::new(Code::SourceError, Layer::L1, "", "", "");
         f.detail = detail;

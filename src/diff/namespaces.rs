@@ -293,6 +293,9 @@ mod tests {
     use super::*;
     use crate::model::{ApiSnapshot, ConfigItem, ConfigKey, Namespace};
 
+    /// (map entries, namespace id, expected partner).
+    type Case<'a> = (&'a [(&'a str, &'a str)], &'a str, Option<&'a str>);
+
     fn pairing(entries: &[(&str, &str)]) -> Pairing {
         let m: BTreeMap<String, String> = entries
             .iter()
@@ -304,7 +307,7 @@ mod tests {
     /// (map, source id, expected target partner).
     #[test]
     fn source_partners_table() {
-        let cases: &[(&[(&str, &str)], &str, Option<&str>)] = &[
+        let cases: &[Case] = &[
             (&[], "A", Some("A")),
             (&[], "", Some("public")),
             (&[("A", "B")], "A", Some("B")),
@@ -334,7 +337,7 @@ mod tests {
     /// (map, target id, expected source partner).
     #[test]
     fn target_partners_table() {
-        let cases: &[(&[(&str, &str)], &str, Option<&str>)] = &[
+        let cases: &[Case] = &[
             (&[], "A", Some("A")),
             (&[("A", "B")], "B", Some("A")),
             // A is mapped away and nothing maps to A: target A is an orphan, never compared with source A.
@@ -479,13 +482,15 @@ mod tests {
         tgt: &SideSnapshot,
         map: &[(&str, &str)],
     ) -> Vec<(Code, String, String)> {
-        let mut settings = crate::settings::Settings::default();
-        settings.namespace_map = map
-            .iter()
-            .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
-            .collect();
+        let settings = crate::settings::Settings {
+            namespace_map: map
+                .iter()
+                .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
+                .collect(),
+            ..crate::settings::Settings::default()
+        };
         let scope = super::super::Scope::new(&settings);
-        super::super::compare(&src, &tgt, &scope, None)
+        super::super::compare(src, tgt, &scope, None)
             .into_iter()
             .map(|f| (f.code, f.namespace, f.name))
             .collect()

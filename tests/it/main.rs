@@ -9,4 +9,5 @@ mod cache_live;
 mod cli;
 mod cli_gates;
 mod faults;
+mod gate_live;
 mod grpc_live;
