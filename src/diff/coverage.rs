@@ -267,4 +267,28 @@ mod tests {
         assert_eq!(r.findings.len(), 1);
         assert!(r.findings[0].detail.starts_with("nothing was compared"));
     }
+
+    /// A named namespace that is not there makes a run with drift incomplete: errors win over
+    /// drift, and the typo explains the run, so no "nothing compared" finding is added.
+    #[test]
+    fn a_missing_named_namespace_beats_drift() {
+        let settings = Settings {
+            namespaces: s(&["prod", "prdo"]),
+            namespaces_at: "flag --namespace".into(),
+            ..Settings::default()
+        };
+        let scope = Scope::new(&settings);
+        let src = api(&["public", "prod"], &[("prod", "a")]);
+        let tgt = api(&["public", "prod"], &[]);
+        let drift = super::super::compare(&src, &tgt, &scope, None);
+        assert_eq!(drift.len(), 1);
+        let mut r = Report::new("diff", "t".into(), None, drift);
+        r.compared.push("L3 (cluster ↔ cluster API)".into());
+        assert_eq!(r.exit_code, 1);
+        apply(&mut r, &settings, &scope, &src, &tgt);
+        assert_eq!(r.exit_code, 3);
+        assert_eq!(r.summary.total, 2);
+        assert_eq!(r.summary.by_code.get("source-error"), Some(&1));
+        assert!(r.findings.iter().any(|f| f.namespace == "prdo"));
+    }
 }
