@@ -698,15 +698,12 @@ fn side_info(conf: Option<&settings::SideSettings>, snap: &SideSnapshot) -> Side
     SideInfo {
         // Settings hold DSNs and URLs without credentials; snapshot files may not (hand-made):
         // both are shown masked.
-        nacos: conf.map(|c| c.nacos.clone()).map_or_else(
-            || {
-                snap.api
-                    .iter()
-                    .map(|a| crate::validate::mask_origin(&a.origin))
-                    .collect()
-            },
-            |n| n.iter().map(|u| crate::validate::mask_origin(u)).collect(),
-        ),
+        nacos: conf
+            .map(|c| c.nacos.clone())
+            .unwrap_or_else(|| snap.api.iter().map(|a| a.origin.clone()).collect())
+            .iter()
+            .map(|u| crate::validate::mask_origin(u))
+            .collect(),
         version: snap.api.as_ref().map(|a| a.version.clone()),
         db: conf
             .and_then(|c| c.db.clone())
