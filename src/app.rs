@@ -61,14 +61,7 @@ fn audit(a: &AuditArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<ExitStat
         no_probe: a.no_probe,
         env,
     })?;
-    let nothing = |s: &settings::SideSettings| s.nacos.is_empty() && s.db.is_none();
-    if nothing(&settings.source) || nothing(&settings.target) {
-        return Err(Error::new(
-            ErrorKind::Usage,
-            "nothing to compare: give each side Nacos nodes and/or a database \
-             (--source-nacos/--source-db and --target-nacos/--target-db, or a [source]/[target] section in --config)",
-        ));
-    }
+    settings.check_comparable()?;
     if (a.dry_run || a.fix_source) && !a.fix {
         return Err(Error::new(
             ErrorKind::Usage,
@@ -121,16 +114,30 @@ pub(crate) fn capture_both(
     let (sf, tf) = filters(scope);
     let with_api = !settings.source.nacos.is_empty() && !settings.target.nacos.is_empty();
     let target_also = target_namespaces(settings, scope);
+    // A compact scan keeps digests only: note which namespaces had rows as it maps them (once
+    // per tenant and table), so a namespace without a `tenant_info` row still counts as existing.
+    let (s_seen, t_seen) = (
+        diff::namespaces::Seen::default(),
+        diff::namespaces::Seen::default(),
+    );
     // Both DB scans must digest content the same way: agree on it before either starts.
     let (sm, tm) = if compact {
         let during = "agreeing on the content digest with both databases";
         let digest = stop.run(rt, during, Layer::L1, source::agree_digest(settings))?;
         tracing::info!("L1 content digest: {}", digest.name());
         let t = scope.clone();
-        let to_source: source::NamespaceMapper = Arc::new(move |ns: &str| t.to_source(ns));
+        let seen = t_seen.clone();
+        let to_source: source::NamespaceMapper = Arc::new(move |ns: &str| {
+            seen.note(ns);
+            t.to_source(ns)
+        });
+        let seen = s_seen.clone();
         (
             Some(source::Compact {
-                mapper: Arc::new(|ns: &str| ns.to_owned()),
+                mapper: Arc::new(move |ns: &str| {
+                    seen.note(ns);
+                    ns.to_owned()
+                }),
                 digest,
                 only: (!settings.namespaces.is_empty()).then(|| settings.namespaces.clone()),
             }),
@@ -168,6 +175,8 @@ pub(crate) fn capture_both(
     })?;
     crate::progress::clear();
     tracing::info!("captured both sides in {:?}", t0.elapsed());
+    s_seen.record(&mut source);
+    t_seen.record(&mut target);
     if compact {
         let during = "reading the rows whose digests differ";
         let narrow = source::narrow_compact(&mut source, &mut target, settings);
@@ -312,7 +321,8 @@ fn capture_errors(snap: &SideSnapshot, side: Side) -> Vec<Finding> {
             "",
         );
         f.side = Some(side.as_str().to_owned());
-        f.node = Some(e.origin.clone());
+        // Snapshot files are hand-editable: an origin there may carry a password or a token.
+        f.node = Some(crate::validate::mask_origin(&e.origin));
         f.detail = format!("{side}: {}", e.message);
         out.push(f);
     };
@@ -384,13 +394,19 @@ pub(crate) async fn fill_db_diffs(settings: &Settings, scope: &Scope, findings: 
 
 fn side_info(conf: Option<&settings::SideSettings>, snap: &SideSnapshot) -> SideInfo {
     SideInfo {
+        // Settings hold DSNs and URLs without credentials; snapshot files may not (hand-made):
+        // both are shown masked.
         nacos: conf
             .map(|c| c.nacos.clone())
-            .unwrap_or_else(|| snap.api.iter().map(|a| a.origin.clone()).collect()),
+            .unwrap_or_else(|| snap.api.iter().map(|a| a.origin.clone()).collect())
+            .iter()
+            .map(|u| crate::validate::mask_origin(u))
+            .collect(),
         version: snap.api.as_ref().map(|a| a.version.clone()),
         db: conf
             .and_then(|c| c.db.clone())
-            .or_else(|| snap.db.as_ref().map(|d| d.origin.clone())),
+            .or_else(|| snap.db.as_ref().map(|d| d.origin.clone()))
+            .map(|d| crate::validate::mask_dsn(&d)),
         db_configs: snap
             .db
             .as_ref()
@@ -616,11 +632,9 @@ fn snapshot(a: &SnapshotArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Ex
 
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes)
-        .and_then(|()| std::fs::rename(&tmp, path))
-        .map_err(|e| {
-            Error::with_source(ErrorKind::Report, format!("writing {}", path.display()), e)
-        })
+    crate::outdir::write_atomic(&tmp, path, bytes).map_err(|e| {
+        Error::with_source(ErrorKind::Report, format!("writing {}", path.display()), e)
+    })
 }
 
 /// Read and check a snapshot file.
@@ -649,6 +663,8 @@ pub fn load_snapshot(path: &Path) -> Result<SideSnapshot> {
             format!("{}: snapshot schema_version {} is not supported (expected {SNAPSHOT_SCHEMA_VERSION})", path.display(), snap.schema_version),
         ));
     }
+    snap.check_unique_keys()
+        .map_err(|e| Error::new(ErrorKind::Usage, format!("{}: {e}", path.display())))?;
     Ok(snap)
 }
 
@@ -665,6 +681,16 @@ fn diff_files(a: &DiffArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Exit
     })?;
     let mut source = load_snapshot(&a.source)?;
     let mut target = load_snapshot(&a.target)?;
+    let warning = crate::model::check_sides(
+        source.side,
+        &a.source.display().to_string(),
+        target.side,
+        &a.target.display().to_string(),
+    )
+    .map_err(|e| Error::new(ErrorKind::Usage, e))?;
+    if let Some(w) = warning {
+        eprintln_safe(&format!("warning: {w}"));
+    }
     for snap in [&mut source, &mut target] {
         if let Some(api) = &mut snap.api {
             diff::hash_contents(&mut api.configs);
@@ -678,7 +704,8 @@ fn diff_files(a: &DiffArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Exit
     crate::run::drop_unread(&mut findings, &source, &target, &scope);
     findings.extend(capture_errors(&source, Side::Source));
     findings.extend(capture_errors(&target, Side::Target));
-    let report = finish(&settings, "diff", findings, &source, &target);
+    let mut report = finish(&settings, "diff", findings, &source, &target);
+    diff::coverage::apply(&mut report, &settings, &scope, &source, &target);
     emit(&report, &settings)
 }
 

@@ -64,4 +64,29 @@ mod tests {
         );
         assert_eq!(ExitStatus::Usage.code(), 2);
     }
+
+    /// Every pair: the combined status is the one listed, whatever the order.
+    #[test]
+    fn precedence_table() {
+        use ExitStatus::{Clean, Drift, Incomplete, Usage};
+        let table = [
+            (Clean, Clean, Clean),
+            (Clean, Drift, Drift),
+            (Clean, Incomplete, Incomplete),
+            (Drift, Drift, Drift),
+            (Drift, Incomplete, Incomplete),
+            (Incomplete, Incomplete, Incomplete),
+            (Usage, Clean, Usage),
+            (Usage, Drift, Usage),
+            (Usage, Incomplete, Incomplete),
+        ];
+        for (a, b, want) in table {
+            assert_eq!(a.worst(b), want, "{a:?} + {b:?}");
+            assert_eq!(b.worst(a), want, "{b:?} + {a:?}");
+        }
+        let codes: Vec<u8> = [Clean, Drift, Usage, Incomplete]
+            .map(ExitStatus::code)
+            .to_vec();
+        assert_eq!(codes, [0, 1, 2, 3]);
+    }
 }

@@ -93,6 +93,10 @@ pub struct DbSnapshot {
     /// Compact digests of every row (compact L1 scan only; never written to files).
     #[serde(skip)]
     pub digests: Vec<crate::source::mysql::DigestRow>,
+    /// Namespaces (this side's ids, canonical) that had rows in scope when the DB was scanned,
+    /// before any narrowing: a namespace with configs but no `tenant_info` row still exists.
+    #[serde(skip)]
+    pub namespaces_with_rows: std::collections::BTreeSet<String>,
     /// Failures while reading.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<CaptureError>,
@@ -255,6 +259,100 @@ impl Instance {
     }
 }
 
+impl SideSnapshot {
+    /// A snapshot file must not hold one key twice: which entry would count is arbitrary, and
+    /// a second entry could hide a difference. Namespaces, configs (with variant), deleted keys,
+    /// services and instances (cluster, ip, port) are checked, namespace ids canonical
+    /// (`''` = `public`). The error names the part and the key.
+    pub fn check_unique_keys(&self) -> Result<(), String> {
+        fn first_dup<K: Ord + Clone>(keys: impl Iterator<Item = K>) -> Option<K> {
+            let mut seen = std::collections::BTreeSet::new();
+            keys.into_iter().find(|k| !seen.insert(k.clone()))
+        }
+        let cfg = |c: &ConfigKey| ConfigKey {
+            namespace: canonical_namespace(&c.namespace),
+            ..c.clone()
+        };
+        let mut parts: Vec<(&str, Option<String>)> = Vec::new();
+        if let Some(db) = &self.db {
+            parts.push((
+                "db.namespaces",
+                first_dup(db.namespaces.iter().map(|n| canonical_namespace(&n.id))),
+            ));
+            parts.push((
+                "db.configs",
+                first_dup(db.configs.iter().map(|c| cfg(&c.key))).map(|k| k.display()),
+            ));
+            parts.push((
+                "db.deleted",
+                first_dup(db.deleted.iter().map(cfg)).map(|k| k.display()),
+            ));
+        }
+        if let Some(api) = &self.api {
+            parts.push((
+                "api.namespaces",
+                first_dup(api.namespaces.iter().map(|n| canonical_namespace(&n.id))),
+            ));
+            parts.push((
+                "api.configs",
+                first_dup(api.configs.iter().map(|c| cfg(&c.key))).map(|k| k.display()),
+            ));
+            let svc = |s: &Service| {
+                (
+                    canonical_namespace(&s.key.namespace),
+                    s.key.group.clone(),
+                    s.key.name.clone(),
+                )
+            };
+            parts.push((
+                "api.services",
+                first_dup(api.services.iter().map(svc)).map(|(n, g, s)| format!("{n}/{g}/{s}")),
+            ));
+            for s in &api.services {
+                let dup = first_dup(
+                    s.instances
+                        .iter()
+                        .map(|i| (i.cluster.clone(), i.ip.clone(), i.port)),
+                );
+                if let Some((c, ip, port)) = dup {
+                    let (n, g, name) = svc(s);
+                    return Err(format!(
+                        "api.services: instance {ip}:{port}@{c} of {n}/{g}/{name} is listed twice"
+                    ));
+                }
+            }
+        }
+        match parts.into_iter().find_map(|(p, d)| d.map(|d| (p, d))) {
+            Some((part, key)) => Err(format!("{part}: `{key}` is listed twice")),
+            None => Ok(()),
+        }
+    }
+}
+
+/// `diff A B` reads A as the source and B as the target. A file whose `side` says otherwise is
+/// refused: swapped files turn every missing item into an extra one, which most gates do not
+/// count, so the swap would pass. Two captures of the same side (both `source` or both `target`)
+/// are compared on purpose, with a warning. Returns the warning, if any.
+pub fn check_sides(
+    a: Option<Side>,
+    a_name: &str,
+    b: Option<Side>,
+    b_name: &str,
+) -> Result<Option<String>, String> {
+    match (a, b) {
+        (Some(x), Some(y)) if x == y => Ok(Some(format!(
+            "{a_name} and {b_name} are both captures of the {x}: comparing them as source ({a_name}) and target ({b_name})"
+        ))),
+        (Some(Side::Target), _) => Err(format!(
+            "{a_name} is a capture of the target (its `side` says so) but is given as the source: give the source snapshot first (`diff SOURCE TARGET`)"
+        )),
+        (_, Some(Side::Source)) => Err(format!(
+            "{b_name} is a capture of the source (its `side` says so) but is given as the target: give the source snapshot first (`diff SOURCE TARGET`)"
+        )),
+        _ => Ok(None),
+    }
+}
+
 /// Add the default namespace if a listing left it out (Nacos never stores it), then sort and dedup by id.
 pub fn normalise_namespaces(list: &mut Vec<Namespace>) {
     if !list.iter().any(|n| n.id == "public") {
@@ -293,6 +391,61 @@ mod tests {
         assert_eq!(md5_hex(""), "d41d8cd98f00b204e9800998ecf8427e");
         // UTF-8 bytes, not Latin-1 or GBK (nacos-internals §1.2).
         assert_eq!(md5_hex("héllo"), "be50e8478cf24ff3595bc7307fb91b50");
+    }
+
+    #[test]
+    fn sides_must_match_their_position() {
+        use Side::{Source, Target};
+        assert_eq!(check_sides(Some(Source), "a", Some(Target), "b"), Ok(None));
+        assert_eq!(check_sides(None, "a", None, "b"), Ok(None));
+        assert!(check_sides(Some(Target), "a", Some(Source), "b").is_err());
+        assert!(check_sides(Some(Target), "a", None, "b")
+            .unwrap_err()
+            .starts_with("a is a capture of the target"));
+        assert!(check_sides(None, "a", Some(Source), "b").is_err());
+        assert!(check_sides(Some(Target), "a", Some(Target), "b")
+            .unwrap()
+            .unwrap()
+            .contains("both captures of the target"));
+    }
+
+    #[test]
+    fn duplicate_keys_are_named() {
+        let item = |ns: &str, id: &str| ConfigItem {
+            key: ConfigKey {
+                namespace: ns.into(),
+                group: "G".into(),
+                data_id: id.into(),
+                variant: String::new(),
+            },
+            md5: String::new(),
+            content: Some("x".into()),
+            r#type: String::new(),
+            app: String::new(),
+            desc: String::new(),
+            tags: vec![],
+            modified_ms: None,
+        };
+        let mut snap = SideSnapshot {
+            schema_version: 1,
+            api: Some(ApiSnapshot {
+                configs: vec![item("", "a"), item("prod", "a"), item("public", "b")],
+                ..ApiSnapshot::default()
+            }),
+            ..SideSnapshot::default()
+        };
+        assert_eq!(snap.check_unique_keys(), Ok(()));
+        // `''` and `public` are one namespace.
+        snap.api.as_mut().unwrap().configs.push(item("public", "a"));
+        assert_eq!(
+            snap.check_unique_keys(),
+            Err("api.configs: `public/G/a` is listed twice".to_owned())
+        );
+        // A variant is another key.
+        let mut beta = item("public", "a");
+        beta.key.variant = "beta".into();
+        snap.api.as_mut().unwrap().configs = vec![item("public", "a"), beta];
+        assert_eq!(snap.check_unique_keys(), Ok(()));
     }
 
     #[test]

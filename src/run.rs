@@ -46,6 +46,7 @@ pub(crate) fn audit(a: &AuditArgs, settings: &Settings) -> Result<ExitStatus> {
     // Incremental runs and repairs: one at a time per state folder. Two repairs at once would
     // send every repair twice (twice the rate limit per node) and both claim them.
     let lock = if a.incremental || a.fix {
+        crate::validate::state_folder(&settings.state)?;
         Some(crate::state::lock(&settings.state)?)
     } else {
         None
@@ -74,7 +75,7 @@ pub(crate) fn audit(a: &AuditArgs, settings: &Settings) -> Result<ExitStatus> {
     // The databases are done with (a stopped run's statements are killed here).
     rt.block_on(source::mysql::close_all());
     crate::progress::clear();
-    let report = g.report(settings, stopped.as_ref());
+    let report = g.report(settings, &scope, stopped.as_ref());
     let status = app::emit(&report, settings)?;
     // Only a complete run moves the watermark: an incomplete one must be looked at again.
     if a.incremental && report.complete {
@@ -304,7 +305,12 @@ fn probe(
 
 impl Gathered {
     /// The report of what was gathered; a stopped run's says why and what was not compared.
-    fn report(&mut self, settings: &Settings, stopped: Option<&Stopped>) -> crate::report::Report {
+    fn report(
+        &mut self,
+        settings: &Settings,
+        scope: &Scope,
+        stopped: Option<&Stopped>,
+    ) -> crate::report::Report {
         let mut findings = std::mem::take(&mut self.findings);
         findings.extend(stopped.map(Stopped::finding));
         let mut report = app::finish(settings, "audit", findings, &self.source, &self.target);
@@ -333,6 +339,7 @@ impl Gathered {
         if !self.run_mode.is_empty() {
             report.run_mode = Some(self.run_mode.clone());
         }
+        crate::diff::coverage::apply(&mut report, settings, scope, &self.source, &self.target);
         report
     }
 }

@@ -9,6 +9,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::finding::{Code, Layer, Level};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 /// A secret string: never printed by `Debug`.
@@ -73,6 +74,17 @@ pub enum Format {
 }
 
 impl Format {
+    /// Every format, in the order reports are written.
+    pub const ALL: [Format; 7] = [
+        Format::Text,
+        Format::Json,
+        Format::Csv,
+        Format::Markdown,
+        Format::Junit,
+        Format::Html,
+        Format::Prometheus,
+    ];
+
     fn parse(s: &str) -> Option<Format> {
         match s {
             "text" => Some(Format::Text),
@@ -222,6 +234,8 @@ pub struct Settings {
     pub target: SideSettings,
     /// Source namespaces to audit (empty = all).
     pub namespaces: Vec<String>,
+    /// Where `namespaces` was given (`flag --namespace`, `file:line`, an environment variable).
+    pub namespaces_at: String,
     /// Gate, if any.
     pub gate: Option<Gate>,
     /// Formats to write.
@@ -242,6 +256,8 @@ pub struct Settings {
     pub retries: u32,
     /// Source namespace id → target namespace id (after `''` → `public`).
     pub namespace_map: BTreeMap<String, String>,
+    /// Where each `[namespace_map]` entry was written (source id → `file:line`).
+    pub namespace_map_at: BTreeMap<String, String>,
     /// Ignore rules.
     pub ignore: IgnoreSettings,
     /// Level per code, overriding the defaults.
@@ -258,6 +274,8 @@ pub struct Settings {
     pub fix: crate::cache::FixOptions,
     /// How the L1 scan digests content inside the DBs.
     pub db_digest: DbDigest,
+    /// Warnings met while resolving (already printed on stderr).
+    pub warnings: Vec<String>,
 }
 
 /// `audit.db_digest`: which in-DB content digest the L1 scan may use.
@@ -276,6 +294,7 @@ impl Default for Settings {
             source: SideSettings::default(),
             target: SideSettings::default(),
             namespaces: Vec::new(),
+            namespaces_at: String::new(),
             gate: None,
             formats: vec![Format::Text, Format::Json],
             out: None,
@@ -286,6 +305,7 @@ impl Default for Settings {
             concurrency: 8,
             retries: 2,
             namespace_map: BTreeMap::new(),
+            namespace_map_at: BTreeMap::new(),
             ignore: IgnoreSettings {
                 metadata_keys: DEFAULT_IGNORED_METADATA_KEYS
                     .iter()
@@ -305,6 +325,7 @@ impl Default for Settings {
                 ..crate::cache::FixOptions::default()
             },
             db_digest: DbDigest::Auto,
+            warnings: Vec::new(),
         }
     }
 }
@@ -314,6 +335,31 @@ impl Settings {
     #[must_use]
     pub fn level_of(&self, code: Code) -> Level {
         self.levels.get(&code).copied().unwrap_or(Level::Deny)
+    }
+
+    /// A live audit must have at least one layer that can compare something: L1 needs a DB on
+    /// both sides, L3 nodes on both sides, L2 the probe and nodes on some side. Otherwise the run
+    /// is refused before anything is read (exit 2): a run that compares nothing cannot pass.
+    pub fn check_comparable(&self) -> Result<()> {
+        let nothing = |s: &SideSettings| s.nacos.is_empty() && s.db.is_none();
+        if nothing(&self.source) || nothing(&self.target) {
+            return Err(Error::new(
+                ErrorKind::Usage,
+                "nothing to compare: give each side Nacos nodes and/or a database \
+                 (--source-nacos/--source-db and --target-nacos/--target-db, or a [source]/[target] section in --config)",
+            ));
+        }
+        let l1 = self.source.db.is_some() && self.target.db.is_some();
+        let l3 = !self.source.nacos.is_empty() && !self.target.nacos.is_empty();
+        let l2 = self.probe && (!self.source.nacos.is_empty() || !self.target.nacos.is_empty());
+        if l1 || l2 || l3 {
+            return Ok(());
+        }
+        Err(Error::new(
+            ErrorKind::Usage,
+            "nothing to compare: no layer can run with these sides (L1 needs a database on both sides, \
+             L3 Nacos nodes on both sides, L2 the probe and Nacos nodes); a run that compares nothing cannot pass",
+        ))
     }
 }
 
@@ -523,6 +569,15 @@ fn split_list(s: &str) -> Vec<String> {
         .collect()
 }
 
+/// Every `NACOS_DRIFT_*` variable nacos-drift reads: one per known key, plus
+/// [`crate::validate::OTHER_ENV`].
+fn known_env() -> Vec<String> {
+    KEYS.iter()
+        .map(|(section, key, _)| env_name(section, key))
+        .chain(crate::validate::OTHER_ENV.iter().map(|s| (*s).to_owned()))
+        .collect()
+}
+
 /// `NACOS_DRIFT_<SECTION>_<KEY>` for every known key.
 fn env_name(section: &str, key: &str) -> String {
     format!(
@@ -706,7 +761,28 @@ pub fn resolve(inp: &Inputs<'_>) -> Result<Settings> {
         }
     }
     let mut problems = std::mem::take(&mut set.problems);
+    let process_env: Vec<String> = std::env::vars_os()
+        .map(|(k, _)| k.to_string_lossy().into_owned())
+        .collect();
+    problems.extend(crate::validate::unknown_env(&process_env, &known_env()));
     let settings = build(&set, inp.env, &mut problems);
+    if inp.report.is_some() {
+        // Reports are written at the end: a folder that cannot take them is found now, before
+        // anything is audited.
+        let (dir, what) = match (&settings.out, set.values.get("audit.out")) {
+            (Some(o), Some((_, at))) => (o.clone(), format!("{at}: audit.out")),
+            _ => (
+                PathBuf::from("reports"),
+                "the default report folder".to_owned(),
+            ),
+        };
+        if let Err(e) = crate::validate::writable_dir(&dir, &what) {
+            problems.push(e);
+        }
+    }
+    for w in &settings.warnings {
+        let _ = writeln!(std::io::stderr(), "warning: {w}");
+    }
     if problems.is_empty() {
         Ok(settings)
     } else {
@@ -728,6 +804,7 @@ fn build(
     problems: &mut Vec<String>,
 ) -> Settings {
     let mut s = Settings::default();
+    let mut argv_passwords: Vec<String> = Vec::new();
     let get = |k: &str| set.values.get(k);
     let str_of = |k: &str| match get(k) {
         Some((Raw::Str(v), at)) => Some((v.clone(), at.clone())),
@@ -749,7 +826,7 @@ fn build(
     for (side_name, side) in [("source", &mut s.source), ("target", &mut s.target)] {
         if let Some((urls, at)) = list_of(&format!("{side_name}.nacos")) {
             for u in urls {
-                match validate_node_url(&u) {
+                match crate::validate::node_url(&u) {
                     Ok(u) => side.nacos.push(u),
                     Err(e) => problems.push(format!("{at}: {side_name}.nacos: {e}")),
                 }
@@ -772,8 +849,16 @@ fn build(
             }
         }
         if let Some((dsn, at)) = str_of(&format!("{side_name}.db")) {
-            match split_dsn(&dsn) {
+            match crate::validate::split_dsn(&dsn) {
                 Ok((clean, pw)) => {
+                    if pw.is_some() {
+                        if let Some(flag) = at.strip_prefix("flag ") {
+                            argv_passwords.push(format!(
+                                "{flag} (use NACOS_DRIFT_{}_DB_PASSWORD)",
+                                side_name.to_uppercase()
+                            ));
+                        }
+                    }
                     side.db = Some(clean);
                     side.db_password = pw.map(Secret::new);
                 }
@@ -813,11 +898,24 @@ fn build(
         }
     }
 
-    if let Some((ns, _)) = list_of("audit.namespaces") {
+    if !argv_passwords.is_empty() {
+        // Said once, without the value: the command line of every process is readable by every
+        // local user (`ps`, /proc/<pid>/cmdline), for as long as the run lasts.
+        s.warnings.push(format!(
+            "a database password is on the command line in {}: every local user can read it (ps, /proc/<pid>/cmdline)",
+            argv_passwords.join(" and ")
+        ));
+    }
+    if let Some((ns, at)) = list_of("audit.namespaces") {
         s.namespaces = ns
             .iter()
             .map(|n| crate::model::canonical_namespace(n))
             .collect();
+        s.namespaces_at = if at.starts_with("flag ") || at.starts_with("environment ") {
+            at
+        } else {
+            format!("{at}: audit.namespaces")
+        };
     }
     if let Some((g, at)) = str_of("audit.gate") {
         match Gate::parse(&g) {
@@ -927,12 +1025,22 @@ fn build(
     if let Some((keys, _)) = list_of("ignore.metadata_keys") {
         s.ignore.metadata_keys.extend(keys);
     }
-    if let Some((Raw::Map(entries), _)) = get("namespace_map._") {
-        for (k, v, _) in entries {
-            s.namespace_map.insert(
-                crate::model::canonical_namespace(k),
-                crate::model::canonical_namespace(v),
-            );
+    if let Some((Raw::Map(entries), file)) = get("namespace_map._") {
+        let pairs: Vec<(String, String)> = entries
+            .iter()
+            .map(|(k, v, _)| (k.clone(), v.clone()))
+            .collect();
+        match crate::diff::namespaces::Pairing::new(pairs.iter().map(|(k, v)| (k, v))) {
+            Ok(p) => s.namespace_map = p.entries().clone(),
+            Err(clashes) => {
+                for c in clashes {
+                    problems.push(format!("{file}: [namespace_map]: {c}"));
+                }
+            }
+        }
+        for (k, _, at) in entries {
+            s.namespace_map_at
+                .insert(crate::model::canonical_namespace(k), at.clone());
         }
     }
     if let Some((Raw::Map(entries), _)) = get("levels._") {
@@ -951,73 +1059,12 @@ fn build(
     s
 }
 
-/// Check a node URL and strip its trailing slash. Credentials in the URL are refused.
-fn validate_node_url(u: &str) -> std::result::Result<String, String> {
-    let Some(rest) = u
-        .strip_prefix("http://")
-        .or_else(|| u.strip_prefix("https://"))
-    else {
-        return Err(format!("`{u}` is not an http:// or https:// URL"));
-    };
-    let host = rest.split('/').next().unwrap_or("");
-    if host.is_empty() {
-        return Err(format!("`{u}` has no host"));
-    }
-    if host.contains('@') {
-        return Err(
-            "node URLs must not carry credentials; use NACOS_DRIFT_<SIDE>_NACOS_USERNAME/_PASSWORD"
-                .to_owned(),
-        );
-    }
-    if !rest.contains('/') {
-        return Err(format!("`{u}` has no context path (e.g. `{u}/nacos`)"));
-    }
-    Ok(u.trim_end_matches('/').to_owned())
-}
-
-/// Split `mysql://user:pass@host:port/db` into the DSN without the password and the password.
-fn split_dsn(dsn: &str) -> std::result::Result<(String, Option<String>), String> {
-    let Some(rest) = dsn.strip_prefix("mysql://") else {
-        return Err("expected a DSN of the form mysql://user@host:port/database".to_owned());
-    };
-    let (auth, hostpart) = match rest.rsplit_once('@') {
-        Some((a, h)) => (Some(a), h),
-        None => (None, rest),
-    };
-    if hostpart.is_empty() || hostpart.starts_with('/') {
-        return Err("the DSN has no host".to_owned());
-    }
-    if !hostpart.contains('/') || hostpart.ends_with('/') {
-        return Err("the DSN has no database name (mysql://user@host:port/nacos)".to_owned());
-    }
-    match auth {
-        None => Ok((format!("mysql://{hostpart}"), None)),
-        Some(a) => match a.split_once(':') {
-            Some((user, pw)) => {
-                let pw = urlencoding::decode(pw)
-                    .map(|c| c.into_owned())
-                    .unwrap_or_else(|_| pw.to_owned());
-                Ok((format!("mysql://{user}@{hostpart}"), Some(pw)))
-            }
-            None => Ok((format!("mysql://{a}@{hostpart}"), None)),
-        },
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn no_env(_: &str) -> Option<String> {
         None
-    }
-
-    #[test]
-    fn dsn_password_is_split_out() {
-        let (clean, pw) = split_dsn("mysql://nacos:s%40cret@127.0.0.1:3306/nacos").unwrap();
-        assert_eq!(clean, "mysql://nacos@127.0.0.1:3306/nacos");
-        assert_eq!(pw.as_deref(), Some("s@cret"));
-        assert!(split_dsn("postgres://x").is_err());
     }
 
     #[test]

@@ -4,6 +4,8 @@
 //! map), so that a namespace renamed during the migration is not reported as missing plus extra.
 //! Hashing and comparison run on rayon; the output is sorted so reports are deterministic.
 
+pub mod coverage;
+pub mod namespaces;
 mod tags;
 pub mod text;
 
@@ -16,11 +18,10 @@ use globset::{Glob, GlobSet, GlobSetBuilder};
 use rayon::prelude::*;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-/// Compiled scope rules: namespace filter, namespace map and ignore globs.
+/// Compiled scope rules: namespace filter, namespace pairing and ignore globs.
 pub struct Scope {
     namespaces: Vec<String>,
-    map: BTreeMap<String, String>,
-    reverse: BTreeMap<String, String>,
+    pairing: namespaces::Pairing,
     ignore_ns: GlobSet,
     ignore_group: GlobSet,
     ignore_data_id: GlobSet,
@@ -46,12 +47,8 @@ impl Scope {
     pub fn new(s: &Settings) -> Self {
         Scope {
             namespaces: s.namespaces.clone(),
-            reverse: s
-                .namespace_map
-                .iter()
-                .map(|(k, v)| (v.clone(), k.clone()))
-                .collect(),
-            map: s.namespace_map.clone(),
+            // The map was checked when the settings were resolved (an ambiguous one is exit 2).
+            pairing: namespaces::Pairing::new(&s.namespace_map).unwrap_or_default(),
             ignore_ns: globset(&s.ignore.namespaces),
             ignore_group: globset(&s.ignore.groups),
             ignore_data_id: globset(&s.ignore.data_ids),
@@ -61,25 +58,48 @@ impl Scope {
         }
     }
 
-    /// The target namespace id a source namespace maps to.
+    /// The target namespace id a source namespace is compared with. A displaced source namespace
+    /// (see [`namespaces`]) pairs with none: its own id is returned, for reading only; no target
+    /// key ever maps back to it.
     #[must_use]
     pub fn to_target(&self, source_ns: &str) -> String {
         let ns = canonical_namespace(source_ns);
-        self.map.get(&ns).cloned().unwrap_or(ns)
+        self.pairing.target_of(&ns).unwrap_or(ns)
     }
 
-    /// The source namespace id a target namespace corresponds to.
+    /// The key of a target namespace in source terms: the source namespace it pairs with, or for
+    /// an orphan a key that is never in scope (so an orphan is neither read nor compared).
     #[must_use]
     pub fn to_source(&self, target_ns: &str) -> String {
-        let ns = canonical_namespace(target_ns);
-        self.reverse.get(&ns).cloned().unwrap_or(ns)
+        self.pairing.source_key(target_ns)
+    }
+
+    /// The resolved namespace pairing.
+    #[must_use]
+    pub fn pairing(&self) -> &namespaces::Pairing {
+        &self.pairing
     }
 
     /// Whether a namespace (in source terms) is audited at all.
     #[must_use]
     pub fn namespace_in_scope(&self, source_ns: &str) -> bool {
-        (self.namespaces.is_empty() || self.namespaces.iter().any(|n| n == source_ns))
+        !source_ns.starts_with(namespaces::ORPHAN_PREFIX)
+            && (self.namespaces.is_empty() || self.namespaces.iter().any(|n| n == source_ns))
             && !self.ignore_ns.is_match(source_ns)
+    }
+
+    /// Where a source namespace's items were looked for on the target, for the details of
+    /// `*-missing` findings: its mapped id, or why it pairs with nothing.
+    fn looked_for(&self, source_ns: &str) -> String {
+        if let Some(note) = self.pairing.displaced_note(source_ns) {
+            return format!(" ({note})");
+        }
+        let t = self.to_target(source_ns);
+        if t == source_ns {
+            String::new()
+        } else {
+            format!(" (looked for in target namespace `{t}`)")
+        }
     }
 
     /// Whether a config key (source namespace terms) is audited.
@@ -187,10 +207,12 @@ fn compare_namespaces(
     for ns in src.difference(&tgt) {
         let mut f = Finding::new(Code::NamespaceMissing, layer, ns, "", "");
         let t = scope.to_target(ns);
-        f.detail = if t == *ns {
+        f.detail = if let Some(note) = scope.pairing.displaced_note(ns) {
+            format!("namespace `{ns}` exists on the source only: {note}")
+        } else if t == *ns {
             format!("namespace `{ns}` exists on the source only")
         } else {
-            format!("namespace `{ns}` exists on the source but `{t}` (its mapped id) is not on the target")
+            format!("namespace `{ns}` exists on the source but `{t}` (its mapped id by [namespace_map]) is not on the target")
         };
         out.push(f);
     }
@@ -267,14 +289,10 @@ pub fn compare_configs(
                 let mut f = config_finding(Code::ConfigMissing, layer, key);
                 f.source_digest = Some(s.md5.clone());
                 f.age_secs = age(now_ms, s);
-                let t = scope.to_target(&key.namespace);
-                f.detail = if t == key.namespace {
-                    "config exists on the source only".to_owned()
-                } else {
-                    format!(
-                        "config exists on the source only (looked for in target namespace `{t}`)"
-                    )
-                };
+                f.detail = format!(
+                    "config exists on the source only{}",
+                    scope.looked_for(&key.namespace)
+                );
                 Some(f)
             }
             (None, Some(t)) => {
@@ -369,8 +387,9 @@ fn compare_services(source: &[Service], target: &[Service], scope: &Scope) -> Ve
                     let mut f = Finding::new(Code::ServiceMissing, Layer::L3, ns, group, name);
                     f.source_digest = Some(digest_of(s));
                     f.detail = format!(
-                        "service with {} instance(s) exists on the source but not on the target",
-                        s.instances.len()
+                        "service with {} instance(s) exists on the source but not on the target{}",
+                        s.instances.len(),
+                        scope.looked_for(ns)
                     );
                     out.push(f);
                 }

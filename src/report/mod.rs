@@ -221,6 +221,13 @@ impl Report {
                 e,
             )
         })?;
+        crate::outdir::remove_stale(dir, formats).map_err(|e| {
+            Error::with_source(
+                ErrorKind::Report,
+                format!("removing older reports from {}", dir.display()),
+                e,
+            )
+        })?;
         for f in formats {
             let mut buf = Vec::new();
             self.render(*f, &mut buf).map_err(|e| {
@@ -228,11 +235,9 @@ impl Report {
             })?;
             let path = dir.join(f.file_name());
             let tmp = dir.join(format!(".{}.tmp", f.file_name()));
-            std::fs::write(&tmp, &buf)
-                .and_then(|()| std::fs::rename(&tmp, &path))
-                .map_err(|e| {
-                    Error::with_source(ErrorKind::Report, format!("writing {}", path.display()), e)
-                })?;
+            crate::outdir::write_atomic(&tmp, &path, &buf).map_err(|e| {
+                Error::with_source(ErrorKind::Report, format!("writing {}", path.display()), e)
+            })?;
         }
         Ok(())
     }

@@ -217,7 +217,15 @@ fn example_config_parses() {
         ],
         &[],
     );
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    // It parses (no exit 2); its `[namespace_map]` names a source namespace the demo lacks, and
+    // a map from nothing is an incomplete audit, named with the line it was written on.
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    let t = text(&o);
+    assert!(
+        t.contains("example.toml:28: [namespace_map] \"dev-old\" = \"dev\": the source has no namespace `dev-old`"),
+        "{t}"
+    );
+    assert_eq!(t.matches("DENY  L3 source-error").count(), 1, "{t}");
 }
 
 #[test]
