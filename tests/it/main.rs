@@ -1,6 +1,7 @@
 //! The single integration-test binary (one link on 2 cores); one module per area.
 
 mod ops;
+mod standin;
 mod support;
 
 mod audit_live;
@@ -9,3 +10,4 @@ mod cache_live;
 mod cli;
 mod faults;
 mod grpc_live;
+mod token_live;

@@ -3,10 +3,15 @@
 //!
 //! Errors name the node and the endpoint and never carry a secret: reqwest errors are shown
 //! without their URL.
+//!
+//! The access token travels in the `Authorization` header only, never in a URL, and redirects
+//! are never followed (a redirect would carry the request, and a `Referer` naming it, elsewhere):
+//! a 3xx answer is an error naming the status and where it pointed, without its query.
 
 use super::dialect::{Call, Dialect, Endpoint};
 use crate::settings::Secret;
-use reqwest::header::HeaderMap;
+use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, LOCATION};
+use reqwest::Url;
 use std::time::{Duration, Instant};
 use tokio::sync::{Mutex, Semaphore};
 
@@ -51,6 +56,7 @@ pub fn http_client(timeout_secs: u64) -> reqwest::Client {
         .timeout(Duration::from_secs(timeout_secs))
         .connect_timeout(Duration::from_secs(timeout_secs.min(5)))
         .pool_max_idle_per_host(16)
+        .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap_or_default()
 }
@@ -107,14 +113,65 @@ pub fn snippet(body: &str) -> String {
     body.chars().take(SNIPPET_CHARS).collect()
 }
 
+/// A login's token as the headers to send, and when to log in again.
+struct Token {
+    auth: Auth,
+    expires: Instant,
+}
+
+/// The headers that carry a token: `Authorization`, and for a node that did not answer its login
+/// with a Bearer header also `accessToken` (see [`Transport::token`]).
+#[derive(Clone)]
+pub struct Auth {
+    authorization: HeaderValue,
+    access_token: Option<HeaderValue>,
+}
+
+/// `scheme://host:port/path` of a URL: userinfo, query and fragment left out (they may hold
+/// secrets, and a node's own answer is not to be echoed whole).
+#[must_use]
+pub fn without_secrets(url: &Url) -> String {
+    let mut u = url.clone();
+    let _ = u.set_username("");
+    let _ = u.set_password(None);
+    u.set_query(None);
+    u.set_fragment(None);
+    u.to_string()
+}
+
+/// Where a redirect pointed, resolved against the request URL, without userinfo, query or fragment.
+#[must_use]
+pub fn redirect_target(location: Option<&str>, request: &Url) -> String {
+    match location.map(|l| request.join(l)) {
+        Some(Ok(u)) => without_secrets(&u),
+        Some(Err(_)) => "an unreadable Location".to_owned(),
+        None => "no Location".to_owned(),
+    }
+}
+
+/// `base` + `path` with a URL type: the path is appended to the base's path segments, so a
+/// base with anything after its path (`?x`, `#y`) cannot swallow it.
+pub fn join(base: &Url, path: &str) -> Url {
+    let mut u = base.clone();
+    u.set_query(None);
+    u.set_fragment(None);
+    if let Ok(mut segs) = u.path_segments_mut() {
+        segs.pop_if_empty()
+            .extend(path.split('/').filter(|s| !s.is_empty()));
+    }
+    u
+}
+
 /// The HTTP side of one node.
 pub struct Transport {
     http: reqwest::Client,
-    /// Base URL with context path, e.g. `http://127.0.0.1:8848/nacos`.
+    /// Base URL with context path as configured, e.g. `http://127.0.0.1:8848/nacos`, for messages.
     pub base: String,
+    /// The same, parsed (or why it could not be).
+    base_url: Result<Url, String>,
     username: Option<String>,
     password: Option<Secret>,
-    token: Mutex<Option<(String, Instant)>>,
+    token: Mutex<Option<Token>>,
     permits: Semaphore,
     retries: u32,
     max_body: usize,
@@ -131,9 +188,25 @@ impl Transport {
         concurrency: usize,
         retries: u32,
     ) -> Self {
+        let trimmed = base.trim_end_matches('/');
+        let base_url = Url::parse(trimmed).map_err(|e| format!("not a valid URL ({e})"));
+        // Settings reject a node URL with userinfo, query or fragment; should one come through
+        // anyway, messages show it without them.
+        let base = match &base_url {
+            Ok(u)
+                if !u.username().is_empty()
+                    || u.password().is_some()
+                    || u.query().is_some()
+                    || u.fragment().is_some() =>
+            {
+                without_secrets(u).trim_end_matches('/').to_owned()
+            }
+            _ => trimmed.to_owned(),
+        };
         Transport {
             http,
-            base: base.trim_end_matches('/').to_owned(),
+            base,
+            base_url,
             username,
             password,
             token: Mutex::new(None),
@@ -178,16 +251,17 @@ impl Transport {
         self.err(format!("{}: {what}", call.describe()), false, Some(200))
     }
 
-    /// Log in if credentials are set and the token is missing or near expiry; returns the token.
-    pub async fn token(&self, force: bool) -> Result<Option<String>, NodeError> {
+    /// Log in if credentials are set and the token is missing or near expiry; returns the
+    /// headers to send it in.
+    pub async fn token(&self, force: bool) -> Result<Option<Auth>, NodeError> {
         let (Some(user), Some(pass)) = (&self.username, &self.password) else {
             return Ok(None);
         };
         let mut guard = self.token.lock().await;
         if !force {
-            if let Some((t, exp)) = guard.as_ref() {
-                if Instant::now() < *exp {
-                    return Ok(Some(t.clone()));
+            if let Some(t) = guard.as_ref() {
+                if Instant::now() < t.expires {
+                    return Ok(Some(t.auth.clone()));
                 }
             }
         }
@@ -215,11 +289,31 @@ impl Transport {
             200 => {}
             _ => return Err(self.status_error(&call, &resp)),
         }
-        let (tok, ttl) = super::parse::login(&resp.body).map_err(|e| self.shape_error(&call, e))?;
-        // Refresh well before expiry so a long audit never runs on a dead token.
-        let exp = Instant::now() + Duration::from_secs(ttl.saturating_sub(60).max(30) * 9 / 10);
-        *guard = Some((tok.clone(), exp));
-        Ok(Some(tok))
+        let (value, ttl) =
+            super::parse::login(&resp.body).map_err(|e| self.shape_error(&call, e))?;
+        // Nacos answers its login with `Authorization: Bearer <token>` as well
+        // (`UserController#login`, 1.4 to 3.x) and reads the token back from that header
+        // (1.4/2.0 `NacosAuthManager#resolveToken`; 2.1+ `NacosAuthPluginService#resolveToken`
+        // through `HttpIdentityContextBuilder`, which reads headers). r-nacos sends no such
+        // header and, up to 0.8.5, takes the whole `Authorization` value as the token
+        // (`openapi/middle/auth_middle.rs`); 0.8.8 strips a `Bearer ` prefix if there is one.
+        // So: Bearer where the node answered with it; otherwise the bare token, and the same in
+        // an `accessToken` header, which r-nacos 0.8.8 and Nacos 2.1+ (identity names of
+        // `NacosAuthPluginService`) read too. Every version also reads an `accessToken` query
+        // parameter; it is never used here, as URLs end up in logs.
+        let bearer = resp
+            .headers
+            .get(AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("Bearer "));
+        let auth = auth_headers(&value, bearer)
+            .ok_or_else(|| self.shape_error(&call, "the accessToken cannot be sent in a header"))?;
+        *guard = Some(Token {
+            auth: auth.clone(),
+            // Refresh well before expiry so a long audit never runs on a dead token.
+            expires: Instant::now() + Duration::from_secs(ttl.saturating_sub(60).max(30) * 9 / 10),
+        });
+        Ok(Some(auth))
     }
 
     /// One request with auth, bounded concurrency, retries on transient failures and one
@@ -239,7 +333,7 @@ impl Transport {
         let mut relogged = false;
         loop {
             let token = if auth { self.token(false).await? } else { None };
-            match self.attempt(call, token.as_deref()).await {
+            match self.attempt(call, token.as_ref()).await {
                 Ok(resp) => {
                     if resp.status == 403 && token.is_some() && !relogged {
                         // The token may have expired or the server restarted with a new secret.
@@ -273,17 +367,26 @@ impl Transport {
     }
 
     /// One request and its whole body, read in chunks up to the cap.
-    async fn attempt(&self, call: &Call, token: Option<&str>) -> Result<Response, Failure> {
-        let url = format!("{}{}", self.base, call.path);
-        let mut params = call.params.clone();
-        if let Some(t) = token {
-            params.push(("accessToken", t.to_owned()));
-        }
+    async fn attempt(&self, call: &Call, token: Option<&Auth>) -> Result<Response, Failure> {
+        let base = self.base_url.as_ref().map_err(|e| Failure {
+            what: e.clone(),
+            transient: false,
+            status: None,
+        })?;
+        let url = join(base, call.path);
         let mut req = if call.method == reqwest::Method::GET {
-            self.http.get(&url).query(&params)
+            self.http.get(url.clone()).query(&call.params)
         } else {
-            self.http.request(call.method.clone(), &url).form(&params)
+            self.http
+                .request(call.method.clone(), url.clone())
+                .form(&call.params)
         };
+        if let Some(t) = token {
+            req = req.header(AUTHORIZATION, t.authorization.clone());
+            if let Some(a) = &t.access_token {
+                req = req.header("accessToken", a.clone());
+            }
+        }
         for (k, v) in &call.headers {
             req = req.header(k.as_str(), v.as_str());
         }
@@ -292,6 +395,19 @@ impl Transport {
         }
         let mut resp = req.send().await.map_err(|e| describe(&e))?;
         let status = resp.status().as_u16();
+        if resp.status().is_redirection() {
+            let to = redirect_target(
+                resp.headers().get(LOCATION).and_then(|v| v.to_str().ok()),
+                &url,
+            );
+            return Err(Failure {
+                what: format!(
+                    "answered with a redirect (HTTP {status}) to {to}; redirects are not followed"
+                ),
+                transient: false,
+                status: Some(status),
+            });
+        }
         let headers = resp.headers().clone();
         let body = read_capped(&mut resp, self.max_body)
             .await
@@ -305,6 +421,27 @@ impl Transport {
             body: String::from_utf8_lossy(&body).into_owned(),
         })
     }
+}
+
+/// The headers for a token, marked sensitive so that no log prints them; `None` if the token
+/// holds characters a header cannot.
+fn auth_headers(token: &str, bearer: bool) -> Option<Auth> {
+    let sensitive = |text: &str| {
+        let mut v = HeaderValue::from_str(text).ok()?;
+        v.set_sensitive(true);
+        Some(v)
+    };
+    Some(if bearer {
+        Auth {
+            authorization: sensitive(&format!("Bearer {token}"))?,
+            access_token: None,
+        }
+    } else {
+        Auth {
+            authorization: sensitive(token)?,
+            access_token: Some(sensitive(token)?),
+        }
+    })
 }
 
 /// The body in chunks, stopping at `cap` bytes: a longer answer is an error, not a big allocation.
@@ -333,4 +470,73 @@ async fn read_capped(resp: &mut reqwest::Response, cap: usize) -> Result<Vec<u8>
         out.extend_from_slice(&chunk);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_join_below_the_base_path_whatever_follows_it() {
+        let base = Url::parse("http://127.0.0.1:8848/nacos").unwrap();
+        assert_eq!(
+            join(&base, "/v1/cs/configs").as_str(),
+            "http://127.0.0.1:8848/nacos/v1/cs/configs"
+        );
+        let odd = Url::parse("http://h:1/nacos/?accessToken=X#frag").unwrap();
+        assert_eq!(
+            join(&odd, "/v1/auth/login").as_str(),
+            "http://h:1/nacos/v1/auth/login"
+        );
+        let root = Url::parse("http://h:1").unwrap();
+        assert_eq!(
+            join(&root, "/v1/ns/service").as_str(),
+            "http://h:1/v1/ns/service"
+        );
+    }
+
+    #[test]
+    fn a_redirect_is_named_without_query_userinfo_or_fragment() {
+        let req = Url::parse("http://n:8848/nacos/v1/console/server/state").unwrap();
+        assert_eq!(
+            redirect_target(Some("https://u:pw@evil.example/x?accessToken=T#f"), &req),
+            "https://evil.example/x"
+        );
+        assert_eq!(
+            redirect_target(Some("/login?next=/nacos"), &req),
+            "http://n:8848/login"
+        );
+        assert_eq!(redirect_target(None, &req), "no Location");
+        assert_eq!(
+            redirect_target(Some("http://[::1"), &req),
+            "an unreadable Location"
+        );
+    }
+
+    #[test]
+    fn a_base_with_secrets_is_shown_without_them() {
+        let t = Transport::new(
+            http_client(1),
+            "http://admin:pw@h:1/nacos?accessToken=X",
+            None,
+            None,
+            1,
+            0,
+        );
+        assert_eq!(t.base, "http://h:1/nacos");
+        let t = Transport::new(http_client(1), "http://h:1/nacos/", None, None, 1, 0);
+        assert_eq!(t.base, "http://h:1/nacos");
+    }
+
+    #[test]
+    fn the_token_goes_back_the_way_the_node_reads_it() {
+        let a = auth_headers("abc", true).unwrap();
+        assert_eq!(a.authorization.to_str().unwrap(), "Bearer abc");
+        assert!(a.authorization.is_sensitive());
+        assert!(a.access_token.is_none());
+        let a = auth_headers("abc", false).unwrap();
+        assert_eq!(a.authorization.to_str().unwrap(), "abc");
+        assert_eq!(a.access_token.unwrap().to_str().unwrap(), "abc");
+        assert!(auth_headers("a\nb", true).is_none());
+    }
 }
