@@ -278,14 +278,18 @@ pub fn nodes(side: &SideSettings, settings: &Settings) -> Vec<Arc<NacosNode>> {
     side.nacos
         .iter()
         .map(|u| {
-            Arc::new(NacosNode::new(
-                http.clone(),
-                u,
-                side.nacos_username.clone(),
-                side.nacos_password.clone(),
-                settings.concurrency,
-                settings.retries,
-            ))
+            Arc::new(
+                NacosNode::new(
+                    http.clone(),
+                    u,
+                    side.nacos_username.clone(),
+                    side.nacos_password.clone(),
+                    settings.concurrency,
+                    settings.retries,
+                )
+                .with_max_body(settings.max_body_bytes)
+                .with_version(side.nacos_version.clone()),
+            )
         })
         .collect()
 }

@@ -99,12 +99,12 @@ impl StandIn {
     }
 }
 
-type Fault = dyn Fn(&Request) -> Option<Reply> + Send + Sync;
+type Fault = dyn Fn(&Request, &Reply) -> Option<Reply> + Send + Sync;
 
-/// Start a stand-in; `fault` may replace the healthy answer to any request.
+/// Start a stand-in; `fault` may replace the healthy answer (its second argument) to any request.
 pub fn start(
     token: &str,
-    fault: impl Fn(&Request) -> Option<Reply> + Send + Sync + 'static,
+    fault: impl Fn(&Request, &Reply) -> Option<Reply> + Send + Sync + 'static,
 ) -> StandIn {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port();
@@ -134,7 +134,8 @@ pub fn start(
             std::thread::spawn(move || {
                 let Some(req) = read_request(&c) else { return };
                 requests.lock().unwrap().push(req.clone());
-                let reply = fault(&req).unwrap_or_else(|| healthy(&req, port, &token));
+                let good = healthy(&req, port, &token);
+                let reply = fault(&req, &good).unwrap_or(good);
                 write_reply(c, reply, &streamed);
             });
         }

@@ -20,6 +20,81 @@ pub enum Dialect {
     RNacos,
 }
 
+/// The server a node runs, as far as its API goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerKind {
+    /// Alibaba Nacos `major.minor.patch` (1.x, 2.x or 3.x).
+    Nacos(u32, u32, u32),
+    /// r-nacos (its open API does not say which version).
+    RNacos,
+}
+
+impl ServerKind {
+    /// A version as a node reports it or a user pins it: `2.3.2`, `v2.0.4`, `3.1.0-bugfix`,
+    /// `r-nacos`, `r-nacos 0.8.8`. `None` for anything else, including Nacos majors this tool
+    /// does not know (0.x, 4.x and later), whose API may differ.
+    #[must_use]
+    pub fn parse(v: &str) -> Option<ServerKind> {
+        let v = v.trim();
+        let lower = v.to_ascii_lowercase();
+        for prefix in ["r-nacos", "rnacos"] {
+            if let Some(rest) = lower.strip_prefix(prefix) {
+                let rest = rest.trim_start_matches([' ', '-', ':', 'v']);
+                let ok = rest.is_empty()
+                    || rest
+                        .split('.')
+                        .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+                return ok.then_some(ServerKind::RNacos);
+            }
+        }
+        let core = v.strip_prefix('v').unwrap_or(v);
+        let core = core.split(['-', '+']).next().unwrap_or("");
+        let parts: Vec<&str> = core.split('.').collect();
+        if parts.len() != 3
+            || parts
+                .iter()
+                .any(|p| p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()))
+        {
+            return None;
+        }
+        let n = |i: usize| parts[i].parse::<u32>().ok();
+        let (major, minor, patch) = (n(0)?, n(1)?, n(2)?);
+        (1..=3)
+            .contains(&major)
+            .then_some(ServerKind::Nacos(major, minor, patch))
+    }
+
+    /// The API family to read it through.
+    #[must_use]
+    pub fn dialect(self) -> Dialect {
+        match self {
+            ServerKind::Nacos(major, _, _) if major >= 3 => Dialect::V3,
+            ServerKind::Nacos(..) => Dialect::V1,
+            ServerKind::RNacos => Dialect::RNacos,
+        }
+    }
+
+    /// Whether it lists SDK connections (`/v2/core/loader/current`, Nacos 2.0+
+    /// `ServerLoaderController`; r-nacos has no such API).
+    #[must_use]
+    pub fn lists_connections(self) -> bool {
+        matches!(self, ServerKind::Nacos(major, _, _) if major >= 2)
+    }
+
+    /// Whether it has a cluster members API (r-nacos has none).
+    #[must_use]
+    pub fn lists_members(self) -> bool {
+        self != ServerKind::RNacos
+    }
+
+    /// Whether it has a DB-backed config detail view with desc and tags (r-nacos answers
+    /// `show=all` with the plain content: `openapi/config/api.rs` `get_config` ignores it).
+    #[must_use]
+    pub fn has_config_detail(self) -> bool {
+        self != ServerKind::RNacos
+    }
+}
+
 /// What an endpoint is for, so that every error can name it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Endpoint {
@@ -151,6 +226,14 @@ impl Dialect {
         Call::post(Endpoint::Login, "/v1/auth/login")
             .param("username", user)
             .param("password", password)
+    }
+
+    /// r-nacos's health check (`openapi/health.rs`: `/nacos/health` answers `success`), the one
+    /// path under the context path that tells r-nacos from Nacos (which has no such path) when
+    /// neither state API answers.
+    #[must_use]
+    pub fn rnacos_health() -> Call {
+        Call::get(Endpoint::State, "/health")
     }
 
     /// Server state with the version.
@@ -348,6 +431,33 @@ impl Dialect {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn versions_are_known_by_family_and_nothing_else_passes() {
+        use ServerKind::*;
+        for (v, want) in [
+            ("2.3.2", Some(Nacos(2, 3, 2))),
+            ("v2.0.4", Some(Nacos(2, 0, 4))),
+            ("3.1.0-bugfix", Some(Nacos(3, 1, 0))),
+            ("1.4.8", Some(Nacos(1, 4, 8))),
+            ("r-nacos", Some(RNacos)),
+            ("r-nacos 0.8.8", Some(RNacos)),
+            ("rnacos-v0.8.8", Some(RNacos)),
+            ("4.0.0", None),
+            ("0.9.0", None),
+            ("unknown", None),
+            ("", None),
+            ("2.3", None),
+            ("2.3.x", None),
+            ("r-nacos!", None),
+        ] {
+            assert_eq!(ServerKind::parse(v), want, "{v}");
+        }
+        assert_eq!(Nacos(3, 0, 0).dialect(), Dialect::V3);
+        assert_eq!(Nacos(2, 5, 1).dialect(), Dialect::V1);
+        assert!(!Nacos(1, 4, 8).lists_connections() && Nacos(2, 0, 4).lists_connections());
+        assert!(!RNacos.lists_members() && !RNacos.has_config_detail());
+    }
 
     #[test]
     fn each_dialect_spells_the_default_namespace_its_own_way() {

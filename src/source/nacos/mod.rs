@@ -15,10 +15,10 @@ use crate::settings::Secret;
 use dialect::{Call, Dialect, PAGE_SIZE};
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU8, Ordering};
+use tokio::sync::OnceCell;
 use transport::{Response, Transport};
 
-pub use dialect::api_tenant;
+pub use dialect::{api_tenant, ServerKind};
 pub use transport::{http_client, NodeError};
 
 /// Largest listener batch: servers reject more than 10 000 entries per request.
@@ -67,9 +67,10 @@ pub struct NacosNode {
     /// Base URL with context path, e.g. `http://127.0.0.1:8848/nacos`.
     pub base: String,
     transport: Transport,
-    /// The dialect the node is read through ([`Dialect`] as a number); v1 until
-    /// [`NacosNode::version`] or a 410 Gone says otherwise.
-    dialect: AtomicU8,
+    /// The version the user pinned for this side, if any.
+    pinned: Option<String>,
+    /// The server's version and kind, once known: asked once per node and run.
+    kind: OnceCell<(String, ServerKind)>,
 }
 
 impl NacosNode {
@@ -87,27 +88,30 @@ impl NacosNode {
         NacosNode {
             base: transport.base.clone(),
             transport,
-            dialect: AtomicU8::new(0),
+            pinned: None,
+            kind: OnceCell::new(),
         }
     }
 
-    /// The dialect this node is read through.
+    /// The same with a cap on response bodies (bytes).
+    #[must_use]
+    pub fn with_max_body(mut self, bytes: usize) -> Self {
+        self.transport.max_body = bytes;
+        self
+    }
+
+    /// The same with the server version pinned by the user (`source.nacos_version`): it is then
+    /// not read from the node.
+    #[must_use]
+    pub fn with_version(mut self, pinned: Option<String>) -> Self {
+        self.pinned = pinned;
+        self
+    }
+
+    /// The dialect this node is read through (v1 until its version is known).
     #[must_use]
     pub fn dialect(&self) -> Dialect {
-        match self.dialect.load(Ordering::Relaxed) {
-            1 => Dialect::V3,
-            2 => Dialect::RNacos,
-            _ => Dialect::V1,
-        }
-    }
-
-    fn set_dialect(&self, d: Dialect) {
-        let n = match d {
-            Dialect::V1 => 0,
-            Dialect::V3 => 1,
-            Dialect::RNacos => 2,
-        };
-        self.dialect.store(n, Ordering::Relaxed);
+        self.kind.get().map_or(Dialect::V1, |(_, k)| k.dialect())
     }
 
     /// Whether this node is read through the v3 admin API (Nacos 3.x).
@@ -121,22 +125,91 @@ impl NacosNode {
         self.transport.token(false).await.map(|_| ())
     }
 
-    /// One call as this node's dialect spells it. A v1 call answered with 410 Gone (Nacos 3.x
-    /// switches the old admin APIs off) marks the node as 3.x and is sent again as v3, so later
-    /// calls go to v3 at once.
+    /// The server's version (as it says it, or as pinned) and kind, asked once.
+    async fn kind(&self) -> Result<&(String, ServerKind), NodeError> {
+        self.kind.get_or_try_init(|| self.detect()).await
+    }
+
+    /// Server version: pinned, or from `/v1/console/server/state` (Nacos 1.x/2.x), or from
+    /// `/v3/admin/core/state` on Nacos 3.x (which answers the v1 path with 410 Gone, or 404 when
+    /// it runs without its console); r-nacos has neither and is told by its health path. From
+    /// then on the node is read in the dialect of that version. A server that is none of these,
+    /// or names a version this tool does not know, is an error unless the version is pinned.
+    pub async fn version(&self) -> Result<String, NodeError> {
+        self.kind().await.map(|(v, _)| v.clone())
+    }
+
+    async fn detect(&self) -> Result<(String, ServerKind), NodeError> {
+        if let Some(pin) = &self.pinned {
+            let kind = ServerKind::parse(pin).ok_or_else(|| {
+                self.transport.err(
+                    format!("pinned version `{pin}` is not one nacos-drift knows"),
+                    false,
+                    None,
+                )
+            })?;
+            return Ok((pin.clone(), kind));
+        }
+        let pin_hint =
+            "; if it is Nacos 1.4-3.x or r-nacos, pin its version (`nacos_version` of its side)";
+        let call = Dialect::V1.state();
+        let resp = self.transport.send(&call).await?;
+        match resp.status {
+            200 => {
+                let v =
+                    parse::json(&resp.body).map_err(|e| self.transport.shape_error(&call, e))?;
+                let (version, kind) = parse::state(&v)
+                    .map_err(|e| self.transport.shape_error(&call, format!("{e}{pin_hint}")))?;
+                return Ok((version, kind));
+            }
+            404 | 410 => {}
+            _ => return Err(self.transport.status_error(&call, &resp)),
+        }
+        let call3 = Dialect::V3.state();
+        let r3 = self.transport.send(&call3).await?;
+        if r3.status == 200 {
+            let data =
+                parse::envelope(&r3.body).map_err(|e| self.transport.shape_error(&call3, e))?;
+            let (version, kind) = parse::state(&data)
+                .map_err(|e| self.transport.shape_error(&call3, format!("{e}{pin_hint}")))?;
+            if kind.dialect() != Dialect::V3 {
+                return Err(self.transport.shape_error(
+                    &call3,
+                    format!(
+                        "the v3 state API names version `{version}`, which has no v3 API{pin_hint}"
+                    ),
+                ));
+            }
+            return Ok((version, kind));
+        }
+        let health = Dialect::rnacos_health();
+        let rh = self.transport.send(&health).await?;
+        if resp.status == 404 && r3.status == 404 && parse::is_rnacos_health(rh.status, &rh.body) {
+            return Ok(("r-nacos".to_owned(), ServerKind::RNacos));
+        }
+        Err(self.transport.err(
+            format!(
+                "cannot tell what server this is: {} answered HTTP {}, {} HTTP {}, {} HTTP {}{pin_hint}",
+                call.describe(),
+                resp.status,
+                call3.describe(),
+                r3.status,
+                health.describe(),
+                rh.status
+            ),
+            false,
+            Some(resp.status),
+        ))
+    }
+
+    /// One call as this node's dialect spells it (its version is asked first, once).
     async fn call(
         &self,
         build: impl Fn(Dialect) -> Call,
     ) -> Result<(Dialect, Call, Response), NodeError> {
-        let d = self.dialect();
+        let d = self.kind().await?.1.dialect();
         let call = build(d);
         let resp = self.transport.send(&call).await?;
-        if d == Dialect::V1 && resp.status == 410 {
-            self.set_dialect(Dialect::V3);
-            let call = build(Dialect::V3);
-            let resp = self.transport.send(&call).await?;
-            return Ok((Dialect::V3, call, resp));
-        }
         Ok((d, call, resp))
     }
 
@@ -148,49 +221,22 @@ impl NacosNode {
         parse::answer(d, &resp.body).map_err(|e| self.transport.shape_error(call, e))
     }
 
-    /// Server version from `/v1/console/server/state`, or from `/v3/admin/core/state` on Nacos
-    /// 3.x (which answers the v1 path with 410 Gone, or 404 when it runs without its console);
-    /// from then on this node is read through the v3 admin API. `unknown` if the server does not
-    /// say (r-nacos has neither endpoint).
-    pub async fn version(&self) -> Result<String, NodeError> {
-        let call = Dialect::V1.state();
-        let resp = self.transport.send(&call).await?;
-        match resp.status {
-            200 => Ok(parse::state_version(
-                &parse::json(&resp.body).unwrap_or(Value::Null),
-            )),
-            404 | 410 => {
-                let call3 = Dialect::V3.state();
-                let r3 = self.transport.send(&call3).await?;
-                if r3.status == 200 {
-                    if let Ok(data) = parse::envelope(&r3.body) {
-                        self.set_dialect(Dialect::V3);
-                        return Ok(parse::state_version(&data));
-                    }
-                }
-                if resp.status == 404 {
-                    return Ok("unknown".to_owned());
-                }
-                Err(self.transport.err(
-                    format!(
-                        "{} answered HTTP 410 and {} HTTP {}",
-                        call.describe(),
-                        call3.describe(),
-                        r3.status
-                    ),
-                    r3.status >= 500,
-                    Some(r3.status),
-                ))
-            }
-            _ => Err(self.transport.status_error(&call, &resp)),
-        }
+    /// A 200 answer read by one of the parsers.
+    fn read<T>(
+        &self,
+        d: Dialect,
+        call: &Call,
+        resp: &Response,
+        parse: impl FnOnce(&Value) -> parse::shape::Shape<T>,
+    ) -> Result<T, NodeError> {
+        let v = self.decode(d, call, resp)?;
+        parse(&v).map_err(|e| self.transport.shape_error(call, e))
     }
 
     /// All namespaces; the default one is `public`.
     pub async fn namespaces(&self) -> Result<Vec<Namespace>, NodeError> {
         let (d, call, resp) = self.call(Dialect::namespaces).await?;
-        let v = self.decode(d, &call, &resp)?;
-        parse::namespaces(d, &v).map_err(|e| self.transport.shape_error(&call, e))
+        self.read(d, &call, &resp, |v| parse::namespaces(d, v))
     }
 
     /// Every config of a namespace, paging until done: with content from the v1 listing, without
@@ -198,46 +244,68 @@ impl NacosNode {
     /// tags, one request per config.
     ///
     /// The listing has no ORDER BY on the server, so rows can move between pages while they are
-    /// written; duplicates are dropped and the total is checked against the server's count.
+    /// written: duplicates are dropped, and what was read must add up to the server's count.
     pub async fn configs(&self, namespace: &str) -> Result<Vec<ConfigItem>, NodeError> {
         let mut out: BTreeMap<(String, String), ConfigItem> = BTreeMap::new();
         let mut page = 1usize;
-        let total = loop {
+        let (total, call) = loop {
             let (d, call, resp) = self.call(|d| d.config_page(namespace, page)).await?;
-            let v = self.decode(d, &call, &resp)?;
-            let p = parse::config_page(d, &v, namespace)
-                .map_err(|e| self.transport.shape_error(&call, e))?;
+            let p = self.read(d, &call, &resp, |v| {
+                let p = parse::config_page(d, v, namespace)?;
+                parse::check_page(p.total, p.items.len(), PAGE_SIZE).map(|()| p)
+            })?;
             let n = p.items.len();
             for it in p.items {
                 out.insert((it.key.group.clone(), it.key.data_id.clone()), it);
             }
             // Paged by count: 3.x's `pagesAvailable` is not to be trusted on every list.
-            if n == 0 || n < PAGE_SIZE || (page * PAGE_SIZE) as u64 >= p.total {
-                break p.total;
+            if n < PAGE_SIZE || (page * PAGE_SIZE) as u64 >= p.total {
+                break (p.total, call);
             }
             page += 1;
         };
-        if (out.len() as u64) < total {
-            return Err(self.transport.err(
-                format!("config listing of namespace `{namespace}` returned {} of {total} configs (changed while paging?)", out.len()),
-                true,
-                None,
-            ));
-        }
+        self.check_total(&call, &format!("namespace `{namespace}`"), out.len(), total)?;
         Ok(out.into_values().collect())
     }
 
+    /// What a listing read must add up to the total the server gave.
+    fn check_total(
+        &self,
+        call: &Call,
+        what: &str,
+        got: usize,
+        total: u64,
+    ) -> Result<(), NodeError> {
+        if got as u64 == total {
+            return Ok(());
+        }
+        Err(self.transport.err(
+            format!(
+                "{}: the listing of {what} gave {got} distinct item(s), but its total says {total} (changed while paging, or a truncated or inconsistent answer)",
+                call.describe()
+            ),
+            true,
+            None,
+        ))
+    }
+
     /// Fill desc and tags from the DB-backed detail view, and on 3.x content as well.
-    /// Returns false if the server has no such view (or, on 3.x, the config is gone).
+    /// Returns false if the server has no such view (r-nacos) or, on 3.x, the config is gone.
     pub async fn config_detail(&self, item: &mut ConfigItem) -> Result<bool, NodeError> {
+        if !self.kind().await?.1.has_config_detail() {
+            return Ok(false);
+        }
         let (d, call, resp) = self.call(|d| d.config_detail(&item.key)).await?;
         match resp.status {
-            // v3: deleted between the listing and now. v1: no detail to add.
+            // Deleted between the listing and now: on 3.x the content goes with it; on v1 the
+            // listing's content stays.
             404 => return Ok(d != Dialect::V3),
             200 => {}
             _ => return Err(self.transport.status_error(&call, &resp)),
         }
-        parse::config_detail(d, &resp.body, item).map_err(|e| self.transport.shape_error(&call, e))
+        parse::config_detail(d, &resp.body, item)
+            .map_err(|e| self.transport.shape_error(&call, e))?;
+        Ok(true)
     }
 
     /// `(group, name)` of every service in a namespace, all groups: the v1 catalog, or the v3
@@ -245,20 +313,28 @@ impl NacosNode {
     pub async fn service_names(&self, namespace: &str) -> Result<Vec<(String, String)>, NodeError> {
         let mut out = Vec::new();
         let mut page = 1usize;
-        loop {
+        let (total, call) = loop {
             let (d, call, resp) = self.call(|d| d.service_page(namespace, page)).await?;
-            let v = self.decode(d, &call, &resp)?;
-            let p = parse::service_page(d, &v).map_err(|e| self.transport.shape_error(&call, e))?;
+            let p = self.read(d, &call, &resp, |v| {
+                let p = parse::service_page(d, v)?;
+                parse::check_page(p.total, p.items.len(), PAGE_SIZE).map(|()| p)
+            })?;
             let n = p.items.len();
             out.extend(p.items);
             // Paged by count: 3.1's `pagesAvailable` is off by one and more.
             if n < PAGE_SIZE || (page * PAGE_SIZE) as u64 >= p.total {
-                break;
+                break (p.total, call);
             }
             page += 1;
-        }
+        };
         out.sort();
         out.dedup();
+        self.check_total(
+            &call,
+            &format!("services of namespace `{namespace}`"),
+            out.len(),
+            total,
+        )?;
         Ok(out)
     }
 
@@ -272,72 +348,73 @@ impl NacosNode {
         let (d, call, resp) = self
             .call(|d| d.service_detail(namespace, group, name))
             .await?;
-        let detail =
-            if resp.status != 200 && d != Dialect::V3 && resp.body.contains("service not found") {
-                // r-nacos lists services that were created implicitly by a registration but keeps no
-                // service record for them: such a service has default metadata and no cluster list.
-                Value::Null
-            } else {
-                self.decode(d, &call, &resp)?
-            };
-        let mut clusters = if d == Dialect::V3 {
-            Vec::new()
+        let detail = if d == Dialect::RNacos
+            && resp.status != 200
+            && resp.body.contains("service not found")
+        {
+            // r-nacos lists services that were created implicitly by a registration but keeps no
+            // service record for them: such a service has default metadata and no cluster list.
+            parse::naming::ServiceDetail::default()
         } else {
-            parse::service_clusters(&detail)
+            self.read(d, &call, &resp, |v| parse::service_detail(d, v, name))?
         };
+        let mut clusters = detail.clusters.clone();
         if clusters.is_empty() {
             clusters.push(String::new());
         }
         let mut instances = Vec::new();
         for cluster in clusters {
             let mut page = 1usize;
-            loop {
+            let mut got = 0usize;
+            let (total, call) = loop {
                 let (d, call, resp) = self
                     .call(|d| d.instances(namespace, group, name, &cluster, page))
                     .await?;
                 if d == Dialect::V3 && resp.status == 404 {
                     // A service with no instance record yet answers "not found".
-                    break;
+                    break (0, call);
                 }
-                let v = self.decode(d, &call, &resp)?;
-                let p = parse::instance_page(d, &v, &cluster)
-                    .map_err(|e| self.transport.shape_error(&call, e))?;
+                let p = self.read(d, &call, &resp, |v| {
+                    let p = parse::instance_page(d, v, &cluster)?;
+                    let size = if d == Dialect::V3 {
+                        usize::MAX
+                    } else {
+                        PAGE_SIZE
+                    };
+                    parse::check_page(p.total, p.items.len(), size).map(|()| p)
+                })?;
                 let n = p.items.len();
+                got += n;
                 instances.extend(p.items);
                 if d == Dialect::V3 || n < PAGE_SIZE || (page * PAGE_SIZE) as u64 >= p.total {
-                    break;
+                    break (p.total, call);
                 }
                 page += 1;
-            }
+            };
+            let what = format!("instances of `{group}@@{name}` cluster `{cluster}`");
+            self.check_total(&call, &what, got, total)?;
         }
-        Ok(parse::service(namespace, group, name, &detail, instances))
+        Ok(parse::service(namespace, group, name, detail, instances))
     }
 
     /// Cluster members, or `None` if the server has no members API (r-nacos).
     pub async fn members(&self) -> Result<Option<Vec<Member>>, NodeError> {
-        let (d, call, resp) = self.call(Dialect::members).await?;
-        if d != Dialect::V3
-            && (resp.status == 404 || (resp.status == 200 && resp.body.trim().is_empty()))
-        {
+        if !self.kind().await?.1.lists_members() {
             return Ok(None);
         }
-        let v = self.decode(d, &call, &resp)?;
-        parse::members(d, &v)
+        let (d, call, resp) = self.call(Dialect::members).await?;
+        self.read(d, &call, &resp, |v| parse::members(d, v))
             .map(Some)
-            .map_err(|e| self.transport.shape_error(&call, e))
     }
 
     /// SDK connections held by this node, or `None` if the server does not list connections
-    /// (Nacos 1.x, r-nacos: 404). Connections from other cluster members are left out.
+    /// (Nacos 1.x, r-nacos). Connections from other cluster members are left out.
     pub async fn client_connections(&self) -> Result<Option<Vec<ClientConnection>>, NodeError> {
-        let (d, call, resp) = self.call(Dialect::connections).await?;
-        if resp.status == 404 && d != Dialect::V3 {
+        if !self.kind().await?.1.lists_connections() {
             return Ok(None);
         }
-        let v = self.decode(d, &call, &resp)?;
-        parse::connections(&v)
-            .map(Some)
-            .map_err(|e| self.transport.shape_error(&call, e))
+        let (d, call, resp) = self.call(Dialect::connections).await?;
+        self.read(d, &call, &resp, parse::connections).map(Some)
     }
 
     /// The listener md5 probe: which of these `(namespace, group, dataId, md5)` entries the node's cache disagrees with.
@@ -369,10 +446,11 @@ impl NacosNode {
             return Err(self.transport.status_error(&call, &resp));
         }
         let header = |k: &str| resp.headers.get(k).and_then(|v| v.to_str().ok());
-        let md5 = match (resp.status, header("Content-MD5")) {
-            (404, _) => String::new(),
-            (_, Some(m)) => m.to_owned(),
-            (_, None) => crate::model::md5_hex(&resp.body),
+        let md5 = if resp.status == 404 {
+            String::new()
+        } else {
+            parse::served_md5(header("Content-MD5"), &resp.body)
+                .map_err(|e| self.transport.shape_error(&call, e))?
         };
         Ok(Served {
             status: resp.status,

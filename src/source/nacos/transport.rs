@@ -15,8 +15,9 @@ use reqwest::Url;
 use std::time::{Duration, Instant};
 use tokio::sync::{Mutex, Semaphore};
 
-/// Default cap on one response body: far above the largest legal answer (a 500-item config page
-/// of 100 KiB configs is about 50 MiB) and far below what would hurt the machine.
+/// Default cap on one response body (`audit.max_body_mib`): above any single config (Nacos caps
+/// content at 10 MiB, `PropertyUtil.maxContent`) and above a 500-config list page of configs
+/// averaging up to ~120 KiB, and far below what would hurt the machine.
 pub const DEFAULT_MAX_BODY: usize = 64 << 20;
 
 /// How many characters of an unexpected answer an error quotes.
@@ -174,7 +175,7 @@ pub struct Transport {
     token: Mutex<Option<Token>>,
     permits: Semaphore,
     retries: u32,
-    max_body: usize,
+    pub(super) max_body: usize,
 }
 
 impl Transport {

@@ -15,11 +15,15 @@ fn with_identity(mut call: Call, identity: Option<(&str, &str)>) -> Call {
 impl NacosNode {
     /// Full reload of this node's cache from its DB (asynchronous on the server).
     pub async fn reload_all(&self, identity: Option<(&str, &str)>) -> Result<(), NodeError> {
-        let (_, call, resp) = self
+        let (d, call, resp) = self
             .call(|d| with_identity(d.reload_all(), identity))
             .await?;
         if resp.status != 200 {
             return Err(self.transport.status_error(&call, &resp));
+        }
+        // 3.x answers in the v3 envelope (`code` 0 when the dump was started); v1 with text.
+        if d == Dialect::V3 {
+            super::parse::envelope(&resp.body).map_err(|e| self.transport.shape_error(&call, e))?;
         }
         Ok(())
     }
