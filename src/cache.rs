@@ -353,6 +353,8 @@ pub async fn audit_side(
                         "node disagrees with its DB (could not read what it serves: {})",
                         err.message
                     );
+                    // Not read is not classified: the audit is incomplete.
+                    out.findings.push(node_error(&s.node.base, err.message));
                 }
             }
             stale_findings.insert((s.node.base.clone(), i), f);

@@ -10,4 +10,5 @@ mod cache_live;
 mod cli;
 mod faults;
 mod grpc_live;
+mod hostile_nodes;
 mod token_live;
