@@ -101,7 +101,9 @@ fn audit(a: &AuditArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<ExitStat
         && settings.target.db.is_some()
         && (!settings.probe
             || (settings.source.nacos.is_empty() && settings.target.nacos.is_empty()));
-    let (source, target) = capture_both(&rt, &settings, &scope, compact);
+    // Node clients are built once per run and shared by every stage below.
+    let nodes = source::Nodes::new(&settings);
+    let (source, target) = capture_both(&rt, &settings, &scope, compact, &nodes);
     let watermarks = watermarks_of(&source, &target);
     let mut run_mode = if a.incremental {
         "full".to_owned()
@@ -152,7 +154,8 @@ fn audit(a: &AuditArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<ExitStat
             );
             std::thread::sleep(std::time::Duration::from_secs(settings.settle_secs));
             let t0 = std::time::Instant::now();
-            let (source2, target2) = recapture(&rt, &settings, &scope, &first, &source, &target);
+            let (source2, target2) =
+                recapture(&rt, &settings, &scope, &first, &source, &target, &nodes);
             let (source2, target2) = restrict(source2, target2);
             let second = compare(&source2, &target2, &scope);
             tracing::info!("settling re-check took {:?}", t0.elapsed());
@@ -202,11 +205,10 @@ fn audit(a: &AuditArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<ExitStat
                 continue;
             }
             let expected = expected_for(snap, &scope, side);
-            let nodes = source::nodes(conf, &settings);
             let identity = conf.identity_key.clone().zip(conf.identity_value.clone());
             let outcome = rt.block_on(crate::cache::audit_side(
                 side,
-                &nodes,
+                nodes.side(side),
                 &expected,
                 &identity,
                 &fix,
@@ -231,8 +233,7 @@ fn audit(a: &AuditArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<ExitStat
             clients_not.push("connected clients: the source has no Nacos nodes configured".into());
         } else {
             let (sf, _) = filters(&scope);
-            let nodes = source::nodes(&settings.source, &settings);
-            let outcome = rt.block_on(crate::clients::check(&nodes, &sf));
+            let outcome = rt.block_on(crate::clients::check(&nodes.source, &sf));
             findings.extend(outcome.findings);
             clients_not = outcome.not_checked;
             clients_compared = Some("connected clients (SDK connections of each source node)");
@@ -423,6 +424,7 @@ fn capture_both(
     settings: &Settings,
     scope: &Arc<Scope>,
     compact: bool,
+    nodes: &source::Nodes,
 ) -> (SideSnapshot, SideSnapshot) {
     let (sf, tf) = filters(scope);
     let with_api = !settings.source.nacos.is_empty() && !settings.target.nacos.is_empty();
@@ -454,6 +456,7 @@ fn capture_both(
             source::capture(
                 Side::Source,
                 &settings.source,
+                &nodes.source,
                 settings,
                 sf,
                 &settings.namespaces,
@@ -463,6 +466,7 @@ fn capture_both(
             source::capture(
                 Side::Target,
                 &settings.target,
+                &nodes.target,
                 settings,
                 tf,
                 &target_also,
@@ -498,6 +502,7 @@ fn recapture(
     first: &[Finding],
     source: &SideSnapshot,
     target: &SideSnapshot,
+    nodes: &source::Nodes,
 ) -> (SideSnapshot, SideSnapshot) {
     let drift = |layer: Layer| {
         first
@@ -525,6 +530,7 @@ fn recapture(
             recheck_side(
                 Side::Source,
                 &settings.source,
+                &nodes.source,
                 settings,
                 source,
                 sf,
@@ -535,6 +541,7 @@ fn recapture(
             recheck_side(
                 Side::Target,
                 &settings.target,
+                &nodes.target,
                 settings,
                 target,
                 tf,
@@ -559,6 +566,7 @@ fn recapture(
 async fn recheck_side(
     side: Side,
     conf: &settings::SideSettings,
+    nodes: &[Arc<source::nacos::NacosNode>],
     settings: &Settings,
     first: &SideSnapshot,
     filter: NamespaceFilter,
@@ -575,7 +583,7 @@ async fn recheck_side(
             db: None,
             ..conf.clone()
         };
-        source::capture(side, &api_only, settings, filter, also, None, true)
+        source::capture(side, &api_only, nodes, settings, filter, also, None, true)
             .await
             .api
     } else {
@@ -847,6 +855,7 @@ fn snapshot(a: &SnapshotArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Ex
     let mut snap = rt.block_on(source::capture(
         side,
         conf,
+        &source::nodes(conf, &settings),
         &settings,
         if side == Side::Source { sf } else { tf },
         &settings.namespaces,

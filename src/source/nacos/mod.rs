@@ -120,6 +120,13 @@ impl NacosNode {
         self.dialect() == Dialect::V3
     }
 
+    /// Whether the node failed (refused, timed out, login failed) earlier in this run: it is then
+    /// not asked again, and every call returns that failure at once.
+    #[must_use]
+    pub fn is_down(&self) -> bool {
+        self.transport.is_down()
+    }
+
     /// Check credentials (a no-op without them).
     pub async fn login(&self) -> Result<(), NodeError> {
         self.transport.token(false).await.map(|_| ())

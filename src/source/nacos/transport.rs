@@ -67,6 +67,11 @@ struct Failure {
     what: String,
     transient: bool,
     status: Option<u16>,
+    /// The node did not answer at all (refused, unreachable, timed out): once the retries are
+    /// spent, it is down for the rest of the run.
+    down: bool,
+    /// It timed out (a timeout costs a whole `--timeout`, so it is retried once at most).
+    timed_out: bool,
 }
 
 /// What went wrong in a reqwest error, without its URL, and whether a retry could help.
@@ -101,6 +106,8 @@ fn describe(e: &reqwest::Error) -> Failure {
         what: format!("{what}{detail}"),
         transient,
         status: e.status().map(|s| s.as_u16()),
+        down: e.is_connect() || e.is_timeout(),
+        timed_out: e.is_timeout(),
     }
 }
 
@@ -115,6 +122,7 @@ pub fn snippet(body: &str) -> String {
 }
 
 /// A login's token as the headers to send, and when to log in again.
+#[derive(Clone)]
 struct Token {
     auth: Auth,
     expires: Instant,
@@ -173,6 +181,9 @@ pub struct Transport {
     username: Option<String>,
     password: Option<Secret>,
     token: Mutex<Option<Token>>,
+    /// Why the node is down, once it is: it failed to answer (after the retries) or to log in,
+    /// and no later stage of the run asks it again.
+    down: std::sync::OnceLock<NodeError>,
     permits: Semaphore,
     retries: u32,
     pub(super) max_body: usize,
@@ -211,6 +222,7 @@ impl Transport {
             username,
             password,
             token: Mutex::new(None),
+            down: std::sync::OnceLock::new(),
             permits: Semaphore::new(concurrency.max(1)),
             retries,
             max_body: DEFAULT_MAX_BODY,
@@ -252,13 +264,41 @@ impl Transport {
         self.err(format!("{}: {what}", call.describe()), false, Some(200))
     }
 
+    /// The error of a node that is down, for every request after the one that found it down.
+    fn check_down(&self) -> Result<(), NodeError> {
+        match self.down.get() {
+            Some(e) => Err(NodeError {
+                message: format!(
+                    "{} (failed earlier in this run; not asked again)",
+                    e.message
+                ),
+                ..e.clone()
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Mark the node down with this error (the first one wins) and return it.
+    fn mark_down(&self, e: NodeError) -> NodeError {
+        let _ = self.down.set(e.clone());
+        e
+    }
+
+    /// Whether the node is down for the rest of the run.
+    #[must_use]
+    pub fn is_down(&self) -> bool {
+        self.down.get().is_some()
+    }
+
     /// Log in if credentials are set and the token is missing or near expiry; returns the
-    /// headers to send it in.
+    /// headers to send it in. A failed login marks the node down: it is not tried again.
     pub async fn token(&self, force: bool) -> Result<Option<Auth>, NodeError> {
         let (Some(user), Some(pass)) = (&self.username, &self.password) else {
             return Ok(None);
         };
         let mut guard = self.token.lock().await;
+        // Whoever held the lock before may have found the node down.
+        self.check_down()?;
         if !force {
             if let Some(t) = guard.as_ref() {
                 if Instant::now() < t.expires {
@@ -267,8 +307,19 @@ impl Transport {
             }
         }
         let call = Dialect::login(user, pass.expose());
+        match self.login(&call, user).await {
+            Ok(auth) => {
+                *guard = Some(auth.clone());
+                Ok(Some(auth.auth))
+            }
+            Err(e) => Err(self.mark_down(e)),
+        }
+    }
+
+    /// One login: the token and when to renew it.
+    async fn login(&self, call: &Call, user: &str) -> Result<Token, NodeError> {
         // Boxed: the retry loop asks for the token, and the login goes through the retry loop.
-        let resp = Box::pin(self.run(&call, false)).await?;
+        let resp = Box::pin(self.run(call, false)).await?;
         let rejected = |why: &str| {
             self.err(
                 format!(
@@ -288,10 +339,10 @@ impl Transport {
                 ))
             }
             200 => {}
-            _ => return Err(self.status_error(&call, &resp)),
+            _ => return Err(self.status_error(call, &resp)),
         }
         let (value, ttl) =
-            super::parse::login(&resp.body).map_err(|e| self.shape_error(&call, e))?;
+            super::parse::login(&resp.body).map_err(|e| self.shape_error(call, e))?;
         // Nacos answers its login with `Authorization: Bearer <token>` as well
         // (`UserController#login`, 1.4 to 3.x) and reads the token back from that header
         // (1.4/2.0 `NacosAuthManager#resolveToken`; 2.1+ `NacosAuthPluginService#resolveToken`
@@ -308,18 +359,20 @@ impl Transport {
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.starts_with("Bearer "));
         let auth = auth_headers(&value, bearer)
-            .ok_or_else(|| self.shape_error(&call, "the accessToken cannot be sent in a header"))?;
-        *guard = Some(Token {
-            auth: auth.clone(),
+            .ok_or_else(|| self.shape_error(call, "the accessToken cannot be sent in a header"))?;
+        Ok(Token {
+            auth,
             // Refresh well before expiry so a long audit never runs on a dead token.
             expires: Instant::now() + Duration::from_secs(ttl.saturating_sub(60).max(30) * 9 / 10),
-        });
-        Ok(Some(auth))
+        })
     }
 
     /// One request with auth, bounded concurrency, retries on transient failures and one
     /// re-login on 403. Any status comes back as an answer; only no answer at all is an error.
+    ///
+    /// A node that is down (see [`Self::is_down`]) is not asked: its error comes back at once.
     pub async fn send(&self, call: &Call) -> Result<Response, NodeError> {
+        self.check_down()?;
         let _permit = self
             .permits
             .acquire()
@@ -329,10 +382,17 @@ impl Transport {
     }
 
     /// The one retry loop. `auth`: add the token (and log in again once on 403).
+    ///
+    /// Transient failures are retried `retries` times with backoff, but a timeout once at most:
+    /// each costs a whole timeout, and a node that let two requests time out is taken as down.
+    /// A node that did not answer at all once the retries are spent is down for the run.
     async fn run(&self, call: &Call, auth: bool) -> Result<Response, NodeError> {
         let mut attempt = 0;
+        let mut timeouts = 0;
         let mut relogged = false;
         loop {
+            // Another request may have found the node down while this one waited.
+            self.check_down()?;
             let token = if auth { self.token(false).await? } else { None };
             match self.attempt(call, token.as_ref()).await {
                 Ok(resp) => {
@@ -352,16 +412,18 @@ impl Transport {
                     return Ok(resp);
                 }
                 Err(f) => {
-                    if f.transient && attempt < self.retries {
+                    timeouts += usize::from(f.timed_out);
+                    if f.transient && attempt < self.retries && timeouts < 2 {
                         attempt += 1;
                         tokio::time::sleep(backoff(attempt)).await;
                         continue;
                     }
-                    return Err(self.err(
+                    let e = self.err(
                         format!("{}: {}", call.describe(), f.what),
                         f.transient,
                         f.status,
-                    ));
+                    );
+                    return Err(if f.down { self.mark_down(e) } else { e });
                 }
             }
         }
@@ -373,6 +435,8 @@ impl Transport {
             what: e.clone(),
             transient: false,
             status: None,
+            down: true,
+            timed_out: false,
         })?;
         let url = join(base, call.path);
         let mut req = if call.method == reqwest::Method::GET {
@@ -407,6 +471,8 @@ impl Transport {
                 ),
                 transient: false,
                 status: Some(status),
+                down: false,
+                timed_out: false,
             });
         }
         let headers = resp.headers().clone();
@@ -451,6 +517,8 @@ async fn read_capped(resp: &mut reqwest::Response, cap: usize) -> Result<Vec<u8>
         what: format!("answer longer than the limit of {cap} bytes (audit.max_body_mib)"),
         transient: false,
         status: Some(200),
+        down: false,
+        timed_out: false,
     };
     if resp
         .content_length()
@@ -460,9 +528,14 @@ async fn read_capped(resp: &mut reqwest::Response, cap: usize) -> Result<Vec<u8>
     }
     let mut out = Vec::new();
     // A body that broke off may come whole on a retry.
-    let broken = |e: reqwest::Error| Failure {
-        transient: true,
-        ..describe(&e)
+    let broken = |e: reqwest::Error| {
+        let f = describe(&e);
+        Failure {
+            transient: true,
+            // A body that broke off came from a node that answers: not down, unless it timed out.
+            down: f.timed_out,
+            ..f
+        }
     };
     while let Some(chunk) = resp.chunk().await.map_err(broken)? {
         if out.len() + chunk.len() > cap {
