@@ -7,7 +7,7 @@
 //! audits clean, so each failure below is the fault's doing.
 
 use crate::ops::audit;
-use crate::standin::{self, Reply, Request, StandIn};
+use crate::standin::{self, Flavour, Reply, Request, StandIn};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -15,11 +15,16 @@ use std::time::{Duration, Instant};
 struct Endpoint {
     /// As the error names it (`GET /v1/cs/configs (config list)` contains `(config list)`).
     name: &'static str,
+    /// Its requests to a 2.x node.
     matches: fn(&Request) -> bool,
+    /// Its requests to a 3.x node.
+    v3: fn(&Request) -> bool,
     /// Any JSON shape is an error here (not so for served content, which may be anything).
     json: bool,
     /// Paged by a total: a total that disagrees with the items is an error.
     paged: bool,
+    /// The same on 3.x (which lists instances without paging).
+    paged_v3: bool,
     /// The source side is the hostile one (the SDK-connections check asks the source only).
     on_source: bool,
 }
@@ -32,71 +37,91 @@ const ENDPOINTS: &[Endpoint] = &[
     Endpoint {
         name: "login",
         matches: |r| p(r) == "/v1/auth/login",
+        v3: |r| p(r) == "/v1/auth/login",
         json: true,
         paged: false,
+        paged_v3: false,
         on_source: false,
     },
     Endpoint {
         name: "server state",
         matches: |r| p(r) == "/v1/console/server/state",
+        v3: |r| p(r) == "/v3/admin/core/state",
         json: true,
         paged: false,
+        paged_v3: false,
         on_source: false,
     },
     Endpoint {
         name: "namespace list",
         matches: |r| p(r) == "/v1/console/namespaces",
+        v3: |r| p(r) == "/v3/admin/core/namespace/list",
         json: true,
         paged: false,
+        paged_v3: false,
         on_source: false,
     },
     Endpoint {
         name: "config list",
         matches: |r| p(r) == "/v1/cs/configs" && r.param_is("search", "accurate"),
+        v3: |r| p(r) == "/v3/admin/cs/config/list",
         json: true,
         paged: true,
+        paged_v3: true,
         on_source: false,
     },
     Endpoint {
         name: "config detail",
         matches: |r| p(r) == "/v1/cs/configs" && r.param_is("show", "all"),
+        v3: |r| p(r) == "/v3/admin/cs/config",
         json: true,
         paged: false,
+        paged_v3: false,
         on_source: false,
     },
     Endpoint {
         name: "service list",
         matches: |r| p(r) == "/v1/ns/catalog/services",
+        v3: |r| p(r) == "/v3/admin/ns/service/list",
         json: true,
         paged: true,
+        paged_v3: true,
         on_source: false,
     },
     Endpoint {
         name: "service detail",
         matches: |r| p(r) == "/v1/ns/service",
+        v3: |r| p(r) == "/v3/admin/ns/service",
         json: true,
         paged: false,
+        paged_v3: false,
         on_source: false,
     },
     Endpoint {
         name: "instance list",
         matches: |r| p(r) == "/v1/ns/catalog/instances",
+        v3: |r| p(r) == "/v3/admin/ns/instance/list",
         json: true,
         paged: true,
+        paged_v3: false,
         on_source: false,
     },
     Endpoint {
         name: "cluster members",
         matches: |r| p(r) == "/v1/core/cluster/nodes",
+        v3: |r| p(r) == "/v3/admin/core/cluster/node/list",
         json: true,
         paged: false,
+        paged_v3: false,
         on_source: false,
     },
     Endpoint {
         name: "listener probe",
         matches: |r| p(r) == "/v1/cs/configs/listener",
+        v3: |r| p(r) == "/v1/cs/configs/listener",
         json: true,
         paged: false,
+        paged_v3: false,
         on_source: false,
     },
     Endpoint {
@@ -106,15 +131,19 @@ const ENDPOINTS: &[Endpoint] = &[
                 && !r.param_is("show", "all")
                 && !r.param_is("search", "accurate")
         },
+        v3: |r| p(r) == "/v1/cs/configs",
         json: false,
         paged: false,
+        paged_v3: false,
         on_source: false,
     },
     Endpoint {
         name: "SDK connections",
         matches: |r| p(r) == "/v2/core/loader/current",
+        v3: |r| p(r) == "/v3/admin/core/loader/current",
         json: true,
         paged: false,
+        paged_v3: false,
         on_source: true,
     },
 ];
@@ -140,34 +169,54 @@ enum Fault {
     LongPage,
     /// Served content with a `Content-MD5` that is no MD5.
     BadMd5,
+    /// 3.x: a right envelope (`code` 0) around this wrong `data`.
+    Enveloped(&'static str),
 }
 
 const SHAPES: [&str; 6] = ["{}", "[]", "null", "0", "\"\"", r#"{"status":"ok"}"#];
 
-fn faults_for(e: &Endpoint) -> Vec<Fault> {
+fn faults_for(e: &Endpoint, flavour: Flavour) -> Vec<Fault> {
     let mut out = Vec::new();
+    // What some endpoints rightly answer: `{}` is the connections map of a node no SDK client
+    // is connected to; on 3.x, `[]` the instance list of a service without instances.
+    let legit = |shape: &str| {
+        (e.name == "SDK connections" && shape == "{}")
+            || (flavour == Flavour::V3 && e.name == "instance list" && shape == "[]")
+    };
     if e.json {
-        // `{}` is what a node with no SDK client connected answers (an empty map of
-        // connections), so for that endpoint it is no wrong shape.
-        let empty_map_ok = e.name == "SDK connections";
         out.extend(
             SHAPES
                 .iter()
-                .filter(|s| !(empty_map_ok && **s == "{}"))
+                .filter(|s| !(e.name == "SDK connections" && **s == "{}"))
                 .map(|s| Fault::Shape(s)),
         );
         out.extend([Fault::Empty, Fault::Html]);
+        let enveloped = flavour == Flavour::V3
+            && !matches!(e.name, "login" | "listener probe" | "served config");
+        if enveloped {
+            out.extend(
+                SHAPES
+                    .iter()
+                    .filter(|s| !legit(s))
+                    .map(|s| Fault::Enveloped(s)),
+            );
+        }
     } else {
         out.push(Fault::BadMd5);
     }
     out.extend([Fault::Redirect, Fault::OverCap, Fault::Truncated]);
-    if e.paged {
+    let paged = match flavour {
+        Flavour::V2 => e.paged,
+        Flavour::V3 => e.paged_v3,
+    };
+    if paged {
         out.extend([Fault::ShortPage, Fault::LongPage]);
     }
     out
 }
 
-/// The healthy answer with its total (`totalCount` or `count`) replaced.
+/// The healthy answer with its total (`totalCount` or `count`, at the top or in the 3.x
+/// envelope's `data`) replaced.
 fn with_total(good: &Reply, total: u64) -> Reply {
     let Reply::Http(status, headers, body) = good else {
         return good.clone();
@@ -177,6 +226,9 @@ fn with_total(good: &Reply, total: u64) -> Reply {
         if v.get(k).is_some() {
             v[k] = total.into();
         }
+        if v["data"].get(k).is_some() {
+            v["data"][k] = total.into();
+        }
     }
     Reply::Http(status, headers.clone(), serde_json::to_vec(&v).unwrap())
 }
@@ -184,6 +236,9 @@ fn with_total(good: &Reply, total: u64) -> Reply {
 fn reply(f: Fault, good: &Reply) -> Reply {
     match f {
         Fault::Shape(s) => Reply::json(s),
+        Fault::Enveloped(s) => Reply::json(&format!(
+            r#"{{"code":0,"message":"success","data":{s}}}"#
+        )),
         Fault::Empty => Reply::json(""),
         Fault::Html => Reply::text(
             "text/html;charset=UTF-8",
@@ -191,7 +246,10 @@ fn reply(f: Fault, good: &Reply) -> Reply {
         ),
         Fault::Redirect => Reply::Http(
             "302 Found",
-            vec![("Location".into(), "http://127.0.0.1:9/sso/login?next=%2Fnacos&t=1".into())],
+            vec![(
+                "Location".into(),
+                "http://127.0.0.1:9/sso/login?next=%2Fnacos&t=1".into(),
+            )],
             Vec::new(),
         ),
         Fault::OverCap => Reply::Endless,
@@ -209,46 +267,61 @@ fn reply(f: Fault, good: &Reply) -> Reply {
     }
 }
 
+fn namespace(flavour: Flavour) -> &'static str {
+    match flavour {
+        Flavour::V2 => standin::NAMESPACE,
+        Flavour::V3 => standin::NAMESPACE_V3,
+    }
+}
+
 /// A listener answer that names the stand-in's config as changed, so that its served content is read.
-fn flag_the_config(r: &Request) -> Option<Reply> {
+fn flag_the_config(r: &Request, flavour: Flavour) -> Option<Reply> {
     (p(r) == "/v1/cs/configs/listener").then(|| {
         Reply::text(
             "text/html;charset=UTF-8",
             &format!(
                 "{}%02APP%02{}%01nacos-drift.probe-canary%02DEFAULT_GROUP%01",
                 standin::DATA_ID,
-                standin::NAMESPACE
+                namespace(flavour)
             ),
         )
     })
 }
 
-fn pair(hostile: Option<(usize, Fault)>) -> (StandIn, StandIn, Option<usize>) {
+/// One hostile case: flavour, endpoint (index into [`ENDPOINTS`]) and fault.
+type Case = (Flavour, usize, Fault);
+
+fn pair(flavour: Flavour, hostile: Option<(usize, Fault)>) -> (StandIn, StandIn) {
     let on_source = hostile.is_some_and(|(e, _)| ENDPOINTS[e].on_source);
     let make = |me_hostile: bool| {
-        standin::start("tok-hostile", move |r, good| {
+        standin::start_as(flavour, "tok-hostile", move |r, good| {
             let (e, f) = hostile.filter(|_| me_hostile)?;
             let ep = &ENDPOINTS[e];
-            if (ep.matches)(r) {
+            let hit = match flavour {
+                Flavour::V2 => (ep.matches)(r),
+                Flavour::V3 => (ep.v3)(r),
+            };
+            // The served config is the plain GET: not the 2.x listing or detail on the same path.
+            let served_only = ep.name != "served config"
+                || (!r.param_is("show", "all") && !r.param_is("search", "accurate"));
+            if hit && served_only {
                 return Some(reply(f, good));
             }
             if ep.name == "served config" {
-                return flag_the_config(r);
+                return flag_the_config(r, flavour);
             }
             None
         })
     };
-    let source = make(on_source);
-    let target = make(!on_source);
-    (source, target, hostile.map(|(e, _)| e))
+    (make(on_source), make(!on_source))
 }
 
-fn run(source: &StandIn, target: &StandIn) -> (crate::ops::Run, Duration) {
+fn run(flavour: Flavour, source: &StandIn, target: &StandIn) -> (crate::ops::Run, Duration) {
     let t0 = Instant::now();
     let r = audit(
         &[
             "--namespace",
-            standin::NAMESPACE,
+            namespace(flavour),
             "--settle",
             "0",
             "--timeout",
@@ -273,24 +346,33 @@ fn run(source: &StandIn, target: &StandIn) -> (crate::ops::Run, Duration) {
 
 #[test]
 fn two_healthy_stand_ins_audit_clean() {
-    let (source, target, _) = pair(None);
-    let (r, _) = run(&source, &target);
-    assert_eq!(r.code, 0, "{}", r.output);
-    // Every endpoint of the table was asked (served config only when a key is flagged).
-    for e in ENDPOINTS.iter().filter(|e| e.name != "served config") {
-        let asked = [&source, &target]
-            .iter()
-            .any(|s| s.requests.lock().unwrap().iter().any(|r| (e.matches)(r)));
-        assert!(asked, "{} was never asked", e.name);
+    for flavour in [Flavour::V2, Flavour::V3] {
+        let (source, target) = pair(flavour, None);
+        let (r, _) = run(flavour, &source, &target);
+        assert_eq!(r.code, 0, "{flavour:?}: {}", r.output);
+        // Every endpoint of the table was asked (served config only when a key is flagged).
+        for e in ENDPOINTS.iter().filter(|e| e.name != "served config") {
+            let asked = [&source, &target].iter().any(|s| {
+                s.requests.lock().unwrap().iter().any(|r| match flavour {
+                    Flavour::V2 => (e.matches)(r),
+                    Flavour::V3 => (e.v3)(r),
+                })
+            });
+            assert!(asked, "{flavour:?}: {} was never asked", e.name);
+        }
     }
 }
 
 #[test]
 fn every_wrong_answer_of_every_endpoint_is_a_named_source_error() {
-    let cases: Vec<(usize, Fault)> = ENDPOINTS
-        .iter()
-        .enumerate()
-        .flat_map(|(i, e)| faults_for(e).into_iter().map(move |f| (i, f)))
+    let cases: Vec<Case> = [Flavour::V2, Flavour::V3]
+        .into_iter()
+        .flat_map(|fl| {
+            ENDPOINTS
+                .iter()
+                .enumerate()
+                .flat_map(move |(i, e)| faults_for(e, fl).into_iter().map(move |f| (fl, i, f)))
+        })
         .collect();
     let failures = std::sync::Mutex::new(Vec::new());
     let next = std::sync::atomic::AtomicUsize::new(0);
@@ -299,8 +381,8 @@ fn every_wrong_answer_of_every_endpoint_is_a_named_source_error() {
         for _ in 0..4 {
             s.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::SeqCst);
-                let Some(&(e, f)) = cases.get(i) else { break };
-                if let Err(why) = one_case(e, f) {
+                let Some(&case) = cases.get(i) else { break };
+                if let Err(why) = one_case(case) {
                     failures.lock().unwrap().push(why);
                 }
             });
@@ -316,12 +398,12 @@ fn every_wrong_answer_of_every_endpoint_is_a_named_source_error() {
     );
 }
 
-fn one_case(e: usize, f: Fault) -> Result<(), String> {
+fn one_case((flavour, e, f): Case) -> Result<(), String> {
     let ep = &ENDPOINTS[e];
-    let (source, target, _) = pair(Some((e, f)));
+    let (source, target) = pair(flavour, Some((e, f)));
     let hostile = if ep.on_source { &source } else { &target };
-    let (r, took) = run(&source, &target);
-    let case = format!("{} / {f:?}", ep.name);
+    let (r, took) = run(flavour, &source, &target);
+    let case = format!("{flavour:?} {} / {f:?}", ep.name);
     let named = format!("({})", ep.name);
     let problems: Vec<&str> = [
         (r.code != 3, "exit is not 3"),
@@ -359,7 +441,7 @@ fn a_snapshot_of_a_hostile_node_is_incomplete() {
         (3, Fault::Shape("[]")),
         (1, Fault::Html),
     ] {
-        let (_, target, _) = pair(Some((e, f)));
+        let (_, target) = pair(Flavour::V2, Some((e, f)));
         let out = crate::support::tempdir("hostile-snap").join("snap.json");
         let o = crate::support::run(
             &[

@@ -101,8 +101,30 @@ impl StandIn {
 
 type Fault = dyn Fn(&Request, &Reply) -> Option<Reply> + Send + Sync;
 
-/// Start a stand-in; `fault` may replace the healthy answer (its second argument) to any request.
+/// Which server the stand-in plays when healthy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavour {
+    /// Nacos 2.3.2 (v1 API), namespace [`NAMESPACE`].
+    V2,
+    /// Nacos 3.1 (v3 admin API), answering what the bed's 3.1 node answered
+    /// (`fixtures/answers/nacos-3.1/`), namespace [`NAMESPACE_V3`].
+    V3,
+}
+
+/// The namespace of the 3.x flavour (that of the captured answers).
+pub const NAMESPACE_V3: &str = "fixture-ns";
+
+/// Start a 2.3.2 stand-in; `fault` may replace the healthy answer (its second argument) to any request.
 pub fn start(
+    token: &str,
+    fault: impl Fn(&Request, &Reply) -> Option<Reply> + Send + Sync + 'static,
+) -> StandIn {
+    start_as(Flavour::V2, token, fault)
+}
+
+/// Start a stand-in of this flavour.
+pub fn start_as(
+    flavour: Flavour,
     token: &str,
     fault: impl Fn(&Request, &Reply) -> Option<Reply> + Send + Sync + 'static,
 ) -> StandIn {
@@ -134,7 +156,10 @@ pub fn start(
             std::thread::spawn(move || {
                 let Some(req) = read_request(&c) else { return };
                 requests.lock().unwrap().push(req.clone());
-                let good = healthy(&req, port, &token);
+                let good = match flavour {
+                    Flavour::V2 => healthy(&req, port, &token),
+                    Flavour::V3 => healthy_v3(&req, port, &token),
+                };
                 let reply = fault(&req, &good).unwrap_or(good);
                 write_reply(c, reply, &streamed);
             });
@@ -306,6 +331,58 @@ pub fn healthy(req: &Request, port: u16, token: &str) -> Reply {
             Reply::text("text/html;charset=UTF-8", &listener_answer(req))
         }
         ("GET", "/v2/core/loader/current") => Reply::json("{}"),
+        _ => Reply::Http("404 Not Found", Vec::new(), b"{}".to_vec()),
+    }
+}
+
+/// What a healthy Nacos 3.1 node answers: the answers captured from the bed's 3.1 node.
+pub fn healthy_v3(req: &Request, port: u16, token: &str) -> Reply {
+    macro_rules! captured {
+        ($f:literal) => {
+            include_str!(concat!("../../fixtures/answers/nacos-3.1/", $f))
+        };
+    }
+    let p = req.path.strip_prefix("/nacos").unwrap_or(&req.path);
+    match (req.method.as_str(), p) {
+        ("POST", "/v1/auth/login") | ("POST", "/v1/cs/configs/listener") => {
+            healthy(req, port, token)
+        }
+        // 3.x without its console: the v1 state path is gone.
+        ("GET", "/v1/console/server/state") => {
+            Reply::Http("404 Not Found", Vec::new(), b"{}".to_vec())
+        }
+        ("GET", "/v3/admin/core/state") => Reply::json(captured!("state.json")),
+        ("GET", "/v3/admin/core/namespace/list") => Reply::json(captured!("namespaces.json")),
+        ("GET", "/v3/admin/cs/config/list") if req.param_is("namespaceId", NAMESPACE_V3) => {
+            Reply::json(captured!("config-list.json"))
+        }
+        ("GET", "/v3/admin/cs/config/list") => Reply::json(
+            r#"{"code":0,"message":"success","data":{"totalCount":0,"pageNumber":1,"pagesAvailable":0,"pageItems":[]}}"#,
+        ),
+        ("GET", "/v3/admin/cs/config") => Reply::json(captured!("config-detail.json")),
+        ("GET", "/v1/cs/configs") => Reply::Http(
+            "200 OK",
+            vec![
+                ("Content-Type".into(), "text/plain;charset=UTF-8".into()),
+                (
+                    "Content-MD5".into(),
+                    "78a3bb7b0c5aa64f491058ea8199e4c9".into(),
+                ),
+            ],
+            captured!("served.body").as_bytes().to_vec(),
+        ),
+        ("GET", "/v3/admin/ns/service/list") if req.param_is("namespaceId", NAMESPACE_V3) => {
+            Reply::json(captured!("service-list.json"))
+        }
+        ("GET", "/v3/admin/ns/service/list") => Reply::json(
+            r#"{"code":0,"message":"success","data":{"totalCount":0,"pageNumber":1,"pagesAvailable":0,"pageItems":[]}}"#,
+        ),
+        ("GET", "/v3/admin/ns/service") => Reply::json(captured!("service-detail.json")),
+        ("GET", "/v3/admin/ns/instance/list") => Reply::json(captured!("instance-list.json")),
+        ("GET", "/v3/admin/core/cluster/node/list") => {
+            Reply::json(&captured!("members.json").replace("18878", &port.to_string()))
+        }
+        ("GET", "/v3/admin/core/loader/current") => Reply::json(captured!("connections.json")),
         _ => Reply::Http("404 Not Found", Vec::new(), b"{}".to_vec()),
     }
 }
