@@ -473,3 +473,52 @@ fn a_snapshot_of_a_hostile_node_is_incomplete() {
         );
     }
 }
+
+#[test]
+fn an_unknown_server_version_is_a_source_error_unless_pinned() {
+    let future = |r: &Request, _: &Reply| {
+        (p(r) == "/v1/console/server/state").then(|| Reply::json(r#"{"version":"4.0.0"}"#))
+    };
+    let (source, target) = (standin::start("tok", future), standin::start("tok", future));
+    let args = [
+        "--namespace",
+        standin::NAMESPACE,
+        "--settle",
+        "0",
+        "--source-nacos",
+        &source.base,
+        "--target-nacos",
+        &target.base,
+    ];
+    let creds = [
+        ("NACOS_DRIFT_SOURCE_NACOS_USERNAME", "nacos"),
+        ("NACOS_DRIFT_SOURCE_NACOS_PASSWORD", "pw"),
+        ("NACOS_DRIFT_TARGET_NACOS_USERNAME", "nacos"),
+        ("NACOS_DRIFT_TARGET_NACOS_PASSWORD", "pw"),
+    ];
+    let r = audit(&args, &creds);
+    assert_eq!(r.code, 3, "{}", r.output);
+    assert!(
+        r.output.contains("`4.0.0`")
+            && r.output.contains("(server state)")
+            && r.output.contains("nacos_version"),
+        "{}",
+        r.output
+    );
+    // Pinned (the stand-ins speak the 2.x API whatever they say): read, and the state is not asked.
+    let asked = source.count("/v1/console/server/state");
+    let mut pinned = creds.to_vec();
+    pinned.extend([
+        ("NACOS_DRIFT_SOURCE_NACOS_VERSION", "2.3.2"),
+        ("NACOS_DRIFT_TARGET_NACOS_VERSION", "2.3.2"),
+    ]);
+    let r = audit(&args, &pinned);
+    assert_eq!(r.code, 0, "{}", r.output);
+    assert_eq!(source.count("/v1/console/server/state"), asked);
+    // A pin that names no version nacos-drift knows is a configuration error.
+    let mut bad = creds.to_vec();
+    bad.push(("NACOS_DRIFT_TARGET_NACOS_VERSION", "4.0.0"));
+    let r = audit(&args, &bad);
+    assert_eq!(r.code, 2, "{}", r.output);
+    assert!(r.output.contains("target.nacos_version"), "{}", r.output);
+}
