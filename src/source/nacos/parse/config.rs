@@ -14,8 +14,7 @@ use serde_json::Value;
 pub const CANARY_DATA_ID: &str = "nacos-drift.probe-canary";
 
 /// Namespaces of a namespace list answer: v1 `RestResult` `{"code": 200, "data": [...]}` (Nacos
-/// `NamespaceController`, r-nacos `ConsoleResult`), v3 the envelope's `data` list. Every server
-/// lists the default namespace, so a list without it is not a namespace list.
+/// `NamespaceController`, r-nacos `ConsoleResult`), v3 the envelope's `data` list.
 pub fn namespaces(dialect: Dialect, answer: &Value) -> Shape<Vec<Namespace>> {
     let items = match dialect {
         Dialect::V3 => list(answer, "data")?,
@@ -36,9 +35,16 @@ pub fn namespaces(dialect: Dialect, answer: &Value) -> Shape<Vec<Namespace>> {
             desc: n.opt_str("namespaceDesc")?.to_owned(),
         });
     }
-    if !out.iter().any(|n| n.id == "public") {
+    // Nacos lists every namespace, the default one first (`NamespaceController#getNamespaces`,
+    // 2.2+ `NamespaceOperationService#getNamespaceList`);
+    // r-nacos only those the user may read (`query_namespace_list`), but never none.
+    let has_default = out.iter().any(|n| n.id == "public");
+    if dialect == Dialect::RNacos && out.is_empty() {
+        return Err("the namespace list is empty".into());
+    }
+    if dialect != Dialect::RNacos && !has_default {
         return Err(format!(
-            "the list of {} namespace(s) has no default namespace (every server lists it)",
+            "the list of {} namespace(s) has no default namespace (Nacos always lists it)",
             out.len()
         ));
     }
