@@ -8,6 +8,7 @@
 pub mod dialect;
 pub mod parse;
 pub mod transport;
+pub mod urls;
 mod write;
 
 use crate::model::{ConfigItem, Namespace, Service};
