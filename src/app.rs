@@ -104,6 +104,7 @@ pub(crate) fn capture_both(
     settings: &Settings,
     scope: &Arc<Scope>,
     compact: bool,
+    nodes: &source::Nodes,
 ) -> std::result::Result<(SideSnapshot, SideSnapshot), Stopped> {
     // The step a stop interrupts here: the DB layer when there is one, else the API.
     let layer = if settings.source.db.is_some() || settings.target.db.is_some() {
@@ -156,6 +157,7 @@ pub(crate) fn capture_both(
             source::capture(
                 Side::Source,
                 &settings.source,
+                &nodes.source,
                 settings,
                 sf,
                 &settings.namespaces,
@@ -165,6 +167,7 @@ pub(crate) fn capture_both(
             source::capture(
                 Side::Target,
                 &settings.target,
+                &nodes.target,
                 settings,
                 tf,
                 &target_also,
@@ -197,6 +200,7 @@ pub(crate) fn capture_both(
 /// the API again, if it had findings. A layer without findings keeps its first-pass snapshot: the
 /// re-check only confirms first-pass findings, so it could add nothing there. At a million rows
 /// this makes the re-check cost what the drift is, not what the tables are.
+#[allow(clippy::too_many_arguments)] // why: the run's handles plus the first pass it re-checks.
 pub(crate) fn recapture(
     rt: &tokio::runtime::Runtime,
     stop: &Stopper,
@@ -205,6 +209,7 @@ pub(crate) fn recapture(
     first: &[Finding],
     source: &SideSnapshot,
     target: &SideSnapshot,
+    nodes: &source::Nodes,
 ) -> std::result::Result<(SideSnapshot, SideSnapshot), Stopped> {
     let drift = |layer: Layer| {
         first
@@ -234,6 +239,7 @@ pub(crate) fn recapture(
             recheck_side(
                 Side::Source,
                 &settings.source,
+                &nodes.source,
                 settings,
                 source,
                 sf,
@@ -244,6 +250,7 @@ pub(crate) fn recapture(
             recheck_side(
                 Side::Target,
                 &settings.target,
+                &nodes.target,
                 settings,
                 target,
                 tf,
@@ -268,6 +275,7 @@ pub(crate) fn recapture(
 async fn recheck_side(
     side: Side,
     conf: &settings::SideSettings,
+    nodes: &[Arc<source::nacos::NacosNode>],
     settings: &Settings,
     first: &SideSnapshot,
     filter: NamespaceFilter,
@@ -284,7 +292,7 @@ async fn recheck_side(
             db: None,
             ..conf.clone()
         };
-        source::capture(side, &api_only, settings, filter, also, None, true)
+        source::capture(side, &api_only, nodes, settings, filter, also, None, true)
             .await
             .api
     } else {
@@ -576,6 +584,7 @@ fn snapshot(a: &SnapshotArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Ex
     let rt = runtime()?;
     let stop = Stopper::new(settings.deadline_secs);
     source::mysql::limit_run(Some(stop.deadline()));
+    let nodes = source::nodes(conf, &settings);
     let captured = stop.run(
         &rt,
         &format!("reading the {side}"),
@@ -583,6 +592,7 @@ fn snapshot(a: &SnapshotArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Ex
         source::capture(
             side,
             conf,
+            &nodes,
             &settings,
             if side == Side::Source { sf } else { tf },
             &settings.namespaces,

@@ -61,12 +61,16 @@ pub(crate) fn audit(a: &AuditArgs, settings: &Settings) -> Result<ExitStatus> {
     };
     let started_ms = app::now_ms();
     let mut g = Gathered::default();
+    // Node clients are built once per run and shared by every stage: each node logs in once,
+    // and one found down stays down.
+    let nodes = source::Nodes::new(settings);
     let stopped = stages(
         a,
         settings,
         &scope,
         &rt,
         &stop,
+        &nodes,
         prior.as_ref(),
         started_ms,
         &mut g,
@@ -108,6 +112,7 @@ fn stages(
     scope: &Arc<Scope>,
     rt: &tokio::runtime::Runtime,
     stop: &Stopper,
+    nodes: &source::Nodes,
     prior: Option<&crate::state::State>,
     started_ms: i64,
     g: &mut Gathered,
@@ -119,7 +124,7 @@ fn stages(
         && settings.target.db.is_some()
         && (!settings.probe
             || (settings.source.nacos.is_empty() && settings.target.nacos.is_empty()));
-    let (source, target) = app::capture_both(rt, stop, settings, scope, compact)?;
+    let (source, target) = app::capture_both(rt, stop, settings, scope, compact, nodes)?;
     g.watermarks = watermarks_of(&source, &target);
     g.source = source;
     g.target = target;
@@ -173,8 +178,16 @@ fn stages(
         let during = "waiting to re-check the differences (settling)";
         stop.sleep(rt, settings.settle_secs, during, Layer::L1)?;
         let t0 = std::time::Instant::now();
-        let (mut s2, mut t2) =
-            app::recapture(rt, stop, settings, scope, &g.findings, &g.source, &g.target)?;
+        let (mut s2, mut t2) = app::recapture(
+            rt,
+            stop,
+            settings,
+            scope,
+            &g.findings,
+            &g.source,
+            &g.target,
+            nodes,
+        )?;
         if let Some(k) = &changed {
             restrict_to(&mut s2, k, scope, Side::Source);
             restrict_to(&mut t2, k, scope, Side::Target);
@@ -199,7 +212,7 @@ fn stages(
     tracing::info!("content diffs fetched in {:?}", t1.elapsed());
     // The databases are done with: what follows talks to the nodes only.
     rt.block_on(source::mysql::close_all());
-    probe(a, settings, scope, rt, stop, g)?;
+    probe(a, settings, scope, rt, stop, nodes, g)?;
     // Decommission: a source that clients still use is not ready to be turned off.
     if settings.gate == Some(settings::Gate::DecommissionReady) {
         if settings.source.nacos.is_empty() {
@@ -207,9 +220,13 @@ fn stages(
                 .push("connected clients: the source has no Nacos nodes configured".into());
         } else {
             let (sf, _) = app::filters(scope);
-            let nodes = source::nodes(&settings.source, settings);
             let during = "checking the clients connected to the source";
-            let outcome = stop.run(rt, during, Layer::L3, crate::clients::check(&nodes, &sf))?;
+            let outcome = stop.run(
+                rt,
+                during,
+                Layer::L3,
+                crate::clients::check(&nodes.source, &sf),
+            )?;
             g.findings.extend(outcome.findings);
             g.clients_not = outcome.not_checked;
             g.clients_compared = Some("connected clients (SDK connections of each source node)");
@@ -225,6 +242,7 @@ fn probe(
     scope: &Scope,
     rt: &tokio::runtime::Runtime,
     stop: &Stopper,
+    nodes: &source::Nodes,
     g: &mut Gathered,
 ) -> std::result::Result<(), Stopped> {
     if !settings.probe {
@@ -263,7 +281,6 @@ fn probe(
         };
         let (expected, db) =
             crate::cache::expect::expected_for(snap, scope, side, reference.as_ref());
-        let nodes = source::nodes(conf, settings);
         let identity = conf.identity_key.clone().zip(conf.identity_value.clone());
         let during = if a.fix {
             format!("probing and repairing the {side}'s node caches")
@@ -276,7 +293,7 @@ fn probe(
             Layer::L2,
             crate::cache::audit_side(&crate::cache::SideRun {
                 side,
-                nodes: &nodes,
+                nodes: nodes.side(side),
                 expected: &expected,
                 identity: &identity,
                 opts: &fix,

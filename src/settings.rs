@@ -52,6 +52,9 @@ pub struct SideSettings {
     pub identity_key: Option<String>,
     /// Server identity header value.
     pub identity_value: Option<Secret>,
+    /// The nodes' server version, when the user pins it (`2.3.2`, `3.1.0`, `r-nacos`): then it is
+    /// not read from the nodes, and a server that does not say its version can still be audited.
+    pub nacos_version: Option<String>,
 }
 
 /// Report formats.
@@ -276,6 +279,8 @@ pub struct Settings {
     pub db_digest: DbDigest,
     /// Warnings met while resolving (already printed on stderr).
     pub warnings: Vec<String>,
+    /// Largest response body read from a node, in bytes.
+    pub max_body_bytes: usize,
 }
 
 /// `audit.db_digest`: which in-DB content digest the L1 scan may use.
@@ -326,6 +331,7 @@ impl Default for Settings {
             },
             db_digest: DbDigest::Auto,
             warnings: Vec::new(),
+            max_body_bytes: crate::source::nacos::transport::DEFAULT_MAX_BODY,
         }
     }
 }
@@ -392,6 +398,7 @@ const KEYS: &[(&str, &str, Kind)] = &[
     ("source", "db_password_file", Kind::Str),
     ("source", "nacos_identity_key", Kind::Str),
     ("source", "nacos_identity_value_file", Kind::Str),
+    ("source", "nacos_version", Kind::Str),
     ("target", "nacos", Kind::List),
     ("target", "nacos_username", Kind::Str),
     ("target", "nacos_password_file", Kind::Str),
@@ -399,6 +406,7 @@ const KEYS: &[(&str, &str, Kind)] = &[
     ("target", "db_password_file", Kind::Str),
     ("target", "nacos_identity_key", Kind::Str),
     ("target", "nacos_identity_value_file", Kind::Str),
+    ("target", "nacos_version", Kind::Str),
     ("audit", "namespaces", Kind::List),
     ("audit", "gate", Kind::Str),
     ("audit", "formats", Kind::List),
@@ -414,6 +422,7 @@ const KEYS: &[(&str, &str, Kind)] = &[
     ("audit", "full_every_hours", Kind::Int),
     ("audit", "skew_secs", Kind::Int),
     ("audit", "db_digest", Kind::Str),
+    ("audit", "max_body_mib", Kind::Int),
     ("fix", "full_threshold_pct", Kind::Int),
     ("fix", "rate_per_sec", Kind::Int),
     ("fix", "verify_secs", Kind::Int),
@@ -865,6 +874,14 @@ fn build(
                 Err(e) => problems.push(format!("{at}: {side_name}.db: {e}")),
             }
         }
+        if let Some((v, at)) = str_of(&format!("{side_name}.nacos_version")) {
+            match crate::source::nacos::ServerKind::parse(&v) {
+                Some(_) => side.nacos_version = Some(v.trim().to_owned()),
+                None => problems.push(format!(
+                    "{at}: {side_name}.nacos_version: `{v}` is not a server version (e.g. 2.3.2, 3.1.0 or r-nacos)"
+                )),
+            }
+        }
         side.identity_key = env(&env_name(side_name, "nacos_identity_key"))
             .or_else(|| str_of(&format!("{side_name}.nacos_identity_key")).map(|v| v.0));
         side.identity_value = env(&env_name(side_name, "nacos_identity_value")).map(Secret::new);
@@ -1001,6 +1018,9 @@ fn build(
     }
     if let Some(v) = int_setting("fix.verify_secs", 0, 3600) {
         s.fix.verify_secs = v;
+    }
+    if let Some(v) = int_setting("audit.max_body_mib", 1, 4096) {
+        s.max_body_bytes = usize::try_from(v << 20).unwrap_or(usize::MAX);
     }
 
     for (key, target) in [

@@ -401,7 +401,12 @@ pub async fn audit_side(run: &SideRun<'_>) -> CacheOutcome {
             f.detail = detail.to_owned();
             match r {
                 Ok(sv) => f.served_md5 = Some(sv.md5),
-                Err(err) => f.detail = format!("{detail}: {}", err.message),
+                Err(err) => {
+                    f.detail = format!("{detail}: {}", err.message);
+                    // Not read is not classified: the audit is incomplete.
+                    out.findings
+                        .push(run.node_error(&s.node.base, &err.message));
+                }
             }
             stale_findings.insert((s.node.base.clone(), i), f);
         }

@@ -8,57 +8,15 @@
 
 use super::plan::{node_db_verdict, sample_indices, DbSample, NodeDbVerdict};
 use super::Expected;
-use crate::source::nacos::{api_tenant, NacosNode};
-use serde_json::Value;
+use crate::source::nacos::NacosNode;
 
 /// Keys sampled from each part (the node's stale keys, and a spread over the rest).
 const SAMPLE_PER_PART: usize = 5;
 
-/// What the node's own DB holds for one key: `(content md5, modifyTime ms)`, `None` if no row.
+/// What the node's own DB holds for one key: `(content md5, modifyTime ms)`, `None` if no row;
+/// `None` outside when the node could not answer (left out of the judgment).
 async fn node_row(node: &NacosNode, e: &Expected) -> Option<Option<(String, Option<i64>)>> {
-    let k = &e.key;
-    let (path, params) = if node.is_v3() {
-        (
-            "/v3/admin/cs/config",
-            vec![
-                ("dataId", k.data_id.clone()),
-                ("groupName", k.group.clone()),
-                ("namespaceId", k.namespace.clone()),
-            ],
-        )
-    } else {
-        (
-            "/v1/cs/configs",
-            vec![
-                ("show", "all".to_owned()),
-                ("dataId", k.data_id.clone()),
-                ("group", k.group.clone()),
-                ("tenant", api_tenant(&k.namespace)),
-            ],
-        )
-    };
-    let (status, _, body) = node
-        .request(reqwest::Method::GET, path, &params, &[])
-        .await
-        .ok()?;
-    if status == 404 {
-        return Some(None);
-    }
-    if status != 200 {
-        return None;
-    }
-    // 2.x answers a missing row with an empty 200.
-    if body.trim().is_empty() {
-        return Some(None);
-    }
-    let v: Value = serde_json::from_str(&body).ok()?;
-    let row = if node.is_v3() { v.get("data")? } else { &v };
-    if row.is_null() {
-        return Some(None);
-    }
-    let content = row.get("content")?.as_str()?;
-    let modified = row.get("modifyTime").and_then(Value::as_i64);
-    Some(Some((crate::model::md5_hex(content), modified)))
+    node.db_row(&e.key).await.ok()
 }
 
 /// Check one node against the configured DB on a sample of keys (`stale`: the node's flagged

@@ -271,6 +271,36 @@ pub async fn reread_db(
     snap
 }
 
+/// The node clients of both sides, built once per run and shared by every stage (capture,
+/// settle re-check, probe, client check): each node logs in once and is asked its version once,
+/// and a node found down in one stage is not asked again by the next.
+pub struct Nodes {
+    /// Source nodes.
+    pub source: Vec<Arc<NacosNode>>,
+    /// Target nodes.
+    pub target: Vec<Arc<NacosNode>>,
+}
+
+impl Nodes {
+    /// Build both sides' clients.
+    #[must_use]
+    pub fn new(settings: &Settings) -> Self {
+        Nodes {
+            source: nodes(&settings.source, settings),
+            target: nodes(&settings.target, settings),
+        }
+    }
+
+    /// One side's clients.
+    #[must_use]
+    pub fn side(&self, side: Side) -> &[Arc<NacosNode>] {
+        match side {
+            Side::Source => &self.source,
+            Side::Target => &self.target,
+        }
+    }
+}
+
 /// Build the node clients of a side.
 #[must_use]
 pub fn nodes(side: &SideSettings, settings: &Settings) -> Vec<Arc<NacosNode>> {
@@ -278,28 +308,35 @@ pub fn nodes(side: &SideSettings, settings: &Settings) -> Vec<Arc<NacosNode>> {
     side.nacos
         .iter()
         .map(|u| {
-            Arc::new(NacosNode::new(
-                http.clone(),
-                u,
-                side.nacos_username.clone(),
-                side.nacos_password.clone(),
-                settings.concurrency,
-                settings.retries,
-            ))
+            Arc::new(
+                NacosNode::new(
+                    http.clone(),
+                    u,
+                    side.nacos_username.clone(),
+                    side.nacos_password.clone(),
+                    settings.concurrency,
+                    settings.retries,
+                )
+                .with_max_body(settings.max_body_bytes)
+                .with_version(side.nacos_version.clone()),
+            )
         })
         .collect()
 }
 
-/// Capture a side from whatever it has configured.
+/// Capture a side from whatever it has configured: its DB, and its API through `nodes` (the
+/// run's clients of this side).
 ///
 /// `with_api` is false when the other side has no nodes: L3 cannot be compared then, and a full
 /// API read (every config, one detail request each) would be wasted.
 ///
 /// `also` names namespaces to scan even if the side does not list them (a namespace row lost on the
 /// target still has its configs and services, which should not then be reported missing as well).
+#[allow(clippy::too_many_arguments)] // why: each argument a different piece of the run; a stage type (issue 11) will hold them.
 pub async fn capture(
     side: Side,
     conf: &SideSettings,
+    nodes: &[Arc<NacosNode>],
     settings: &Settings,
     wanted: NamespaceFilter,
     also: &[String],
@@ -319,7 +356,7 @@ pub async fn capture(
         if conf.nacos.is_empty() || !with_api {
             None
         } else {
-            Some(capture_api(side, &nodes(conf, settings), wanted.clone(), also).await)
+            Some(capture_api(side, nodes, wanted.clone(), also).await)
         }
     };
     let (db, api) = tokio::join!(db, api);

@@ -184,3 +184,70 @@ fn a_hanging_node_times_out_and_is_reported() {
         r.output
     );
 }
+
+/// A node that accepts connections and never answers (like a paused process) costs one timeout
+/// and one retry, once per run: it is down for every later stage (settle re-check, probe, client
+/// check), and its login is not tried again.
+#[test]
+fn a_hanging_node_costs_two_timeouts_once_per_run() {
+    use crate::standin::{self, Reply};
+    const TIMEOUT: u64 = 4;
+    let healthy = standin::start("tok", |_, _| None);
+    let hanging = standin::start("tok", |_, _| Some(Reply::Hang));
+    // The target serves other content for the config, so that the settle re-check runs.
+    let target = standin::start("tok", |r, good| {
+        let Reply::Http(s, h, body) = good else {
+            return None;
+        };
+        (r.path.ends_with("/v1/cs/configs") && r.param_is("search", "accurate")).then(|| {
+            let body = String::from_utf8_lossy(body).replace("x: 1", "x: 2");
+            Reply::Http(s, h.clone(), body.into_bytes())
+        })
+    });
+    let sources = format!("{},{}", healthy.base, hanging.base);
+    let t0 = std::time::Instant::now();
+    let r = audit(
+        &[
+            "--namespace",
+            standin::NAMESPACE,
+            "--settle",
+            "1",
+            "--timeout",
+            &TIMEOUT.to_string(),
+            "--gate",
+            "decommission-ready",
+            "--source-nacos",
+            &sources,
+            "--target-nacos",
+            &target.base,
+        ],
+        &[
+            ("NACOS_DRIFT_SOURCE_NACOS_USERNAME", "nacos"),
+            ("NACOS_DRIFT_SOURCE_NACOS_PASSWORD", "pw"),
+            ("NACOS_DRIFT_TARGET_NACOS_USERNAME", "nacos"),
+            ("NACOS_DRIFT_TARGET_NACOS_PASSWORD", "pw"),
+        ],
+    );
+    let took = t0.elapsed();
+    assert_eq!(r.code, 3, "{}", r.output);
+    assert!(
+        r.output.contains(&hanging.base) && r.output.contains("timed out"),
+        "{}",
+        r.output
+    );
+    // Every stage ran: the content drift was confirmed by the re-check, the healthy nodes probed.
+    assert!(r.output.contains("config-content-differs"), "{}", r.output);
+    // The login and one retry; no later stage connected again.
+    let tries = hanging.connections.load(Ordering::SeqCst);
+    assert!(
+        tries <= 2,
+        "the hanging node was asked {tries} times: {}",
+        r.output
+    );
+    // Two timeouts, plus the rest of a small audit on a loaded machine.
+    assert!(
+        took < std::time::Duration::from_secs(2 * TIMEOUT + 15),
+        "took {took:?}: {}",
+        r.output
+    );
+}

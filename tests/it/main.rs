@@ -2,6 +2,7 @@
 
 mod db_rows;
 mod ops;
+mod standin;
 mod support;
 
 mod audit_live;
@@ -13,7 +14,9 @@ mod deploy;
 mod faults;
 mod gate_live;
 mod grpc_live;
+mod hostile_nodes;
 mod hostile_reports;
 mod lock_live;
 mod repair_live;
 mod secrets_live;
+mod token_live;

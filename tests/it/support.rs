@@ -104,6 +104,8 @@ pub struct Bed {
     pub nacos3: String,
     pub identity_key: String,
     pub identity_value: String,
+    /// The bed's state folder (`<repo the bed runs from>/.testbed`): node homes and logs.
+    pub home: PathBuf,
 }
 
 /// The bed if it is up. Without it tests skip with a printed line, except under CI=true where they fail.
@@ -173,6 +175,9 @@ pub fn bed() -> Option<Bed> {
         nacos3: get("TESTBED_NACOS3"),
         identity_key: get("TESTBED_NACOS_IDENTITY_KEY"),
         identity_value: get("TESTBED_NACOS_IDENTITY_VALUE"),
+        home: vars
+            .get("TESTBED_HOME")
+            .map_or_else(|| root().join(".testbed"), PathBuf::from),
     })
 }
 
