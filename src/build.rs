@@ -13,7 +13,9 @@ fn main() {
         .map(|s| s.trim().to_owned())
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| "unknown commit".to_owned());
-    println!("cargo:rustc-env=NACOS_DRIFT_COMMIT={commit}");
+    // Not a NACOS_DRIFT_* name: cargo also exports it to `cargo run`/`cargo test`, and every
+    // NACOS_DRIFT_* variable is a setting (an unknown one is refused).
+    println!("cargo:rustc-env=BUILD_GIT_COMMIT={commit}");
     // Rebuild when HEAD moves: HEAD itself (a checkout) and the branch it points at (a commit).
     let mut watch = vec![".git/HEAD".to_owned(), ".git/packed-refs".to_owned()];
     if let Ok(head) = std::fs::read_to_string(".git/HEAD") {

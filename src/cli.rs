@@ -7,7 +7,7 @@ use std::path::PathBuf;
 pub const VERSION: &str = concat!(
     env!("CARGO_PKG_VERSION"),
     " (",
-    env!("NACOS_DRIFT_COMMIT"),
+    env!("BUILD_GIT_COMMIT"),
     ")"
 );
 

@@ -277,13 +277,17 @@ impl SideRun<'_> {
 
     /// Log in, read versions and probe every node; returns the nodes actually probed.
     async fn probe_nodes(&self, keys: &[ProbeKey], out: &mut CacheOutcome) -> Vec<NodeState> {
-        let versions = futures::future::join_all(self.nodes.iter().map(|n| async move {
+        // A node an earlier stage found down was reported there: it is only listed as not probed
+        // here, so each down node is named once per run.
+        let (down, up): (Vec<_>, Vec<_>) = self.nodes.iter().partition(|n| n.is_down());
+        out.not_probed.extend(down.iter().map(|n| n.base.clone()));
+        let versions = futures::future::join_all(up.iter().map(|n| async move {
             n.login().await?;
             n.version().await
         }))
         .await;
         let mut live: Vec<NodeState> = Vec::new();
-        for (n, v) in self.nodes.iter().zip(versions) {
+        for (n, v) in up.into_iter().zip(versions) {
             match v {
                 Ok(version) => live.push(NodeState {
                     node: n.clone(),
