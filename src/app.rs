@@ -1,17 +1,17 @@
 //! Orchestration of each subcommand: resolve settings → capture (async) → hash and diff (rayon) → report → exit status.
 
 use crate::cancel::{Stopped, Stopper};
-use crate::cli::{AuditArgs, Cli, Command, DiffArgs, SnapshotArgs};
+use crate::cli::{AuditArgs, Cli, Command};
 use crate::diff::{self, Scope};
 use crate::error::{Error, ErrorKind, Result};
 use crate::exit::ExitStatus;
 use crate::finding::{Code, Finding, Layer};
-use crate::model::{Side, SideSnapshot, SNAPSHOT_SCHEMA_VERSION};
+use crate::model::{Side, SideSnapshot};
 use crate::report::{Report, SideInfo};
 use crate::settings::{self, Inputs, Settings};
 use crate::source::{self, NamespaceFilter};
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 /// Most content diffs fetched from the DBs per run; the rest show digests only.
@@ -22,8 +22,8 @@ pub fn run(cli: Cli) -> Result<ExitStatus> {
     let env = |k: &str| std::env::var(k).ok();
     match cli.command {
         Command::Audit(a) => audit(&a, &env),
-        Command::Snapshot(a) => snapshot(&a, &env),
-        Command::Diff(a) => diff_files(&a, &env),
+        Command::Snapshot(a) => crate::cmd::snapshot::run(&a, &env),
+        Command::Diff(a) => crate::cmd::diff::run(&a, &env),
         Command::Completions(a) => crate::cli::write_completions(a.shell, &mut std::io::stdout())
             .map(|()| ExitStatus::Clean)
             .map_err(|e| Error::with_source(ErrorKind::Report, "writing the completion script", e)),
@@ -318,7 +318,7 @@ pub(crate) fn compare(source: &SideSnapshot, target: &SideSnapshot, scope: &Scop
     out
 }
 
-fn capture_errors(snap: &SideSnapshot, side: Side) -> Vec<Finding> {
+pub(crate) fn capture_errors(snap: &SideSnapshot, side: Side) -> Vec<Finding> {
     let mut out = Vec::new();
     let mut push = |layer: Layer, e: &crate::model::CaptureError| {
         let mut f = Finding::new(
@@ -543,180 +543,6 @@ pub(crate) fn emit(report: &Report, settings: &Settings) -> Result<ExitStatus> {
 pub(crate) fn eprintln_safe(msg: &str) {
     // Messages carry node answers (capture errors): control characters shown, never sent.
     crate::report::escape::eprintln_visible(msg);
-}
-
-fn snapshot(a: &SnapshotArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<ExitStatus> {
-    let settings = settings::resolve(&Inputs {
-        sides: Some(&a.sides),
-        report: None,
-        config: a.sides.config.as_deref(),
-        namespaces: &[],
-        settle: None,
-        state: None,
-        no_probe: false,
-        env,
-    })?;
-    let side = match a.side.as_str() {
-        "source" => Side::Source,
-        "target" => Side::Target,
-        other => {
-            return Err(Error::new(
-                ErrorKind::Usage,
-                format!("--side must be `source` or `target`, not `{other}`"),
-            ))
-        }
-    };
-    let conf = if side == Side::Source {
-        &settings.source
-    } else {
-        &settings.target
-    };
-    if conf.nacos.is_empty() && conf.db.is_none() {
-        return Err(Error::new(
-            ErrorKind::Usage,
-            format!(
-                "nothing to snapshot: the {side} has no Nacos nodes and no database configured"
-            ),
-        ));
-    }
-    let scope = Arc::new(Scope::new(&settings));
-    let (sf, tf) = filters(&scope);
-    let rt = runtime()?;
-    let stop = Stopper::new(settings.deadline_secs);
-    source::mysql::limit_run(Some(stop.deadline()));
-    let nodes = source::nodes(conf, &settings);
-    let captured = stop.run(
-        &rt,
-        &format!("reading the {side}"),
-        Layer::L1,
-        source::capture(
-            side,
-            conf,
-            &nodes,
-            &settings,
-            if side == Side::Source { sf } else { tf },
-            &settings.namespaces,
-            None,
-            true,
-        ),
-    );
-    rt.block_on(source::mysql::close_all());
-    rt.shutdown_background();
-    crate::progress::clear();
-    let mut snap = captured.map_err(|s| {
-        Error::new(
-            ErrorKind::Source,
-            format!("snapshot not written: {} while {}", s.why, s.during),
-        )
-    })?;
-    if let Some(api) = &mut snap.api {
-        diff::hash_contents(&mut api.configs);
-    }
-    let errors = snap
-        .db
-        .iter()
-        .flat_map(|d| d.errors.iter())
-        .chain(snap.api.iter().flat_map(|a| a.errors.iter()))
-        .count();
-    let json = serde_json::to_vec_pretty(&snap)
-        .map_err(|e| Error::with_source(ErrorKind::Report, "serialising the snapshot", e))?;
-    write_atomic(&a.output, &json)?;
-    for e in snap
-        .db
-        .iter()
-        .flat_map(|d| d.errors.iter())
-        .chain(snap.api.iter().flat_map(|a| a.errors.iter()))
-    {
-        eprintln_safe(&format!("error: {}", e.message));
-    }
-    eprintln_safe(&format!(
-        "snapshot of the {side} written to {}",
-        a.output.display()
-    ));
-    Ok(if errors > 0 {
-        ExitStatus::Incomplete
-    } else {
-        ExitStatus::Clean
-    })
-}
-
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    crate::outdir::write_atomic(&tmp, path, bytes).map_err(|e| {
-        Error::with_source(ErrorKind::Report, format!("writing {}", path.display()), e)
-    })
-}
-
-/// Read and check a snapshot file.
-pub fn load_snapshot(path: &Path) -> Result<SideSnapshot> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        Error::with_source(
-            ErrorKind::Usage,
-            format!("reading snapshot {}", path.display()),
-            e,
-        )
-    })?;
-    let snap: SideSnapshot = serde_json::from_str(&text).map_err(|e| {
-        Error::new(
-            ErrorKind::Usage,
-            format!(
-                "{}:{}:{}: invalid snapshot: {e}",
-                path.display(),
-                e.line(),
-                e.column()
-            ),
-        )
-    })?;
-    if snap.schema_version != SNAPSHOT_SCHEMA_VERSION {
-        return Err(Error::new(
-            ErrorKind::Usage,
-            format!("{}: snapshot schema_version {} is not supported (expected {SNAPSHOT_SCHEMA_VERSION})", path.display(), snap.schema_version),
-        ));
-    }
-    snap.check_unique_keys()
-        .map_err(|e| Error::new(ErrorKind::Usage, format!("{}: {e}", path.display())))?;
-    Ok(snap)
-}
-
-fn diff_files(a: &DiffArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<ExitStatus> {
-    let settings = settings::resolve(&Inputs {
-        sides: None,
-        report: Some(&a.report),
-        config: a.config.as_deref(),
-        namespaces: &a.namespaces,
-        settle: None,
-        state: None,
-        no_probe: false,
-        env,
-    })?;
-    let mut source = load_snapshot(&a.source)?;
-    let mut target = load_snapshot(&a.target)?;
-    let warning = crate::model::check_sides(
-        source.side,
-        &a.source.display().to_string(),
-        target.side,
-        &a.target.display().to_string(),
-    )
-    .map_err(|e| Error::new(ErrorKind::Usage, e))?;
-    if let Some(w) = warning {
-        eprintln_safe(&format!("warning: {w}"));
-    }
-    for snap in [&mut source, &mut target] {
-        if let Some(api) = &mut snap.api {
-            diff::hash_contents(&mut api.configs);
-        }
-        if let Some(db) = &mut snap.db {
-            diff::hash_contents(&mut db.configs);
-        }
-    }
-    let scope = Scope::new(&settings);
-    let mut findings = diff::compare(&source, &target, &scope, None);
-    crate::run::drop_unread(&mut findings, &source, &target, &scope);
-    findings.extend(capture_errors(&source, Side::Source));
-    findings.extend(capture_errors(&target, Side::Target));
-    let mut report = finish(&settings, "diff", findings, &source, &target);
-    diff::coverage::apply(&mut report, &settings, &scope, &source, &target);
-    emit(&report, &settings)
 }
 
 /// `YYYYMMDDTHHMMSSZ` of now (UTC), used as the run id.

@@ -9,6 +9,7 @@ pub mod cancel;
 pub mod check_config;
 pub mod cli;
 pub mod clients;
+pub mod cmd;
 pub mod diff;
 pub mod error;
 pub mod exit;

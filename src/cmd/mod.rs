@@ -1,0 +1,4 @@
+//! One module per offline-capable subcommand besides `audit` (whose stages are in `run`).
+
+pub mod diff;
+pub mod snapshot;
