@@ -55,6 +55,17 @@ pub struct SideSettings {
     /// The nodes' server version, when the user pins it (`2.3.2`, `3.1.0`, `r-nacos`): then it is
     /// not read from the nodes, and a server that does not say its version can still be audited.
     pub nacos_version: Option<String>,
+    /// Extra CA certificates (PEM) trusted for this side's `https://` nodes, beside the system's.
+    pub nacos_ca_file: Option<PathBuf>,
+    /// No certificate check on this side's `https://` nodes (warned about on every run).
+    pub nacos_tls_insecure_skip_verify: bool,
+}
+
+impl SideSettings {
+    /// Whether any of this side's nodes is reached over HTTPS.
+    pub fn uses_https(&self) -> bool {
+        self.nacos.iter().any(|u| u.starts_with("https://"))
+    }
 }
 
 /// Report formats.
@@ -399,6 +410,10 @@ const KEYS: &[(&str, &str, Kind)] = &[
     ("source", "nacos_identity_key", Kind::Str),
     ("source", "nacos_identity_value_file", Kind::Str),
     ("source", "nacos_version", Kind::Str),
+    ("source", "nacos_ca_file", Kind::Str),
+    ("source", "nacos_tls_insecure_skip_verify", Kind::Bool),
+    ("source", "db_ssl_mode", Kind::Str),
+    ("source", "db_ca_file", Kind::Str),
     ("target", "nacos", Kind::List),
     ("target", "nacos_username", Kind::Str),
     ("target", "nacos_password_file", Kind::Str),
@@ -407,6 +422,10 @@ const KEYS: &[(&str, &str, Kind)] = &[
     ("target", "nacos_identity_key", Kind::Str),
     ("target", "nacos_identity_value_file", Kind::Str),
     ("target", "nacos_version", Kind::Str),
+    ("target", "nacos_ca_file", Kind::Str),
+    ("target", "nacos_tls_insecure_skip_verify", Kind::Bool),
+    ("target", "db_ssl_mode", Kind::Str),
+    ("target", "db_ca_file", Kind::Str),
     ("audit", "namespaces", Kind::List),
     ("audit", "gate", Kind::Str),
     ("audit", "formats", Kind::List),
@@ -807,6 +826,63 @@ pub fn resolve(inp: &Inputs<'_>) -> Result<Settings> {
     }
 }
 
+/// A side's TLS settings: the Nacos CA file and verification switch, and the DB's `ssl-mode`
+/// and CA file, which are carried in the DSN (`?ssl-mode=..&ssl-ca=..`, as the mysql client
+/// names them) so that every connection made from it gets them. A setting beats the DSN's own.
+fn tls_settings(
+    side_name: &str,
+    side: &mut SideSettings,
+    str_of: &dyn Fn(&str) -> Option<(String, String)>,
+    bool_of: &dyn Fn(&str) -> Option<bool>,
+    problems: &mut Vec<String>,
+) {
+    if let Some((file, at)) = str_of(&format!("{side_name}.nacos_ca_file")) {
+        match crate::tls::read_ca_file(Path::new(&file)) {
+            Ok(_) => side.nacos_ca_file = Some(PathBuf::from(file)),
+            Err(e) => problems.push(format!("{at}: {side_name}.nacos_ca_file {e}")),
+        }
+    }
+    side.nacos_tls_insecure_skip_verify =
+        bool_of(&format!("{side_name}.nacos_tls_insecure_skip_verify")).unwrap_or(false);
+    let mode = str_of(&format!("{side_name}.db_ssl_mode"));
+    if let Some((m, at)) = &mode {
+        if crate::tls::SslMode::parse(m).is_none() {
+            problems.push(format!(
+                "{at}: {side_name}.db_ssl_mode: unknown mode `{m}` (expected {})",
+                crate::tls::SslMode::NAMES
+            ));
+        }
+    }
+    let ca = str_of(&format!("{side_name}.db_ca_file"));
+    if let Some((file, at)) = &ca {
+        if let Err(e) = crate::tls::read_ca_file(Path::new(file)) {
+            problems.push(format!("{at}: {side_name}.db_ca_file {e}"));
+        }
+    }
+    let Some(dsn) = side.db.as_mut() else { return };
+    let Ok(mut url) = reqwest::Url::parse(dsn) else {
+        return;
+    };
+    let mut pairs: Vec<(String, String)> = url
+        .query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    for (names, given) in [
+        (["ssl-mode", "ssl_mode"], mode.map(|m| m.0)),
+        (["ssl-ca", "ssl_ca"], ca.map(|c| c.0)),
+    ] {
+        let Some(v) = given else { continue };
+        pairs.retain(|(k, _)| !names.contains(&k.as_str()));
+        pairs.push((names[0].to_owned(), v));
+    }
+    if pairs.is_empty() {
+        url.set_query(None);
+    } else {
+        url.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    *dsn = url.to_string();
+}
+
 fn build(
     set: &RawSet,
     env: &dyn Fn(&str) -> Option<String>,
@@ -882,6 +958,7 @@ fn build(
                 )),
             }
         }
+        tls_settings(side_name, side, &str_of, &bool_of, problems);
         side.identity_key = env(&env_name(side_name, "nacos_identity_key"))
             .or_else(|| str_of(&format!("{side_name}.nacos_identity_key")).map(|v| v.0));
         side.identity_value = env(&env_name(side_name, "nacos_identity_value")).map(Secret::new);
@@ -915,6 +992,13 @@ fn build(
         }
     }
 
+    for (name, side) in [("source", &s.source), ("target", &s.target)] {
+        if side.nacos_tls_insecure_skip_verify {
+            s.warnings.push(format!(
+                "TLS CERTIFICATE VERIFICATION IS OFF for the {name} Nacos nodes ({name}.nacos_tls_insecure_skip_verify = true): anyone on the network path can impersonate them"
+            ));
+        }
+    }
     if !argv_passwords.is_empty() {
         // Said once, without the value: the command line of every process is readable by every
         // local user (`ps`, /proc/<pid>/cmdline), for as long as the run lasts.
