@@ -37,6 +37,9 @@ pub struct NacosDb {
     /// `--timeout`: connecting, and the server's lock waits; a statement that does not answer
     /// within this plus [`session::GRACE`] is given up on.
     wait: Duration,
+    /// `ssl-mode=disabled`: the same options with TLS, to tell a server that requires TLS
+    /// (MariaDB refuses a plain login with the same "Access denied" as a wrong password).
+    tls_probe: Option<Opts>,
 }
 
 /// A failure reading the DB, never carrying the password.
@@ -136,6 +139,11 @@ impl NacosDb {
         let key = format!("{dsn}\u{0}{}", password.map_or("", Secret::expose));
         // `preferred`: plain text when the server offers no TLS at all (mysql_async has no
         // such mode: the TLS pool gives way to this one on the first connection).
+        let tls_probe = (mode == SslMode::Disabled).then(|| {
+            OptsBuilder::from_opts(builder.clone())
+                .ssl_opts(ssl_opts(SslMode::Required, None))
+                .into()
+        });
         let fallback = (mode == SslMode::Preferred).then(|| {
             let plain: Opts = OptsBuilder::from_opts(builder.clone()).ssl_opts(None).into();
             (format!("{key}\u{0}plain"), plain)
@@ -144,6 +152,7 @@ impl NacosDb {
             shared: session::shared(&key, builder.into(), wait, fallback),
             origin: dsn.to_owned(),
             wait,
+            tls_probe,
         })
     }
 

@@ -215,7 +215,17 @@ impl NacosDb {
         }
         let sh = self.active();
         let mut conn = match got {
-            Some(r) => r.map_err(|e| self.err("cannot connect", e))?,
+            Some(Ok(c)) => c,
+            Some(Err(e)) => {
+                let denied = matches!(&e, mysql_async::Error::Server(s) if s.code == 1045);
+                if denied && self.login_works_over_tls().await {
+                    return Err(DbError(format!(
+                        "database {}: cannot connect: TLS: the server requires TLS (require_secure_transport) and ssl-mode is disabled: the same login succeeds over TLS; use preferred, required, verify_ca or verify_identity (the server said: {e})",
+                        self.origin
+                    )));
+                }
+                return Err(self.err("cannot connect", e));
+            }
             None => {
                 let e = self.err(
                     "cannot connect",
@@ -262,6 +272,20 @@ impl NacosDb {
             *lock(&self.shared.tls) = Some(on);
         }
         Ok(conn)
+    }
+
+    /// `ssl-mode=disabled` was refused: whether the same login works over TLS.
+    async fn login_works_over_tls(&self) -> bool {
+        let Some(opts) = &self.tls_probe else {
+            return false;
+        };
+        match within(self.wait, Conn::new(opts.clone())).await {
+            Some(Ok(c)) => {
+                let _ = within(self.wait, c.disconnect()).await;
+                true
+            }
+            _ => false,
+        }
     }
 
     /// One await of a statement on connection `id`, bounded on the client. Past the bound the
