@@ -56,9 +56,7 @@ pub fn nacos_client_config(ca_file: Option<&Path>, insecure: bool) -> Result<Cli
                 .map_err(|e| format!("`{}`: unusable CA certificate ({e})", p.display()))?;
         }
     }
-    Ok(builder
-        .with_root_certificates(roots)
-        .with_no_client_auth())
+    Ok(builder.with_root_certificates(roots).with_no_client_auth())
 }
 
 /// Accepts every certificate (`nacos_tls_insecure_skip_verify`); signatures are still checked
@@ -226,7 +224,10 @@ mod tests {
     #[test]
     fn ssl_modes_parse_as_the_mysql_client_writes_them() {
         assert_eq!(SslMode::parse("VERIFY_CA"), Some(SslMode::VerifyCa));
-        assert_eq!(SslMode::parse("verify-identity"), Some(SslMode::VerifyIdentity));
+        assert_eq!(
+            SslMode::parse("verify-identity"),
+            Some(SslMode::VerifyIdentity)
+        );
         assert_eq!(SslMode::parse("REQUIRED"), Some(SslMode::Required));
         assert_eq!(SslMode::parse("on"), None);
         assert_eq!(SslMode::default(), SslMode::Preferred);
@@ -247,7 +248,10 @@ mod tests {
                 "invalid peer certificate: ExpiredContext { time: .. }",
                 "expired",
             ),
-            ("received corrupt message of type InvalidContentType", "did not answer in TLS"),
+            (
+                "received corrupt message of type InvalidContentType",
+                "did not answer in TLS",
+            ),
         ];
         for (text, want) in cases {
             let got = name_failure_text(text).unwrap_or_default();
@@ -263,7 +267,10 @@ mod tests {
         let p = dir.join("empty.pem");
         std::fs::write(&p, "hello").unwrap();
         let e = read_ca_file(&p).unwrap_err();
-        assert!(e.contains("empty.pem") && e.contains("no PEM certificate"), "{e}");
+        assert!(
+            e.contains("empty.pem") && e.contains("no PEM certificate"),
+            "{e}"
+        );
         let e = read_ca_file(&dir.join("missing.pem")).unwrap_err();
         assert!(e.contains("missing.pem"), "{e}");
         std::fs::remove_dir_all(&dir).ok();

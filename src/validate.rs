@@ -218,7 +218,11 @@ pub fn take_tls_params(dsn: &str) -> Result<(String, Option<String>, Option<Stri
     let mut mode = None;
     let mut ca = None;
     for (k, v) in tls {
-        let slot = if k.ends_with("mode") { &mut mode } else { &mut ca };
+        let slot = if k.ends_with("mode") {
+            &mut mode
+        } else {
+            &mut ca
+        };
         if slot.replace(v).is_some() {
             return Err(format!("the DSN gives `{k}` more than once"));
         }

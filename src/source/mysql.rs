@@ -109,11 +109,15 @@ fn ssl_opts(mode: SslMode, ca: Option<&str>) -> Option<mysql_async::SslOpts> {
 impl NacosDb {
     /// Prepare a pool (no connection is made yet).
     pub fn new(dsn: &str, password: Option<&Secret>, timeout_secs: u64) -> Result<Self, DbError> {
-        let invalid = |e: &dyn std::fmt::Display| DbError(format!("database {dsn}: invalid DSN: {e}"));
+        let invalid =
+            |e: &dyn std::fmt::Display| DbError(format!("database {dsn}: invalid DSN: {e}"));
         let (plain, mode, ca) = crate::validate::take_tls_params(dsn).map_err(|e| invalid(&e))?;
         let mode = match mode {
             Some(m) => SslMode::parse(&m).ok_or_else(|| {
-                invalid(&format!("unknown ssl-mode `{m}` (expected {})", SslMode::NAMES))
+                invalid(&format!(
+                    "unknown ssl-mode `{m}` (expected {})",
+                    SslMode::NAMES
+                ))
             })?,
             None => SslMode::Preferred,
         };
@@ -145,7 +149,9 @@ impl NacosDb {
                 .into()
         });
         let fallback = (mode == SslMode::Preferred).then(|| {
-            let plain: Opts = OptsBuilder::from_opts(builder.clone()).ssl_opts(None).into();
+            let plain: Opts = OptsBuilder::from_opts(builder.clone())
+                .ssl_opts(None)
+                .into();
             (format!("{key}\u{0}plain"), plain)
         });
         Ok(NacosDb {

@@ -204,11 +204,17 @@ impl NacosDb {
             return Err(DbError(why));
         }
         let mut got = within(self.wait, self.active().pool.get_conn()).await;
-        if let (Some(Err(mysql_async::Error::Driver(
-            mysql_async::DriverError::NoClientSslFlagFromServer,
-        ))), Some((key, opts))) = (&got, &self.shared.fallback)
+        if let (
+            Some(Err(mysql_async::Error::Driver(
+                mysql_async::DriverError::NoClientSslFlagFromServer,
+            ))),
+            Some((key, opts)),
+        ) = (&got, &self.shared.fallback)
         {
-            tracing::info!("database {}: no TLS offered; connecting in plain text (ssl-mode=preferred)", self.origin);
+            tracing::info!(
+                "database {}: no TLS offered; connecting in plain text (ssl-mode=preferred)",
+                self.origin
+            );
             let plain = shared(key, opts.clone(), self.wait, None);
             *lock(&self.shared.plain) = Some(plain.clone());
             got = within(self.wait, plain.pool.get_conn()).await;
@@ -266,7 +272,11 @@ impl NacosDb {
         lock(&sh.ready).insert(id);
         if self.encrypted().is_none() {
             let cipher: Option<(String, String)> = self
-                .bounded(id, "reading Ssl_cipher", conn.query_first("SHOW SESSION STATUS LIKE 'Ssl_cipher'"))
+                .bounded(
+                    id,
+                    "reading Ssl_cipher",
+                    conn.query_first("SHOW SESSION STATUS LIKE 'Ssl_cipher'"),
+                )
                 .await?;
             let on = cipher.is_some_and(|(_, c)| !c.is_empty());
             *lock(&self.shared.tls) = Some(on);
