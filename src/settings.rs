@@ -1172,6 +1172,49 @@ mod tests {
     }
 
     #[test]
+    fn tls_settings_go_into_the_dsn_and_skipping_verification_is_warned() {
+        let dir = std::env::temp_dir().join(format!("nd-settings-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("c.toml");
+        std::fs::write(
+            &file,
+            "[target]\ndb = \"mysql://u@h:3306/nacos?ssl-mode=required\"\nnacos = \"https://h:8848/nacos\"\nnacos_tls_insecure_skip_verify = true\n",
+        )
+        .unwrap();
+        let env =
+            |k: &str| (k == "NACOS_DRIFT_TARGET_DB_SSL_MODE").then(|| "verify_identity".to_owned());
+        let inputs = |env: &dyn Fn(&str) -> Option<String>| {
+            resolve(&Inputs {
+                sides: None,
+                report: None,
+                config: Some(&file),
+                namespaces: &[],
+                settle: None,
+                state: None,
+                no_probe: false,
+                env,
+            })
+        };
+        let s = inputs(&env).unwrap();
+        assert_eq!(
+            s.target.db.as_deref(),
+            Some("mysql://u@h:3306/nacos?ssl-mode=verify_identity")
+        );
+        assert!(s.target.nacos_tls_insecure_skip_verify && s.target.uses_https());
+        assert!(
+            s.warnings
+                .iter()
+                .any(|w| w.contains("TLS CERTIFICATE VERIFICATION IS OFF for the target")),
+            "{:?}",
+            s.warnings
+        );
+        let bad = |k: &str| (k == "NACOS_DRIFT_TARGET_DB_SSL_MODE").then(|| "on".to_owned());
+        let e = inputs(&bad).unwrap_err().chain();
+        assert!(e.contains("target.db_ssl_mode: unknown mode `on`"), "{e}");
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
     fn flags_beat_env_beat_file() {
         let dir = std::env::temp_dir().join(format!("nd-settings-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();

@@ -435,6 +435,11 @@ mod tests {
                 Some("pw"),
             ),
             (
+                "mysql://nacos:pw@h:3306/nacos?ssl-mode=VERIFY_CA&prefer_socket=false",
+                "mysql://nacos@h:3306/nacos?ssl-mode=VERIFY_CA&prefer_socket=false",
+                Some("pw"),
+            ),
+            (
                 "mysql://nacos@[::1]:3306/nacos?prefer_socket=false",
                 "mysql://nacos@[::1]:3306/nacos?prefer_socket=false",
                 None,
@@ -454,6 +459,18 @@ mod tests {
                 "Unknown connection URL parameter `colour'",
             ),
             ("mysql://u:pw@h:3306/", "no database name"),
+            (
+                "mysql://u:pw@h:3306/nacos?ssl-mode=on",
+                "unknown ssl-mode `on`",
+            ),
+            (
+                "mysql://u:pw@h/nacos?ssl-ca=/nonexistent/ca.pem",
+                "ssl-ca `/nonexistent/ca.pem`",
+            ),
+            (
+                "mysql://u:pw@h/nacos?ssl-mode=required&ssl_mode=disabled",
+                "more than once",
+            ),
             ("mysql://u:pw@h:3306/a/b", "database name alone"),
             ("mysql://u:pw@h:3306/nacos?password=pw2", "more than once"),
             ("mysql://u@h/nacos?password=pw#x", "no #fragment"),
@@ -463,6 +480,22 @@ mod tests {
             assert!(e.contains(want), "{raw}: `{e}` lacks `{want}`");
             assert!(!e.contains("pw"), "{raw}: password in `{e}`");
         }
+    }
+
+    #[test]
+    fn tls_parameters_are_taken_out_of_a_dsn() {
+        let (plain, mode, ca) = take_tls_params(
+            "mysql://u@h:3306/nacos?ssl-mode=REQUIRED&ssl-ca=%2Fca.pem&prefer_socket=false",
+        )
+        .unwrap();
+        assert_eq!(plain, "mysql://u@h:3306/nacos?prefer_socket=false");
+        assert_eq!(mode.as_deref(), Some("REQUIRED"));
+        assert_eq!(ca.as_deref(), Some("/ca.pem"));
+        let (plain, mode, ca) = take_tls_params("mysql://u@h:3306/nacos").unwrap();
+        assert_eq!(
+            (plain.as_str(), mode, ca),
+            ("mysql://u@h:3306/nacos", None, None)
+        );
     }
 
     #[test]
