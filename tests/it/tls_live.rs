@@ -50,6 +50,11 @@ fn namespace_with_a_config(b: &Bed) -> String {
 
 /// An audit of `ns` (L1, L2 probe, L3) with the target reached over TLS; `env` adds settings.
 fn tls_audit(b: &Bed, ns: &str, target_db: &str, env: &[(&str, &str)]) -> Run {
+    tls_audit_with(b, ns, target_db, env, &[])
+}
+
+/// [`tls_audit`] with more flags.
+fn tls_audit_with(b: &Bed, ns: &str, target_db: &str, env: &[(&str, &str)], more: &[&str]) -> Run {
     let dir = crate::support::tempdir("tls-live");
     let cfg = dir.join("c.toml");
     std::fs::write(&cfg, CONFIG).unwrap();
@@ -61,7 +66,7 @@ fn tls_audit(b: &Bed, ns: &str, target_db: &str, env: &[(&str, &str)]) -> Run {
         .find(|u| !u.contains(":18868/"))
         .expect("a plain target node");
     let tn = format!("{},{plain_target}", b.target_nacos_https);
-    let args = [
+    let mut args = vec![
         "--config",
         cfg.to_str().unwrap(),
         "--namespace",
@@ -77,6 +82,7 @@ fn tls_audit(b: &Bed, ns: &str, target_db: &str, env: &[(&str, &str)]) -> Run {
         "--target-nacos",
         &tn,
     ];
+    args.extend_from_slice(more);
     let creds = cred_env(&b.username, &b.password);
     let mut e: Vec<(&str, &str)> = creds.iter().map(|(k, v)| (*k, v.as_str())).collect();
     e.push(("NACOS_DRIFT_SOURCE_DB_PASSWORD", &spw));
@@ -201,4 +207,54 @@ fn ssl_mode_disabled_against_the_tls_only_db_says_the_server_requires_tls() {
         .find(|l| l.contains("database mysql://") && l.contains("the server requires TLS"));
     assert!(line.is_some(), "{}", r.output);
     assert!(!r.output.contains("wrong user or password"), "{}", r.output);
+}
+
+#[test]
+fn a_stale_config_on_the_https_node_is_repaired_by_the_whole_node_reload() {
+    let Some(b) = bed() else { return };
+    let ns = format!("it-tls-fix-{}", unique());
+    let src = Node::login(&b.source_nacos[0], &b.username, &b.password);
+    src.create_namespace(&ns);
+    src.publish(&ns, GROUP, "fix.properties", "fix=1\n");
+    let q = format!("SELECT md5 FROM config_info WHERE tenant_id='{ns}'");
+    assert!(
+        wait_until(30, || crate::ops::sql_value(&b.target_db, &q).is_some()),
+        "replication did not bring {ns} to the target DB"
+    );
+    let (dsn, _) = target_dsn(&b);
+    let env = [
+        ("NACOS_DRIFT_TARGET_NACOS_CA_FILE", b.ca_file.as_str()),
+        (
+            "NACOS_DRIFT_TARGET_NACOS_IDENTITY_KEY",
+            b.identity_key.as_str(),
+        ),
+        (
+            "NACOS_DRIFT_TARGET_NACOS_IDENTITY_VALUE",
+            b.identity_value.as_str(),
+        ),
+    ];
+    // Replicated, so served by no target node: stale at L2 on both, the HTTPS one included.
+    let r = tls_audit(&b, &ns, &dsn, &env);
+    assert_eq!(r.code, 1, "{}", r.output);
+    let stale: Vec<String> = r.json["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["layer"] == "L2" && f["code"] != "node-not-member")
+        .map(|f| f["node"].as_str().unwrap_or("").to_owned())
+        .collect();
+    assert!(
+        stale.contains(&b.target_nacos_https),
+        "{stale:?}\n{}",
+        r.output
+    );
+    // `--fix --full`: the whole-node reload goes through the node's HTTPS API (the per-key
+    // gRPC channel is plain text and is not used).
+    let mut args_env = env.to_vec();
+    args_env.push(("NACOS_DRIFT_FIX_VERIFY_SECS", "60"));
+    let fixed = tls_audit_with(&b, &ns, &dsn, &args_env, &["--fix", "--full"]);
+    assert_eq!(fixed.code, 0, "{}", fixed.output);
+    let again = tls_audit(&b, &ns, &dsn, &env);
+    assert_eq!(again.code, 0, "{}", again.output);
+    assert!(failing(&again).is_empty(), "{:?}", again.findings());
 }
