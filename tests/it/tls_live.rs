@@ -258,3 +258,43 @@ fn a_stale_config_on_the_https_node_is_repaired_by_the_whole_node_reload() {
     assert_eq!(again.code, 0, "{}", again.output);
     assert!(failing(&again).is_empty(), "{:?}", again.findings());
 }
+
+#[test]
+fn required_tls_from_a_plain_server_and_https_to_a_plain_port_are_named() {
+    let Some(b) = bed() else { return };
+    let ns = format!("it-tls-plain-{}", unique());
+    let (sdb, spw) = split_dsn(&b.source_db);
+    let (tdb, tpw) = target_dsn(&b);
+    // db-source offers no TLS at all; node 18848 is plain HTTP.
+    let source_db = format!("{sdb}?ssl-mode=required");
+    let source_https = b.source_nacos[0].replace("http://", "https://");
+    let args = [
+        "--namespace",
+        ns.as_str(),
+        "--settle",
+        "0",
+        "--source-db",
+        &source_db,
+        "--target-db",
+        &tdb,
+        "--source-nacos",
+        &source_https,
+    ];
+    let creds = cred_env(&b.username, &b.password);
+    let mut e: Vec<(&str, &str)> = creds.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    e.push(("NACOS_DRIFT_SOURCE_DB_PASSWORD", &spw));
+    e.push(("NACOS_DRIFT_TARGET_DB_PASSWORD", &tpw));
+    let r = audit(&args, &e);
+    assert_eq!(r.code, 3, "{}", r.output);
+    let db = r.output.lines().find(|l| {
+        l.contains("database mysql://")
+            && l.contains("ssl-mode requires TLS and the server does not offer it")
+    });
+    assert!(db.is_some(), "{}", r.output);
+    let node = r
+        .output
+        .lines()
+        .find(|l| l.contains(&source_https) && l.contains("the server did not answer in TLS"));
+    assert!(node.is_some(), "{}", r.output);
+    assert!(!r.output.contains("unreachable"), "{}", r.output);
+}
