@@ -420,6 +420,10 @@ fn side_info(conf: Option<&settings::SideSettings>, snap: &SideSnapshot) -> Side
             .as_ref()
             .map(|d| d.rows_scanned.unwrap_or(d.configs.len())),
         db_content_digest: snap.db.as_ref().and_then(|d| d.content_digest.clone()),
+        db_tls: snap.db.as_ref().and_then(|d| d.tls),
+        tls_verify: conf
+            .filter(|c| c.uses_https())
+            .map(|c| !c.nacos_tls_insecure_skip_verify),
         api_configs: snap.api.as_ref().map(|a| a.configs.len()),
         api_services: snap.api.as_ref().map(|a| a.services.len()),
         api_instances: snap

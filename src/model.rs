@@ -90,6 +90,9 @@ pub struct DbSnapshot {
     /// servers that have both).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content_digest: Option<String>,
+    /// Whether the connection to the DB was encrypted (TLS), when a connection was made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<bool>,
     /// Compact digests of every row (compact L1 scan only; never written to files).
     #[serde(skip)]
     pub digests: Vec<crate::source::mysql::DigestRow>,

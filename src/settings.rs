@@ -55,6 +55,17 @@ pub struct SideSettings {
     /// The nodes' server version, when the user pins it (`2.3.2`, `3.1.0`, `r-nacos`): then it is
     /// not read from the nodes, and a server that does not say its version can still be audited.
     pub nacos_version: Option<String>,
+    /// Extra CA certificates (PEM) trusted for this side's `https://` nodes, beside the system's.
+    pub nacos_ca_file: Option<PathBuf>,
+    /// No certificate check on this side's `https://` nodes (warned about on every run).
+    pub nacos_tls_insecure_skip_verify: bool,
+}
+
+impl SideSettings {
+    /// Whether any of this side's nodes is reached over HTTPS.
+    pub fn uses_https(&self) -> bool {
+        self.nacos.iter().any(|u| u.starts_with("https://"))
+    }
 }
 
 /// Report formats.
@@ -399,6 +410,10 @@ const KEYS: &[(&str, &str, Kind)] = &[
     ("source", "nacos_identity_key", Kind::Str),
     ("source", "nacos_identity_value_file", Kind::Str),
     ("source", "nacos_version", Kind::Str),
+    ("source", "nacos_ca_file", Kind::Str),
+    ("source", "nacos_tls_insecure_skip_verify", Kind::Bool),
+    ("source", "db_ssl_mode", Kind::Str),
+    ("source", "db_ca_file", Kind::Str),
     ("target", "nacos", Kind::List),
     ("target", "nacos_username", Kind::Str),
     ("target", "nacos_password_file", Kind::Str),
@@ -407,6 +422,10 @@ const KEYS: &[(&str, &str, Kind)] = &[
     ("target", "nacos_identity_key", Kind::Str),
     ("target", "nacos_identity_value_file", Kind::Str),
     ("target", "nacos_version", Kind::Str),
+    ("target", "nacos_ca_file", Kind::Str),
+    ("target", "nacos_tls_insecure_skip_verify", Kind::Bool),
+    ("target", "db_ssl_mode", Kind::Str),
+    ("target", "db_ca_file", Kind::Str),
     ("audit", "namespaces", Kind::List),
     ("audit", "gate", Kind::Str),
     ("audit", "formats", Kind::List),
@@ -882,6 +901,7 @@ fn build(
                 )),
             }
         }
+        crate::tls::side_settings(side_name, side, &str_of, &bool_of, problems);
         side.identity_key = env(&env_name(side_name, "nacos_identity_key"))
             .or_else(|| str_of(&format!("{side_name}.nacos_identity_key")).map(|v| v.0));
         side.identity_value = env(&env_name(side_name, "nacos_identity_value")).map(Secret::new);
@@ -915,6 +935,13 @@ fn build(
         }
     }
 
+    for (name, side) in [("source", &s.source), ("target", &s.target)] {
+        if side.nacos_tls_insecure_skip_verify {
+            s.warnings.push(format!(
+                "TLS CERTIFICATE VERIFICATION IS OFF for the {name} Nacos nodes ({name}.nacos_tls_insecure_skip_verify = true): anyone on the network path can impersonate them"
+            ));
+        }
+    }
     if !argv_passwords.is_empty() {
         // Said once, without the value: the command line of every process is readable by every
         // local user (`ps`, /proc/<pid>/cmdline), for as long as the run lasts.
@@ -1085,6 +1112,49 @@ mod tests {
 
     fn no_env(_: &str) -> Option<String> {
         None
+    }
+
+    #[test]
+    fn tls_settings_go_into_the_dsn_and_skipping_verification_is_warned() {
+        let dir = std::env::temp_dir().join(format!("nd-settings-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("c.toml");
+        std::fs::write(
+            &file,
+            "[target]\ndb = \"mysql://u@h:3306/nacos?ssl-mode=required\"\nnacos = \"https://h:8848/nacos\"\nnacos_tls_insecure_skip_verify = true\n",
+        )
+        .unwrap();
+        let env =
+            |k: &str| (k == "NACOS_DRIFT_TARGET_DB_SSL_MODE").then(|| "verify_identity".to_owned());
+        let inputs = |env: &dyn Fn(&str) -> Option<String>| {
+            resolve(&Inputs {
+                sides: None,
+                report: None,
+                config: Some(&file),
+                namespaces: &[],
+                settle: None,
+                state: None,
+                no_probe: false,
+                env,
+            })
+        };
+        let s = inputs(&env).unwrap();
+        assert_eq!(
+            s.target.db.as_deref(),
+            Some("mysql://u@h:3306/nacos?ssl-mode=verify_identity")
+        );
+        assert!(s.target.nacos_tls_insecure_skip_verify && s.target.uses_https());
+        assert!(
+            s.warnings
+                .iter()
+                .any(|w| w.contains("TLS CERTIFICATE VERIFICATION IS OFF for the target")),
+            "{:?}",
+            s.warnings
+        );
+        let bad = |k: &str| (k == "NACOS_DRIFT_TARGET_DB_SSL_MODE").then(|| "on".to_owned());
+        let e = inputs(&bad).unwrap_err().chain();
+        assert!(e.contains("target.db_ssl_mode: unknown mode `on`"), "{e}");
+        std::fs::remove_dir_all(&dir).ok();
     }
 
     #[test]

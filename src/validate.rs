@@ -191,8 +191,48 @@ pub fn split_dsn(raw: &str) -> Result<(String, Option<String>), String> {
         url.query_pairs_mut().clear().extend_pairs(rest);
     }
     let clean = url.to_string();
-    mysql_async::Opts::from_url(&clean).map_err(|e| format!("`{shown}`: {e}"))?;
+    // The mysql client's TLS parameters are read by nacos-drift itself (see `crate::tls`).
+    let (plain, mode, ca) = take_tls_params(&clean).map_err(|e| format!("`{shown}`: {e}"))?;
+    if let Some(m) = mode {
+        if crate::tls::SslMode::parse(&m).is_none() {
+            return Err(format!(
+                "`{shown}`: unknown ssl-mode `{m}` (expected {})",
+                crate::tls::SslMode::NAMES
+            ));
+        }
+    }
+    if let Some(ca) = ca {
+        crate::tls::read_ca_file(Path::new(&ca)).map_err(|e| format!("`{shown}`: ssl-ca {e}"))?;
+    }
+    mysql_async::Opts::from_url(&plain).map_err(|e| format!("`{shown}`: {e}"))?;
     Ok((clean, password))
+}
+
+/// A DSN without its TLS parameters (`ssl-mode`, `ssl-ca`), and their values.
+pub fn take_tls_params(dsn: &str) -> Result<(String, Option<String>, Option<String>), String> {
+    let mut url = Url::parse(dsn).map_err(|e| e.to_string())?;
+    let (tls, rest): (Vec<_>, Vec<_>) = url
+        .query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .partition(|(k, _)| crate::tls::is_tls_param(k));
+    let mut mode = None;
+    let mut ca = None;
+    for (k, v) in tls {
+        let slot = if k.ends_with("mode") {
+            &mut mode
+        } else {
+            &mut ca
+        };
+        if slot.replace(v).is_some() {
+            return Err(format!("the DSN gives `{k}` more than once"));
+        }
+    }
+    if rest.is_empty() {
+        url.set_query(None);
+    } else {
+        url.query_pairs_mut().clear().extend_pairs(rest);
+    }
+    Ok((url.to_string(), mode, ca))
 }
 
 /// The nearest existing folder at or above `path` (`.` for a relative path with none).
@@ -395,6 +435,11 @@ mod tests {
                 Some("pw"),
             ),
             (
+                "mysql://nacos:pw@h:3306/nacos?ssl-mode=VERIFY_CA&prefer_socket=false",
+                "mysql://nacos@h:3306/nacos?ssl-mode=VERIFY_CA&prefer_socket=false",
+                Some("pw"),
+            ),
+            (
                 "mysql://nacos@[::1]:3306/nacos?prefer_socket=false",
                 "mysql://nacos@[::1]:3306/nacos?prefer_socket=false",
                 None,
@@ -414,6 +459,18 @@ mod tests {
                 "Unknown connection URL parameter `colour'",
             ),
             ("mysql://u:pw@h:3306/", "no database name"),
+            (
+                "mysql://u:pw@h:3306/nacos?ssl-mode=on",
+                "unknown ssl-mode `on`",
+            ),
+            (
+                "mysql://u:pw@h/nacos?ssl-ca=/nonexistent/ca.pem",
+                "ssl-ca `/nonexistent/ca.pem`",
+            ),
+            (
+                "mysql://u:pw@h/nacos?ssl-mode=required&ssl_mode=disabled",
+                "more than once",
+            ),
             ("mysql://u:pw@h:3306/a/b", "database name alone"),
             ("mysql://u:pw@h:3306/nacos?password=pw2", "more than once"),
             ("mysql://u@h/nacos?password=pw#x", "no #fragment"),
@@ -423,6 +480,22 @@ mod tests {
             assert!(e.contains(want), "{raw}: `{e}` lacks `{want}`");
             assert!(!e.contains("pw"), "{raw}: password in `{e}`");
         }
+    }
+
+    #[test]
+    fn tls_parameters_are_taken_out_of_a_dsn() {
+        let (plain, mode, ca) = take_tls_params(
+            "mysql://u@h:3306/nacos?ssl-mode=REQUIRED&ssl-ca=%2Fca.pem&prefer_socket=false",
+        )
+        .unwrap();
+        assert_eq!(plain, "mysql://u@h:3306/nacos?prefer_socket=false");
+        assert_eq!(mode.as_deref(), Some("REQUIRED"));
+        assert_eq!(ca.as_deref(), Some("/ca.pem"));
+        let (plain, mode, ca) = take_tls_params("mysql://u@h:3306/nacos").unwrap();
+        assert_eq!(
+            (plain.as_str(), mode, ca),
+            ("mysql://u@h:3306/nacos", None, None)
+        );
     }
 
     #[test]

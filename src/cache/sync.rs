@@ -63,7 +63,17 @@ impl GrpcSync for GrpcSyncer {
                                 identity,
                                 self.timeout,
                             )
-                            .await?,
+                            .await
+                            .map_err(|e| {
+                                // Nacos serves peer gRPC in TLS only with
+                                // `nacos.remote.peer.rpc.tls.enableTls` (RpcServerTlsConfig),
+                                // whatever its HTTP port does; this channel is plain text.
+                                if base.starts_with("https://") {
+                                    format!("{e} (the cluster gRPC repair channel is plain text only: a node whose peer gRPC needs TLS is repaired by the whole-node reload, `audit --fix --full`)")
+                                } else {
+                                    e
+                                }
+                            })?,
                         );
                         nodes.insert(base.to_owned(), n.clone());
                         n

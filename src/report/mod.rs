@@ -37,6 +37,13 @@ pub struct SideInfo {
     /// How the DB computed content digests for L1 (`crc32+crc32c` or `md5`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub db_content_digest: Option<String>,
+    /// Whether the DB connection was encrypted (TLS).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub db_tls: Option<bool>,
+    /// For `https://` nodes: whether their certificates were verified (false only with
+    /// `nacos_tls_insecure_skip_verify`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_verify: Option<bool>,
     /// Configs read through the API.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub api_configs: Option<usize>,

@@ -106,6 +106,7 @@ async fn capture_db_compact(
         Ok::<_, mysql::DbError>((namespaces, tables, digests))
     }
     .await;
+    snap.tls = db.encrypted();
     match result {
         Ok((namespaces, _tables, digests)) => {
             snap.namespaces = namespaces.into_iter().filter(|n| wanted(&n.id)).collect();
@@ -244,6 +245,7 @@ pub async fn reread_db(
         rows_scanned: first.rows_scanned,
         deleted: first.deleted.clone(),
         max_his_nid: first.max_his_nid,
+        tls: first.tls,
         ..DbSnapshot::default()
     };
     let Some(dsn) = &conf.db else { return snap };
@@ -257,6 +259,7 @@ pub async fn reread_db(
         Ok::<_, mysql::DbError>((namespaces, items))
     }
     .await;
+    snap.tls = db.encrypted();
     match result {
         Ok((namespaces, items)) => {
             snap.namespaces = namespaces.into_iter().filter(|n| wanted(&n.id)).collect();
@@ -304,7 +307,17 @@ impl Nodes {
 /// Build the node clients of a side.
 #[must_use]
 pub fn nodes(side: &SideSettings, settings: &Settings) -> Vec<Arc<NacosNode>> {
-    let http = nacos::http_client(settings.timeout_secs);
+    let http = nacos::transport::http_client_tls(
+        settings.timeout_secs,
+        side.nacos_ca_file.as_deref(),
+        side.nacos_tls_insecure_skip_verify,
+    )
+    .unwrap_or_else(|e| {
+        // The CA file was read when the settings were checked; if it changed since, the nodes
+        // are still verified against the system roots.
+        tracing::warn!("TLS: {e}; using the system roots only");
+        nacos::http_client(settings.timeout_secs)
+    });
     side.nacos
         .iter()
         .map(|u| {
@@ -396,6 +409,7 @@ async fn capture_db(
         Ok::<_, mysql::DbError>((namespaces, configs, deleted))
     }
     .await;
+    snap.tls = db.encrypted();
     match result {
         Ok((namespaces, configs, (deleted, max_nid))) => {
             snap.namespaces = namespaces.into_iter().filter(|n| wanted(&n.id)).collect();

@@ -13,6 +13,7 @@ pub use session::{close_all, limit_run};
 
 use crate::model::{canonical_namespace, ConfigItem, ConfigKey, Namespace};
 use crate::settings::Secret;
+use crate::tls::SslMode;
 use futures::TryStreamExt;
 use mysql_async::prelude::*;
 use mysql_async::{Conn, Opts, OptsBuilder, Row};
@@ -36,6 +37,9 @@ pub struct NacosDb {
     /// `--timeout`: connecting, and the server's lock waits; a statement that does not answer
     /// within this plus [`session::GRACE`] is given up on.
     wait: Duration,
+    /// `ssl-mode=disabled`: the same options with TLS, to tell a server that requires TLS
+    /// (MariaDB refuses a plain login with the same "Access denied" as a wrong password).
+    tls_probe: Option<Opts>,
 }
 
 /// A failure reading the DB, never carrying the password.
@@ -55,7 +59,14 @@ fn tagged(sql: &str) -> String {
 
 /// What to tell the user about a server message: the likely cause, in their terms.
 fn hint(msg: &str, database: &str, lock_secs: u64) -> String {
-    if msg.contains("Access denied") && msg.contains("to database") {
+    if let Some(tls) = crate::tls::name_failure_text(msg) {
+        format!(" ({tls})")
+    } else if msg.contains("insecure transport") {
+        // MariaDB/MySQL `require_secure_transport=ON`: ER_SECURE_TRANSPORT_REQUIRED (3159).
+        " (TLS: the server requires TLS and ssl-mode is disabled: use preferred, required, verify_ca or verify_identity)".to_owned()
+    } else if msg.contains("server does not have this capability") {
+        " (TLS: ssl-mode requires TLS and the server does not offer it)".to_owned()
+    } else if msg.contains("Access denied") && msg.contains("to database") {
         // 1044: the login worked; this user may not use this database, or it has another name.
         format!(
             " (no access to database `{database}`: check the database name in the DSN, or grant the user access to it)"
@@ -76,12 +87,44 @@ fn hint(msg: &str, database: &str, lock_secs: u64) -> String {
     }
 }
 
+/// mysql_async's TLS options for an `ssl-mode` (the mysql client's meanings): `required` and
+/// `preferred` encrypt without checking the certificate, `verify_ca` checks it against the
+/// built-in roots plus `ca`, `verify_identity` also checks the host name.
+fn ssl_opts(mode: SslMode, ca: Option<&str>) -> Option<mysql_async::SslOpts> {
+    let roots = ca
+        .map(|c| vec![std::path::PathBuf::from(c).into()])
+        .unwrap_or_default();
+    let base = mysql_async::SslOpts::default().with_root_certs(roots);
+    match mode {
+        SslMode::Disabled => None,
+        SslMode::Preferred | SslMode::Required => Some(
+            base.with_danger_accept_invalid_certs(true)
+                .with_danger_skip_domain_validation(true),
+        ),
+        SslMode::VerifyCa => Some(base.with_danger_skip_domain_validation(true)),
+        SslMode::VerifyIdentity => Some(base),
+    }
+}
+
 impl NacosDb {
     /// Prepare a pool (no connection is made yet).
     pub fn new(dsn: &str, password: Option<&Secret>, timeout_secs: u64) -> Result<Self, DbError> {
-        let opts = Opts::from_url(dsn)
-            .map_err(|e| DbError(format!("database {dsn}: invalid DSN: {e}")))?;
+        let invalid =
+            |e: &dyn std::fmt::Display| DbError(format!("database {dsn}: invalid DSN: {e}"));
+        let (plain, mode, ca) = crate::validate::take_tls_params(dsn).map_err(|e| invalid(&e))?;
+        let mode = match mode {
+            Some(m) => SslMode::parse(&m).ok_or_else(|| {
+                invalid(&format!(
+                    "unknown ssl-mode `{m}` (expected {})",
+                    SslMode::NAMES
+                ))
+            })?,
+            None => SslMode::Preferred,
+        };
+        let opts = Opts::from_url(&plain).map_err(|e| invalid(&e))?;
+        let ssl = ssl_opts(mode, ca.as_deref());
         let builder = OptsBuilder::from_opts(opts)
+            .ssl_opts(ssl)
             .pass(password.map(|p| p.expose().to_owned()))
             .pool_opts(
                 mysql_async::PoolOpts::default()
@@ -98,10 +141,24 @@ impl NacosDb {
         // One pool per database for the whole run, however many steps read it (digest check,
         // scan, narrowing, diffs, re-check): one set of connections, closed by [`close_all`].
         let key = format!("{dsn}\u{0}{}", password.map_or("", Secret::expose));
+        // `preferred`: plain text when the server offers no TLS at all (mysql_async has no
+        // such mode: the TLS pool gives way to this one on the first connection).
+        let tls_probe = (mode == SslMode::Disabled).then(|| {
+            OptsBuilder::from_opts(builder.clone())
+                .ssl_opts(ssl_opts(SslMode::Required, None))
+                .into()
+        });
+        let fallback = (mode == SslMode::Preferred).then(|| {
+            let plain: Opts = OptsBuilder::from_opts(builder.clone())
+                .ssl_opts(None)
+                .into();
+            (format!("{key}\u{0}plain"), plain)
+        });
         Ok(NacosDb {
-            shared: session::shared(&key, builder.into(), wait),
+            shared: session::shared(&key, builder.into(), wait, fallback),
             origin: dsn.to_owned(),
             wait,
+            tls_probe,
         })
     }
 

@@ -52,6 +52,7 @@ fn namespace_with_a_config(b: &Bed) -> String {
         .build()
         .unwrap()
         .block_on(async move {
+            nacos_drift::tls::install_provider();
             let c = reqwest::Client::new();
             let login: serde_json::Value = c
                 .post(format!("{base}/v1/auth/login"))

@@ -27,6 +27,7 @@ fn md5_hex(s: &str) -> String {
 }
 
 fn client() -> reqwest::Client {
+    nacos_drift::tls::install_provider();
     reqwest::Client::builder()
         .timeout(Duration::from_secs(15))
         .build()

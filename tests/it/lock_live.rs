@@ -197,8 +197,11 @@ fn a_wrongly_named_target_db_yields_its_source_error_and_nothing_about_what_it_h
     let Some(b) = bed() else { return };
     let (s, spw) = crate::ops::split_dsn(&b.source_db);
     let (t, tpw) = crate::ops::split_dsn(&b.target_db);
-    let wrong = format!("{}_x", t.trim_end_matches('/'));
-    let args = ["--source-db", &s, "--target-db", &wrong, "--no-probe"];
+    // The bed's target DSN may carry TLS parameters: the database name is before them.
+    let (path, query) = t.split_once('?').map_or((t.as_str(), ""), |(p, q)| (p, q));
+    let wrong = format!("{}_x?{query}", path.trim_end_matches('/'));
+    let wrong = wrong.trim_end_matches('?');
+    let args = ["--source-db", &s, "--target-db", wrong, "--no-probe"];
     let env = [
         ("NACOS_DRIFT_SOURCE_DB_PASSWORD", spw.as_str()),
         ("NACOS_DRIFT_TARGET_DB_PASSWORD", tpw.as_str()),

@@ -19,4 +19,5 @@ mod hostile_reports;
 mod lock_live;
 mod repair_live;
 mod secrets_live;
+mod tls_live;
 mod token_live;

@@ -58,6 +58,7 @@ impl Node {
             all.push(("accessToken".into(), t.clone()));
         }
         block(async {
+            nacos_drift::tls::install_provider();
             let c = reqwest::Client::builder()
                 .timeout(std::time::Duration::from_secs(30))
                 .build()
@@ -174,6 +175,7 @@ impl Node {
             q.push(("accessToken", t.clone()));
         }
         block(async {
+            nacos_drift::tls::install_provider();
             let r = reqwest::Client::new()
                 .get(&url)
                 .query(&q)

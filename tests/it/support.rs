@@ -104,6 +104,10 @@ pub struct Bed {
     pub nacos3: String,
     pub identity_key: String,
     pub identity_value: String,
+    /// The bed's CA certificate (PEM): the target DB's and the HTTPS node's certificates.
+    pub ca_file: String,
+    /// The target node that also serves HTTPS, by its HTTPS URL.
+    pub target_nacos_https: String,
     /// The bed's state folder (`<repo the bed runs from>/.testbed`): node homes and logs.
     pub home: PathBuf,
 }
@@ -175,6 +179,8 @@ pub fn bed() -> Option<Bed> {
         nacos3: get("TESTBED_NACOS3"),
         identity_key: get("TESTBED_NACOS_IDENTITY_KEY"),
         identity_value: get("TESTBED_NACOS_IDENTITY_VALUE"),
+        ca_file: get("TESTBED_CA_FILE"),
+        target_nacos_https: get("TESTBED_TARGET_NACOS_HTTPS"),
         home: vars
             .get("TESTBED_HOME")
             .map_or_else(|| root().join(".testbed"), PathBuf::from),

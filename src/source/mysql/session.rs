@@ -35,6 +35,12 @@ pub(super) struct Shared {
     down: Mutex<Option<String>>,
     /// The longest client-side wait asked of this database (bounds the clean-up at the end).
     wait: Mutex<Duration>,
+    /// `ssl-mode=preferred`: the plain-text pool's key and options, for a server without TLS.
+    fallback: Option<(String, Opts)>,
+    /// The plain-text pool, once the server was found to offer no TLS.
+    plain: Mutex<Option<Arc<Shared>>>,
+    /// Whether the connections are encrypted (`Ssl_cipher` of the first session), once known.
+    tls: Mutex<Option<bool>>,
 }
 
 /// A statement whose await was dropped before it finished (the run was stopped): its server-side
@@ -65,7 +71,12 @@ fn pools() -> &'static Mutex<HashMap<String, Arc<Shared>>> {
 }
 
 /// The pool for `key`, made with `opts` the first time.
-pub(super) fn shared(key: &str, opts: Opts, wait: Duration) -> Arc<Shared> {
+pub(super) fn shared(
+    key: &str,
+    opts: Opts,
+    wait: Duration,
+    fallback: Option<(String, Opts)>,
+) -> Arc<Shared> {
     let mut m = lock(pools());
     let s = m.entry(key.to_owned()).or_insert_with(|| {
         Arc::new(Shared {
@@ -74,6 +85,9 @@ pub(super) fn shared(key: &str, opts: Opts, wait: Duration) -> Arc<Shared> {
             ready: Mutex::new(HashSet::new()),
             down: Mutex::new(None),
             wait: Mutex::new(wait),
+            fallback,
+            plain: Mutex::new(None),
+            tls: Mutex::new(None),
         })
     });
     let mut w = lock(&s.wait);
@@ -165,6 +179,18 @@ impl NacosDb {
         lock(&self.shared.down).clone()
     }
 
+    /// The pool in use: the plain-text one once `preferred` found no TLS on the server.
+    fn active(&self) -> Arc<Shared> {
+        lock(&self.shared.plain)
+            .clone()
+            .unwrap_or_else(|| self.shared.clone())
+    }
+
+    /// Whether this run's connections to the database are encrypted (known after the first).
+    pub fn encrypted(&self) -> Option<bool> {
+        *lock(&self.shared.tls)
+    }
+
     fn mark_down(&self, why: &str) {
         let mut d = lock(&self.shared.down);
         if d.is_none() {
@@ -177,8 +203,35 @@ impl NacosDb {
         if let Some(why) = self.down() {
             return Err(DbError(why));
         }
-        let mut conn = match within(self.wait, self.shared.pool.get_conn()).await {
-            Some(r) => r.map_err(|e| self.err("cannot connect", e))?,
+        let mut got = within(self.wait, self.active().pool.get_conn()).await;
+        if let (
+            Some(Err(mysql_async::Error::Driver(
+                mysql_async::DriverError::NoClientSslFlagFromServer,
+            ))),
+            Some((key, opts)),
+        ) = (&got, &self.shared.fallback)
+        {
+            tracing::info!(
+                "database {}: no TLS offered; connecting in plain text (ssl-mode=preferred)",
+                self.origin
+            );
+            let plain = shared(key, opts.clone(), self.wait, None);
+            *lock(&self.shared.plain) = Some(plain.clone());
+            got = within(self.wait, plain.pool.get_conn()).await;
+        }
+        let sh = self.active();
+        let mut conn = match got {
+            Some(Ok(c)) => c,
+            Some(Err(e)) => {
+                let denied = matches!(&e, mysql_async::Error::Server(s) if s.code == 1045);
+                if denied && self.login_works_over_tls().await {
+                    return Err(DbError(format!(
+                        "database {}: cannot connect: TLS: the server requires TLS (require_secure_transport) and ssl-mode is disabled: the same login succeeds over TLS; use preferred, required, verify_ca or verify_identity (the server said: {e})",
+                        self.origin
+                    )));
+                }
+                return Err(self.err("cannot connect", e));
+            }
             None => {
                 let e = self.err(
                     "cannot connect",
@@ -192,7 +245,7 @@ impl NacosDb {
             }
         };
         let id = conn.id();
-        if lock(&self.shared.ready).contains(&id) {
+        if lock(&sh.ready).contains(&id) {
             return Ok(conn);
         }
         let limits = Limits::of(conn.server_version());
@@ -216,8 +269,33 @@ impl NacosDb {
             }
             Err(e) => return Err(e),
         }
-        lock(&self.shared.ready).insert(id);
+        lock(&sh.ready).insert(id);
+        if self.encrypted().is_none() {
+            let cipher: Option<(String, String)> = self
+                .bounded(
+                    id,
+                    "reading Ssl_cipher",
+                    conn.query_first("SHOW SESSION STATUS LIKE 'Ssl_cipher'"),
+                )
+                .await?;
+            let on = cipher.is_some_and(|(_, c)| !c.is_empty());
+            *lock(&self.shared.tls) = Some(on);
+        }
         Ok(conn)
+    }
+
+    /// `ssl-mode=disabled` was refused: whether the same login works over TLS.
+    async fn login_works_over_tls(&self) -> bool {
+        let Some(opts) = &self.tls_probe else {
+            return false;
+        };
+        match within(self.wait, Conn::new(opts.clone())).await {
+            Some(Ok(c)) => {
+                let _ = within(self.wait, c.disconnect()).await;
+                true
+            }
+            _ => false,
+        }
     }
 
     /// One await of a statement on connection `id`, bounded on the client. Past the bound the
@@ -241,8 +319,9 @@ impl NacosDb {
         what: &str,
         f: impl Future<Output = Result<T, mysql_async::Error>>,
     ) -> Result<Result<T, mysql_async::Error>, DbError> {
+        let sh = self.active();
         let mut guard = InFlight {
-            shared: &self.shared,
+            shared: &sh,
             id,
             armed: true,
         };
@@ -256,7 +335,7 @@ impl NacosDb {
 
     async fn gave_up(&self, id: u32, what: &str) -> DbError {
         let waited = (self.wait + GRACE).as_secs();
-        match kill(&self.shared.opts, id, self.wait).await {
+        match kill(&self.active().opts, id, self.wait).await {
             Ok(()) => DbError(format!(
                 "database {}: {what}: no answer within {waited} s; the statement was killed on the server",
                 self.origin

@@ -52,15 +52,28 @@ pub struct Response {
     pub body: String,
 }
 
-/// Build the shared HTTP client.
+/// Build the shared HTTP client (system roots only).
 pub fn http_client(timeout_secs: u64) -> reqwest::Client {
+    http_client_tls(timeout_secs, None, false).unwrap_or_default()
+}
+
+/// Build a side's shared HTTP client: `https://` nodes are verified against the system roots
+/// plus `ca_file`, or not at all with `insecure` (rustls, see [`crate::tls`]).
+pub fn http_client_tls(
+    timeout_secs: u64,
+    ca_file: Option<&std::path::Path>,
+    insecure: bool,
+) -> Result<reqwest::Client, String> {
+    crate::tls::install_provider();
+    let tls = crate::tls::nacos_client_config(ca_file, insecure)?;
     reqwest::Client::builder()
         .timeout(Duration::from_secs(timeout_secs))
         .connect_timeout(Duration::from_secs(timeout_secs.min(5)))
         .pool_max_idle_per_host(16)
         .redirect(reqwest::redirect::Policy::none())
+        .tls_backend_preconfigured(tls)
         .build()
-        .unwrap_or_default()
+        .map_err(|e| e.to_string())
 }
 
 /// One attempt that did not produce an answer.
@@ -77,6 +90,17 @@ struct Failure {
 
 /// What went wrong in a reqwest error, without its URL, and whether a retry could help.
 fn describe(e: &reqwest::Error) -> Failure {
+    // A certificate problem is not a network one: said as such, and not retried (it will not
+    // change within the run), but the node is not asked again either.
+    if let Some(what) = crate::tls::name_failure(e) {
+        return Failure {
+            what,
+            transient: false,
+            status: None,
+            down: true,
+            timed_out: false,
+        };
+    }
     let transient = e.is_connect() || e.is_timeout() || e.is_request();
     let what = if e.is_connect() {
         "connection refused or unreachable"
