@@ -17,10 +17,23 @@ fn main() {
     // NACOS_DRIFT_* variable is a setting (an unknown one is refused).
     println!("cargo:rustc-env=BUILD_GIT_COMMIT={commit}");
     // Rebuild when HEAD moves: HEAD itself (a checkout) and the branch it points at (a commit).
-    let mut watch = vec![".git/HEAD".to_owned(), ".git/packed-refs".to_owned()];
-    if let Ok(head) = std::fs::read_to_string(".git/HEAD") {
+    // Paths come from git, so a linked worktree (where `.git` is a file) is watched too.
+    let git_path = |p: &str| {
+        Command::new("git")
+            .args(["rev-parse", "--git-path", p])
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .map(|s| s.trim().to_owned())
+    };
+    let mut watch: Vec<String> = ["HEAD", "packed-refs"]
+        .iter()
+        .filter_map(|p| git_path(p))
+        .collect();
+    if let Some(head) = git_path("HEAD").and_then(|h| std::fs::read_to_string(h).ok()) {
         if let Some(r) = head.trim().strip_prefix("ref: ") {
-            watch.push(format!(".git/{r}"));
+            watch.extend(git_path(r));
         }
     }
     for p in watch {
