@@ -165,9 +165,15 @@ fn no_request_of_an_audit_carries_the_token_or_the_password_in_its_url() {
     };
     // The password is never in any request line (every login sends it in a form body). The
     // bed's password is `nacos`, as is the context path: look for the parameter.
+    // Other tests' Java SDK clients (`tests/testbed/testbed sdk-client`) log in at
+    // `/v1/auth/users/login` with the username in the query (`SecurityProxy` in nacos-client);
+    // nacos-drift logs in at `/v1/auth/login`, so a username there is the SDK's, not a leak of ours.
     let leaked: Vec<&String> = lines
         .iter()
-        .filter(|l| l.contains("password=") || l.contains("username="))
+        .filter(|l| {
+            l.contains("password=")
+                || (l.contains("username=") && !l.contains("/v1/auth/users/login"))
+        })
         .collect();
     assert!(
         leaked.is_empty(),
