@@ -59,6 +59,7 @@ pub fn write(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
         v(&r.mode),
         v(gate)
     )?;
+    steps(r, out)?;
     writeln!(out, "<ul>")?;
     writeln!(
         out,
@@ -153,4 +154,31 @@ pub fn write(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
     }
     writeln!(out, "</body></html>")?;
     Ok(())
+}
+
+/// The migration as steps: every gate's verdict on this run.
+fn steps(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
+    writeln!(out, "<table><tr><th>step (gate)</th><th>verdict</th><th>failing</th><th>blocking codes</th><th>not judged</th></tr>")?;
+    for g in r.gates().0 {
+        let selected = if r.gate.as_deref() == Some(g.gate.as_str()) {
+            " <i>(exit code)</i>"
+        } else {
+            ""
+        };
+        let class = match g.verdict() {
+            "pass" => "pass",
+            "fail" => "fail",
+            _ => "warn",
+        };
+        writeln!(
+            out,
+            "<tr><td><code>{}</code>{selected}</td><td class=\"{class}\">{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            v(&g.gate),
+            g.verdict(),
+            g.failing,
+            v(&g.top_codes().join(", ")),
+            v(g.reason.as_deref().unwrap_or(""))
+        )?;
+    }
+    writeln!(out, "</table>")
 }

@@ -109,6 +109,7 @@ pub fn write(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
         _ => "⚠️ incomplete",
     };
     writeln!(out, "# nacos-drift {}: {verdict}\n", text(&r.mode))?;
+    steps(r, out)?;
     writeln!(
         out,
         "- gate: {}",
@@ -195,6 +196,35 @@ pub fn write(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The migration as steps: every gate's verdict on this run.
+fn steps(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "| step (gate) | verdict | failing | blocking codes | not judged |\n|---|---|---|---|---|"
+    )?;
+    for g in r.gates().0 {
+        let selected = if r.gate.as_deref() == Some(g.gate.as_str()) {
+            " (exit code)"
+        } else {
+            ""
+        };
+        let verdict = match g.verdict() {
+            "pass" => "✅ pass",
+            "fail" => "❌ fail",
+            _ => "⚠️ not evaluated",
+        };
+        writeln!(
+            out,
+            "| {}{selected} | {verdict} | {} | {} | {} |",
+            code(&g.gate),
+            g.failing,
+            text(&g.top_codes().join(", ")),
+            text(g.reason.as_deref().unwrap_or(""))
+        )?;
+    }
+    writeln!(out)
 }
 
 #[cfg(test)]

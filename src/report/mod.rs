@@ -2,6 +2,7 @@
 
 pub mod csv;
 pub mod escape;
+pub mod gates;
 pub mod html;
 pub mod json;
 pub mod junit;

@@ -47,11 +47,51 @@ pub fn write(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
         "Exit code of the run: 0 pass, 1 drift, 3 incomplete.",
         &[(format!("gate=\"{gate}\""), usize::from(r.exit_code))],
     )?;
+    // Every gate, so a dashboard shows the migration's progress; `all` (no gate selected) is
+    // the run's own count, and a selected gate's series is the one of the table (one series each).
+    let gates = r.gates().0;
+    let mut failing: Vec<(String, usize)> = gates
+        .iter()
+        .map(|g| (format!("gate=\"{}\"", label(&g.gate)), g.failing))
+        .collect();
+    if r.gate.is_none() {
+        failing.push((format!("gate=\"{gate}\""), r.summary.failing));
+    }
     metric(
         out,
         "nacos_drift_failing",
-        "Findings at deny level inside the gate, not repaired.",
-        &[(format!("gate=\"{gate}\""), r.summary.failing)],
+        "Findings at deny level inside the gate, not repaired (every gate; `all` without --gate).",
+        &failing,
+    )?;
+    let passes: Vec<(String, usize)> = gates
+        .iter()
+        .map(|g| {
+            (
+                format!("gate=\"{}\"", label(&g.gate)),
+                usize::from(g.passes),
+            )
+        })
+        .collect();
+    metric(
+        out,
+        "nacos_drift_gate_passes",
+        "1 if the gate passes on this run; 0 if it fails or could not be evaluated.",
+        &passes,
+    )?;
+    let evaluated: Vec<(String, usize)> = gates
+        .iter()
+        .map(|g| {
+            (
+                format!("gate=\"{}\"", label(&g.gate)),
+                usize::from(g.evaluated),
+            )
+        })
+        .collect();
+    metric(
+        out,
+        "nacos_drift_gate_evaluated",
+        "1 if the run could judge the gate (its layers compared and read); 0: not evaluated.",
+        &evaluated,
     )?;
     let mut by: BTreeMap<(String, String, String), usize> = BTreeMap::new();
     for f in &r.findings {

@@ -16,6 +16,7 @@ pub fn write(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
         "nacos-drift {} — {} — gate: {gate} — {verdict}",
         r.tool_version, r.mode
     )?;
+    steps(r, out)?;
     for (name, side) in [("source", &r.source), ("target", &r.target)] {
         writeln!(out, "  {name}: {}", visible(&super::side_summary(side)))?;
     }
@@ -151,6 +152,34 @@ pub fn write(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
                 writeln!(out, "      | {}", visible(line))?;
             }
         }
+    }
+    Ok(())
+}
+
+/// The migration as steps: every gate's verdict on this run (the selected one marked `*`: it
+/// decides the exit code).
+fn steps(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
+    writeln!(out, "  steps (* = the gate deciding the exit code):")?;
+    for g in r.gates().0 {
+        let mark = if r.gate.as_deref() == Some(g.gate.as_str()) {
+            '*'
+        } else {
+            ' '
+        };
+        let mut line = format!(
+            "   {mark}{:<20} {:<14} {:>4} failing",
+            g.gate,
+            g.verdict().to_uppercase(),
+            g.failing
+        );
+        let top = g.top_codes();
+        if !top.is_empty() {
+            line.push_str(&format!("  {}", top.join(", ")));
+        }
+        if let Some(why) = &g.reason {
+            line.push_str(&format!("  ({})", visible(why)));
+        }
+        writeln!(out, "{}", line.trim_end())?;
     }
     Ok(())
 }

@@ -13,6 +13,7 @@ mod cli_gates;
 mod deploy;
 mod faults;
 mod gate_live;
+mod glance;
 mod grpc_live;
 mod hostile_nodes;
 mod hostile_reports;
