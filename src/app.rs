@@ -519,6 +519,9 @@ pub(crate) fn finish(
 
 /// Write the reports, print the text summary, and return the status.
 pub(crate) fn emit(report: &Report, settings: &Settings) -> Result<ExitStatus> {
+    let mut report = report.clone();
+    crate::history::annotate(&mut report, settings)?;
+    let report = &report;
     let dir = settings
         .out
         .clone()
@@ -534,6 +537,7 @@ pub(crate) fn emit(report: &Report, settings: &Settings) -> Result<ExitStatus> {
         Ok(()) => {
             tracing::info!("reports written to {}", dir.display());
             eprintln_safe(&format!("reports written to {}", dir.display()));
+            crate::history::save(report, settings);
             Ok(report.status())
         }
         Err(e) => Err(e),

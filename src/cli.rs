@@ -114,6 +114,10 @@ pub struct ReportArgs {
     /// Show secret values in diffs instead of masking them.
     #[arg(long)]
     pub show_secrets: bool,
+    /// Mark findings `new`/`still` (and count `resolved`) against this earlier JSON report,
+    /// instead of the last run's record in the state folder.
+    #[arg(long, value_name = "REPORT.json")]
+    pub since: Option<PathBuf>,
 }
 
 /// `audit` arguments.

@@ -85,6 +85,9 @@ pub fn write(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
     if let Some(m) = &r.run_mode {
         writeln!(out, "<p>{}</p>", v(m))?;
     }
+    if let Some(line) = super::since_line(r) {
+        writeln!(out, "<p>{}</p>", v(&line))?;
+    }
     if !s.by_code.is_empty() {
         writeln!(out, "<table><tr><th>code</th><th>count</th></tr>")?;
         for (c, n) in &s.by_code {
@@ -125,6 +128,9 @@ pub fn write(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
             let mut detail = v(&f.detail);
             if !f.in_gate {
                 detail.push_str(" <i>(outside gate)</i>");
+            }
+            if f.since_last.as_deref() == Some("new") {
+                detail.push_str(" <b>(new since the last run)</b>");
             }
             if f.source_digest.is_some() || f.target_digest.is_some() {
                 detail.push_str(&format!(

@@ -134,6 +134,9 @@ pub fn write(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
         "- findings: {} ({} deny, {} warn, {} allow; {} failing)\n",
         s.total, s.deny, s.warn, s.allow, s.failing
     )?;
+    if let Some(line) = super::since_line(r) {
+        writeln!(out, "- {}\n", text(&line))?;
+    }
     if !s.by_code.is_empty() {
         writeln!(out, "| code | count |\n|---|---|")?;
         for (c, n) in &s.by_code {
@@ -169,9 +172,14 @@ pub fn write(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
     for f in &r.findings {
         writeln!(
             out,
-            "| {}{} | {} | {} | {} | {}{} |",
+            "| {}{}{} | {} | {} | {} | {}{} |",
             f.level.as_str(),
             if f.in_gate { "" } else { " (outside gate)" },
+            if f.since_last.as_deref() == Some("new") {
+                " 🆕 new"
+            } else {
+                ""
+            },
             f.layer.as_str(),
             code(f.code.as_str()),
             code(&location(f)),

@@ -124,6 +124,27 @@ pub fn write(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
         "Findings repaired by --fix and verified.",
         &[(String::new(), r.summary.repaired)],
     )?;
+    // Since the last run: absent (not 0) when there was nothing to compare with.
+    for (name, help, v) in [
+        (
+            "nacos_drift_new_findings",
+            "Findings not in the last run (or the --since report).",
+            r.summary.new,
+        ),
+        (
+            "nacos_drift_still_findings",
+            "Findings also in the last run.",
+            r.summary.still,
+        ),
+        (
+            "nacos_drift_resolved_findings",
+            "Findings of the last run gone in this one (absent when this run is incomplete).",
+            r.summary.resolved,
+        ),
+    ] {
+        let samples: Vec<(String, usize)> = v.map(|v| (String::new(), v)).into_iter().collect();
+        metric(out, name, help, &samples)?;
+    }
     let mut read = Vec::new();
     for (side, info) in [("source", &r.source), ("target", &r.target)] {
         for (what, v) in [

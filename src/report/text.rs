@@ -61,6 +61,9 @@ pub fn write(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
     for (code, n) in &s.by_code {
         writeln!(out, "    {code:<24} {n}")?;
     }
+    if let Some(line) = super::since_line(r) {
+        writeln!(out, "  {}", visible(&line))?;
+    }
     if let Some(m) = &r.run_mode {
         writeln!(out, "  run: {}", visible(m))?;
     }
@@ -100,7 +103,10 @@ pub fn write(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
     }
     writeln!(out)?;
     for f in &r.findings {
-        let gate_note = if f.in_gate { "" } else { " (outside gate)" };
+        let mut gate_note = if f.in_gate { "" } else { " (outside gate)" }.to_owned();
+        if f.since_last.as_deref() == Some("new") {
+            gate_note.push_str(" [NEW]");
+        }
         writeln!(
             out,
             "{:<5} {} {} {}{gate_note}",

@@ -136,3 +136,73 @@ fn the_selected_gate_decides_the_exit_code_only() {
     let txt = std::fs::read_to_string(out.join("report.txt")).unwrap();
     assert!(txt.contains("   *caches-fresh"), "{txt}");
 }
+
+/// `diff --since`: the same drift again is all `still`; a finding the earlier report did not
+/// have is `new`, one it had that is gone is `resolved`. Without `--since`, `diff` compares with
+/// nothing (it keeps no record).
+#[test]
+fn diff_since_an_earlier_report_marks_new_still_and_resolved() {
+    let first = tempdir("glance-since-1");
+    let (_, r1) = demo(&first, &[]);
+    assert!(r1["summary"].get("new").is_none(), "{}", r1["summary"]);
+    assert!(r1.get("since_last").is_none());
+    let earlier = first.join("report.json");
+    let second = tempdir("glance-since-2");
+    let (o, r2) = demo(&second, &["--since", earlier.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert_eq!(r2["summary"]["new"], 0);
+    assert_eq!(r2["summary"]["still"], 27);
+    assert_eq!(r2["summary"]["resolved"], 0);
+    assert!(r2["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|f| f["since_last"] == "still"));
+    // An earlier report where the service-missing finding was not yet, and another one was.
+    let mut e: Value = r1.clone();
+    let findings = e["findings"].as_array_mut().unwrap();
+    let at = findings
+        .iter()
+        .position(|f| f["code"] == "service-missing")
+        .unwrap();
+    let mut gone = findings.remove(at);
+    gone["name"] = Value::from("fixed-since");
+    findings.push(gone);
+    let edited = second.join("earlier.json");
+    std::fs::write(&edited, serde_json::to_vec(&e).unwrap()).unwrap();
+    let third = tempdir("glance-since-3");
+    let (_, r3) = demo(&third, &["--since", edited.to_str().unwrap()]);
+    assert_eq!(
+        (
+            &r3["summary"]["new"],
+            &r3["summary"]["still"],
+            &r3["summary"]["resolved"]
+        ),
+        (&Value::from(1), &Value::from(26), &Value::from(1))
+    );
+    let new: Vec<&Value> = r3["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["since_last"] == "new")
+        .collect();
+    assert_eq!(new.len(), 1);
+    assert_eq!(new[0]["code"], "service-missing");
+    let txt = std::fs::read_to_string(third.join("report.txt")).unwrap();
+    assert!(txt.contains("1 new, 26 still, 1 resolved"), "{txt}");
+    assert!(
+        txt.contains("service-missing prod/GATEWAY/api-gateway [NEW]"),
+        "{txt}"
+    );
+    // A --since that is not a report: usage error before anything is compared.
+    let o = run(
+        &["diff", DEMO_SOURCE, DEMO_TARGET, "--since", DEMO_SOURCE],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("not a nacos-drift JSON report"),
+        "{}",
+        text(&o)
+    );
+}

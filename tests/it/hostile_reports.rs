@@ -256,7 +256,8 @@ fn hostile_junit_parses_as_xml_with_one_case_per_finding() {
                 // count blocking codes, not findings.
                 let in_gate_suite = xml[..reader.buffer_position() as usize]
                     .rfind("<testsuite name=\"nacos-drift gate ")
-                    > xml[..reader.buffer_position() as usize].rfind("<testsuite name=\"nacos-drift L");
+                    > xml[..reader.buffer_position() as usize]
+                        .rfind("<testsuite name=\"nacos-drift L");
                 if matches!(name.as_str(), "failure" | "error") && !in_gate_suite {
                     failing_cases += 1;
                 }
