@@ -35,6 +35,20 @@ pub enum Command {
     Completions(CompletionsArgs),
     /// Print the man page (roff) built from the same definitions as `--help`.
     Man,
+    /// Show the newest report's migration steps and since-last-run counts (reads no server);
+    /// exits with that report's exit code.
+    Status(StatusArgs),
+}
+
+/// `status` arguments.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// This report.json instead of the newest in the reports folder.
+    #[arg(long, value_name = "PATH", conflicts_with = "reports")]
+    pub report: Option<PathBuf>,
+    /// Reports folder whose newest `*/report.json` (or `report.json`) is shown [default: reports].
+    #[arg(long, value_name = "DIR")]
+    pub reports: Option<PathBuf>,
 }
 
 /// `completions` arguments.

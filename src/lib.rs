@@ -22,4 +22,5 @@ pub mod run;
 pub mod settings;
 pub mod source;
 pub mod state;
+pub mod status;
 pub mod validate;

@@ -50,6 +50,9 @@ fn verdicts(findings: &[Finding], compared: &[&str], target_nodes: usize) -> Str
     .collect()
 }
 
+/// (case, findings, compared, target nodes probed, db/caches/dual/cutover/decommission verdicts)
+type Case<'a> = (&'a str, Vec<Finding>, &'a [&'a str], usize, &'a str);
+
 #[test]
 fn every_gate_on_every_findings_set() {
     use Code::*;
@@ -63,7 +66,7 @@ fn every_gate_on_every_findings_set() {
     let mut fixed = stale.clone();
     fixed.repair = Some("repaired".into());
     // (case, findings, compared, target nodes probed, db/caches/dual/cutover/decommission)
-    let table: Vec<(&str, Vec<Finding>, &[&str], usize, &str)> = vec![
+    let table: Vec<Case> = vec![
         ("clean, all compared", vec![], &with_clients, 2, "PPPPP"),
         ("clean, no clients check", vec![], ALL3, 2, "PPPP-"),
         ("clean, no L2", vec![], l1_l3, 0, "P-P--"),

@@ -16,7 +16,7 @@ pub fn write(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
         "nacos-drift {} — {} — gate: {gate} — {verdict}",
         r.tool_version, r.mode
     )?;
-    steps(r, out)?;
+    steps(&r.gates(), r.gate.as_deref(), out)?;
     for (name, side) in [("source", &r.source), ("target", &r.target)] {
         writeln!(out, "  {name}: {}", visible(&super::side_summary(side)))?;
     }
@@ -164,17 +164,21 @@ pub fn write(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
 
 /// The migration as steps: every gate's verdict on this run (the selected one marked `*`: it
 /// decides the exit code).
-fn steps(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
+pub fn steps(
+    gates: &super::gates::Gates,
+    selected: Option<&str>,
+    out: &mut impl Write,
+) -> std::io::Result<()> {
     writeln!(out, "  steps (* = the gate deciding the exit code):")?;
-    for g in r.gates().0 {
-        let mark = if r.gate.as_deref() == Some(g.gate.as_str()) {
+    for g in &gates.0 {
+        let mark = if selected == Some(g.gate.as_str()) {
             '*'
         } else {
             ' '
         };
         let mut line = format!(
             "   {mark}{:<20} {:<14} {:>4} failing",
-            g.gate,
+            visible(&g.gate),
             g.verdict().to_uppercase(),
             g.failing
         );

@@ -206,3 +206,54 @@ fn diff_since_an_earlier_report_marks_new_still_and_resolved() {
         text(&o)
     );
 }
+
+/// `status` on a reports folder: the newest report's step table and since-last counts, and its
+/// exit code; no server is read (the demo's nodes do not exist).
+#[test]
+fn status_shows_the_newest_report_and_exits_with_its_code() {
+    let dir = tempdir("glance-status");
+    let older = dir.join("run-a");
+    let (o, _) = demo(&older, &["--gate", "db-synced"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    let newer = dir.join("run-b");
+    let earlier = older.join("report.json");
+    let (_, r) = demo(
+        &newer,
+        &[
+            "--gate",
+            "dual-registered",
+            "--since",
+            earlier.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(r["exit_code"], 1);
+    let o = run(&["status", "--reports", dir.to_str().unwrap()], &[]);
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(out.contains("run-b/report.json"), "{out}");
+    assert!(
+        out.contains("gate: dual-registered — FAIL (drift) (exit 1)"),
+        "{out}"
+    );
+    assert!(out.contains("   *dual-registered      FAIL"), "{out}");
+    assert!(out.contains("    db-synced            FAIL"), "{out}");
+    assert!(out.contains("caches-fresh         NOT EVALUATED"), "{out}");
+    assert!(out.contains("0 new, 27 still, 0 resolved"), "{out}");
+    // A given report; a clean one exits 0.
+    let mut clean: Value = r.clone();
+    clean["exit_code"] = Value::from(0);
+    clean["run_id"] = Value::from("evil\u{1b}[2J\nrun");
+    let p = dir.join("clean.json");
+    std::fs::write(&p, serde_json::to_vec(&clean).unwrap()).unwrap();
+    let o = run(&["status", "--report", p.to_str().unwrap()], &[]);
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(!out.contains('\u{1b}'), "{out:?}");
+    assert!(out.contains("run evil\\x1b[2J\\nrun"), "{out}");
+    // Nothing to show: a usage error naming the folder.
+    let empty = tempdir("glance-status-empty");
+    let o = run(&["status", "--reports", empty.to_str().unwrap()], &[]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("no report.json in"), "{}", text(&o));
+}
