@@ -14,6 +14,7 @@ mod deploy;
 mod faults;
 mod gate_live;
 mod glance;
+mod glance_live;
 mod grpc_live;
 mod hostile_nodes;
 mod hostile_reports;
