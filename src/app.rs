@@ -521,6 +521,7 @@ pub(crate) fn finish(
 /// Write the reports, print the text summary, and return the status.
 pub(crate) fn emit(report: &Report, settings: &Settings) -> Result<ExitStatus> {
     let mut report = report.clone();
+    report.settle_gate();
     crate::history::annotate(&mut report, settings)?;
     let report = &report;
     let dir = settings

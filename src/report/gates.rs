@@ -231,6 +231,34 @@ pub fn evaluate(findings: &[Finding], cov: Coverage<'_>) -> Gates {
 }
 
 impl Report {
+    /// Why the selected gate could not be judged, when it could not (and nothing fails it).
+    #[must_use]
+    pub fn selected_gate_unjudged(&self) -> Option<String> {
+        let name = self.gate.as_deref()?;
+        let g = ORDER.into_iter().find(|g| g.name() == name)?;
+        let r = evaluate_one(
+            g,
+            &self.findings,
+            Coverage {
+                compared: &self.compared,
+                probe: &self.probe,
+            },
+        );
+        (!r.evaluated).then(|| r.reason.unwrap_or_default())
+    }
+
+    /// Settle the verdict once the report is whole: a selected gate that could not be judged is
+    /// named under "not compared" and the run exits 3, never 0.
+    pub fn settle_gate(&mut self) {
+        if let Some(why) = self.selected_gate_unjudged() {
+            let name = self.gate.clone().unwrap_or_default();
+            self.not_compared.push(format!(
+                "gate {name}: not evaluated ({why}); a gate that cannot be judged does not pass"
+            ));
+        }
+        self.exit_code = self.status().code();
+    }
+
     /// Every gate judged on this report's findings and coverage.
     #[must_use]
     pub fn gates(&self) -> Gates {

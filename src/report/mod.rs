@@ -222,6 +222,10 @@ impl Report {
             // Errors win over drift: an incomplete audit never exits 0 or 1.
             status = status.worst(ExitStatus::Incomplete);
         }
+        if status == ExitStatus::Clean && self.selected_gate_unjudged().is_some() {
+            // A gate that could not be judged never passes (see `gates`).
+            status = ExitStatus::Incomplete;
+        }
         status
     }
 

@@ -121,20 +121,29 @@ fn demo_gates_match_a_hand_count() {
     );
 }
 
-/// `--gate` picks the exit code only: a passing gate exits 0 while the table still shows the
-/// others failing.
+/// `--gate` picks the exit code only: the table shows every gate whatever is selected; a selected
+/// gate that cannot be judged (caches-fresh from snapshot files: no L2) exits 3, never 0.
 #[test]
 fn the_selected_gate_decides_the_exit_code_only() {
     let out = tempdir("glance-gate");
-    let dir = root().join("fixtures/demo");
-    assert!(dir.is_dir());
+    assert!(root().join("fixtures/demo").is_dir());
     let (o, r) = demo(&out, &["--gate", "caches-fresh"]);
-    // caches-fresh cannot be judged offline: its own findings are none, so the exit code is the
-    // gate machinery's; the table never calls it passing.
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert_eq!(r["exit_code"], 3);
     assert_eq!(r["gates"]["caches-fresh"]["passes"], false, "{}", text(&o));
     assert_eq!(r["gates"]["db-synced"]["failing"], 10);
     let txt = std::fs::read_to_string(out.join("report.txt")).unwrap();
     assert!(txt.contains("   *caches-fresh"), "{txt}");
+    assert!(
+        txt.contains("not compared: gate caches-fresh: not evaluated (L2 not compared)"),
+        "{txt}"
+    );
+    // A gate the demo can judge: its own verdict is the exit code, the others only shown.
+    let out = tempdir("glance-gate-db");
+    let (o, r) = demo(&out, &["--gate", "db-synced"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert_eq!(r["summary"]["failing"], 10);
+    assert_eq!(r["gates"]["dual-registered"]["failing"], 2);
 }
 
 /// `diff --since`: the same drift again is all `still`; a finding the earlier report did not
