@@ -250,3 +250,32 @@ fn json_object_keeps_migration_order_and_round_trips() {
     let back: Gates = serde_json::from_str(&json).unwrap();
     assert_eq!(back, gates);
 }
+
+#[test]
+fn a_selected_gate_that_cannot_be_judged_never_exits_0() {
+    let mut r = Report::new("audit", "x".into(), Some("caches-fresh".into()), vec![]);
+    r.compared = vec!["L1 (DB ↔ DB)".into()];
+    r.settle_gate();
+    assert_eq!(r.exit_code, 3);
+    assert!(
+        r.not_compared[0].starts_with("gate caches-fresh: not evaluated (L2 not compared)"),
+        "{:?}",
+        r.not_compared
+    );
+    // Judged: the same run under db-synced passes.
+    let mut r = Report::new("audit", "x".into(), Some("db-synced".into()), vec![]);
+    r.compared = vec!["L1 (DB ↔ DB)".into()];
+    r.settle_gate();
+    assert_eq!(r.exit_code, 0);
+    assert!(r.not_compared.is_empty());
+    // Failing findings decide even when a part could not be judged.
+    let mut r = Report::new(
+        "audit",
+        "x".into(),
+        Some("cutover-ready".into()),
+        vec![f(Code::ConfigMissing, Layer::L1, None)],
+    );
+    r.compared = vec!["L1 (DB ↔ DB)".into()];
+    r.settle_gate();
+    assert_eq!(r.exit_code, 1);
+}
