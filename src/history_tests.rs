@@ -119,3 +119,29 @@ fn records_round_trip_and_unknown_files_are_refused() {
     assert!(e.contains("not a nacos-drift JSON report"), "{e}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn only_a_complete_audit_replaces_the_record() {
+    let dir = std::env::temp_dir().join(format!("nd-history-save-{}", std::process::id()));
+    let settings = Settings {
+        state: dir.join("state.json"),
+        ..Settings::default()
+    };
+    let path = record_path(&settings);
+    let mut f = vec![finding("a")];
+    f.push(Finding::new(Code::SourceError, Layer::L1, "", "", ""));
+    let incomplete = Report::new("audit", "r0".into(), None, f);
+    save(&incomplete, &settings);
+    assert!(!path.exists(), "an incomplete run wrote a record");
+    save(&report(&["a", "b"]), &settings);
+    let kept = load_record(&path).unwrap().unwrap();
+    assert_eq!((kept.run_id.as_str(), kept.findings.len()), ("r2", 2));
+    save(&incomplete, &settings);
+    assert_eq!(load_record(&path).unwrap().unwrap(), kept);
+    // `diff` keeps no record.
+    let mut d = report(&["c"]);
+    d.mode = "diff".into();
+    save(&d, &settings);
+    assert_eq!(load_record(&path).unwrap().unwrap(), kept);
+    let _ = std::fs::remove_dir_all(&dir);
+}
