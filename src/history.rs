@@ -17,6 +17,9 @@ use std::path::{Path, PathBuf};
 pub const RECORD_VERSION: u32 = 1;
 /// Most finding digests one record holds (32 hex characters each: about 2 MB at most).
 pub const MAX_IDS: usize = 50_000;
+/// Records of other configurations untouched this long are removed when a record is saved, so
+/// a folder used with changing `--namespace` lists does not grow without end.
+pub const STALE_RECORD_DAYS: u64 = 30;
 /// Largest record or `--since` report read, in bytes: anything larger is not ours.
 pub const MAX_READ_BYTES: u64 = 64 * 1024 * 1024;
 
@@ -232,6 +235,37 @@ pub fn save(report: &Report, settings: &Settings) {
             "warning: could not keep the since-last-run record {}: {e}",
             path.display()
         ));
+    }
+    if let Some(dir) = path.parent() {
+        prune(
+            dir,
+            std::time::Duration::from_secs(STALE_RECORD_DAYS * 86_400),
+        );
+    }
+}
+
+/// Whether `name` is a record file name this module writes (`findings-<16 hex>.json`).
+fn is_record_name(name: &str) -> bool {
+    name.strip_prefix("findings-")
+        .and_then(|r| r.strip_suffix(".json"))
+        .is_some_and(|k| k.len() == 16 && k.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// Remove records (only files named like ours) not written for longer than `older_than`.
+fn prune(dir: &Path, older_than: std::time::Duration) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.filter_map(std::result::Result::ok) {
+        let old = e
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > older_than);
+        if old && is_record_name(&e.file_name().to_string_lossy()) {
+            let _ = std::fs::remove_file(e.path());
+        }
     }
 }
 

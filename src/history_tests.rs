@@ -117,6 +117,13 @@ fn records_round_trip_and_unknown_files_are_refused() {
     std::fs::write(&bad, b"[1,2]").unwrap();
     let e = load_report(&bad).unwrap_err();
     assert!(e.contains("not a nacos-drift JSON report"), "{e}");
+    // Records of other configurations are pruned once stale, and nothing else in the folder.
+    std::fs::write(dir.join("findings-0123456789abcdef.json"), b"{}").unwrap();
+    std::fs::write(dir.join("state.json"), b"{}").unwrap();
+    prune(&dir, std::time::Duration::ZERO);
+    assert!(!dir.join("findings-0123456789abcdef.json").exists());
+    assert!(dir.join("state.json").exists());
+    assert!(p.exists(), "not named like a record: kept");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
