@@ -14,6 +14,7 @@ pub mod error;
 pub mod exit;
 pub mod finding;
 pub mod history;
+pub mod status; // the `status` subcommand (next to the record it reports on)
 pub mod model;
 pub mod outdir;
 pub mod progress;
@@ -22,5 +23,4 @@ pub mod run;
 pub mod settings;
 pub mod source;
 pub mod state;
-pub mod status;
 pub mod validate;
