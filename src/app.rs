@@ -27,7 +27,7 @@ pub fn run(cli: Cli) -> Result<ExitStatus> {
         Command::Completions(a) => crate::cli::write_completions(a.shell, &mut std::io::stdout())
             .map(|()| ExitStatus::Clean)
             .map_err(|e| Error::with_source(ErrorKind::Report, "writing the completion script", e)),
-        Command::Status(a) => crate::status::run(a.report.as_deref(), a.reports.as_deref()),
+        Command::Status(a) => crate::report::status::run(a.report.as_deref(), a.reports.as_deref()),
         Command::Man => crate::cli::write_man(&mut std::io::stdout())
             .map(|()| ExitStatus::Clean)
             .map_err(|e| Error::with_source(ErrorKind::Report, "writing the man page", e)),

@@ -14,7 +14,6 @@ pub mod error;
 pub mod exit;
 pub mod finding;
 pub mod history;
-pub mod status; // the `status` subcommand (next to the record it reports on)
 pub mod model;
 pub mod outdir;
 pub mod progress;

@@ -8,6 +8,7 @@ pub mod json;
 pub mod junit;
 pub mod markdown;
 pub mod prometheus;
+pub mod status;
 pub mod text;
 
 use crate::error::{Error, ErrorKind, Result};
