@@ -27,6 +27,7 @@ pub fn run(cli: Cli) -> Result<ExitStatus> {
         Command::Completions(a) => crate::cli::write_completions(a.shell, &mut std::io::stdout())
             .map(|()| ExitStatus::Clean)
             .map_err(|e| Error::with_source(ErrorKind::Report, "writing the completion script", e)),
+        Command::Status(a) => crate::report::status::run(a.report.as_deref(), a.reports.as_deref()),
         Command::Man => crate::cli::write_man(&mut std::io::stdout())
             .map(|()| ExitStatus::Clean)
             .map_err(|e| Error::with_source(ErrorKind::Report, "writing the man page", e)),
@@ -523,6 +524,10 @@ pub(crate) fn finish(
 
 /// Write the reports, print the text summary, and return the status.
 pub(crate) fn emit(report: &Report, settings: &Settings) -> Result<ExitStatus> {
+    let mut report = report.clone();
+    report.settle_gate();
+    crate::history::annotate(&mut report, settings)?;
+    let report = &report;
     let dir = settings
         .out
         .clone()
@@ -538,6 +543,7 @@ pub(crate) fn emit(report: &Report, settings: &Settings) -> Result<ExitStatus> {
         Ok(()) => {
             tracing::info!("reports written to {}", dir.display());
             eprintln_safe(&format!("reports written to {}", dir.display()));
+            crate::history::save(report, settings);
             Ok(report.status())
         }
         Err(e) => Err(e),

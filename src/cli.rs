@@ -35,6 +35,20 @@ pub enum Command {
     Completions(CompletionsArgs),
     /// Print the man page (roff) built from the same definitions as `--help`.
     Man,
+    /// Show the newest report's migration steps and since-last-run counts (reads no server);
+    /// exits with that report's exit code.
+    Status(StatusArgs),
+}
+
+/// `status` arguments.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// This report.json instead of the newest in the reports folder.
+    #[arg(long, value_name = "PATH", conflicts_with = "reports")]
+    pub report: Option<PathBuf>,
+    /// Reports folder whose newest `*/report.json` (or `report.json`) is shown [default: reports].
+    #[arg(long, value_name = "DIR")]
+    pub reports: Option<PathBuf>,
 }
 
 /// `completions` arguments.
@@ -114,6 +128,10 @@ pub struct ReportArgs {
     /// Show secret values in diffs instead of masking them.
     #[arg(long)]
     pub show_secrets: bool,
+    /// Mark findings `new`/`still` (and count `resolved`) against this earlier JSON report,
+    /// instead of the last run's record in the state folder.
+    #[arg(long, value_name = "REPORT.json")]
+    pub since: Option<PathBuf>,
 }
 
 /// `audit` arguments.

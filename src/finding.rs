@@ -222,6 +222,9 @@ pub struct Finding {
     /// Seconds since the source row last changed, when known: a young difference may be replication lag.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub age_secs: Option<i64>,
+    /// Against the last run (or `--since`'s report): `new` or `still`; absent with nothing to compare.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since_last: Option<String>,
 }
 
 impl Finding {
@@ -249,6 +252,7 @@ impl Finding {
             detail: String::new(),
             diff: None,
             age_secs: None,
+            since_last: None,
         }
     }
 

@@ -14,6 +14,7 @@ pub mod diff;
 pub mod error;
 pub mod exit;
 pub mod finding;
+pub mod history;
 pub mod model;
 pub mod outdir;
 pub mod progress;

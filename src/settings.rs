@@ -258,6 +258,8 @@ pub struct Settings {
     pub out: Option<PathBuf>,
     /// Show secrets in diffs.
     pub show_secrets: bool,
+    /// `--since REPORT.json`: mark findings new/still against that report instead of the record.
+    pub since: Option<PathBuf>,
     /// Settling re-check delay, seconds (0 = no re-check).
     pub settle_secs: u64,
     /// Per-request timeout, seconds.
@@ -315,6 +317,7 @@ impl Default for Settings {
             formats: vec![Format::Text, Format::Json],
             out: None,
             show_secrets: false,
+            since: None,
             settle_secs: 3,
             timeout_secs: 10,
             deadline_secs: 1800,
@@ -793,7 +796,14 @@ pub fn resolve(inp: &Inputs<'_>) -> Result<Settings> {
         .map(|(k, _)| k.to_string_lossy().into_owned())
         .collect();
     problems.extend(crate::validate::unknown_env(&process_env, &known_env()));
-    let settings = build(&set, inp.env, &mut problems);
+    let mut settings = build(&set, inp.env, &mut problems);
+    if let Some(p) = inp.report.and_then(|r| r.since.as_ref()) {
+        // Read now, before anything is audited: a wrong path is a usage error, not a late surprise.
+        match crate::history::load_report(p) {
+            Ok(_) => settings.since = Some(p.clone()),
+            Err(e) => problems.push(format!("--since {e}")),
+        }
+    }
     if inp.report.is_some() {
         // Reports are written at the end: a folder that cannot take them is found now, before
         // anything is audited.

@@ -59,6 +59,7 @@ pub fn write(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
         v(&r.mode),
         v(gate)
     )?;
+    steps(r, out)?;
     writeln!(out, "<ul>")?;
     writeln!(
         out,
@@ -83,6 +84,9 @@ pub fn write(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
     )?;
     if let Some(m) = &r.run_mode {
         writeln!(out, "<p>{}</p>", v(m))?;
+    }
+    if let Some(line) = super::since_line(r) {
+        writeln!(out, "<p>{}</p>", v(&line))?;
     }
     if !s.by_code.is_empty() {
         writeln!(out, "<table><tr><th>code</th><th>count</th></tr>")?;
@@ -125,6 +129,9 @@ pub fn write(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
             if !f.in_gate {
                 detail.push_str(" <i>(outside gate)</i>");
             }
+            if f.since_last.as_deref() == Some("new") {
+                detail.push_str(" <b>(new since the last run)</b>");
+            }
             if f.source_digest.is_some() || f.target_digest.is_some() {
                 detail.push_str(&format!(
                     "<br><small>digest: source <code>{}</code> target <code>{}</code></small>",
@@ -153,4 +160,31 @@ pub fn write(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
     }
     writeln!(out, "</body></html>")?;
     Ok(())
+}
+
+/// The migration as steps: every gate's verdict on this run.
+fn steps(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
+    writeln!(out, "<table><tr><th>step (gate)</th><th>verdict</th><th>failing</th><th>blocking codes</th><th>not judged</th></tr>")?;
+    for g in r.gates().0 {
+        let selected = if r.gate.as_deref() == Some(g.gate.as_str()) {
+            " <i>(exit code)</i>"
+        } else {
+            ""
+        };
+        let class = match g.verdict() {
+            "pass" => "pass",
+            "fail" => "fail",
+            _ => "warn",
+        };
+        writeln!(
+            out,
+            "<tr><td><code>{}</code>{selected}</td><td class=\"{class}\">{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            v(&g.gate),
+            g.verdict(),
+            g.failing,
+            v(&g.top_codes().join(", ")),
+            v(g.reason.as_deref().unwrap_or(""))
+        )?;
+    }
+    writeln!(out, "</table>")
 }

@@ -177,6 +177,10 @@ pub fn write(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
             "  <testsuite name=\"nacos-drift {layer}\" tests=\"{n}\" failures=\"{nf}\" errors=\"{ne}\" skipped=\"{ns}\">\n{cases}  </testsuite>\n"
         ));
     }
+    let (gate_xml, gn, gf) = gate_suites(r);
+    cases_total += gn;
+    body_xml.push_str(&gate_xml);
+    let failures = failures + gf;
     writeln!(out, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>")?;
     writeln!(
         out,
@@ -187,6 +191,45 @@ pub fn write(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
     out.write_all(body_xml.as_bytes())?;
     writeln!(out, "</testsuites>")?;
     Ok(())
+}
+
+/// One suite per gate: a failing case per blocking code, a skipped case when the gate could not
+/// be evaluated, a passing one when it passes. Returns the XML, the cases and the failures.
+fn gate_suites(r: &Report) -> (String, usize, usize) {
+    let (mut xml_out, mut total, mut failures) = (String::new(), 0, 0);
+    for g in r.gates().0 {
+        let name = esc(&g.gate);
+        let mut cases = String::new();
+        let (mut n, mut nf, mut ns) = (0, 0, 0);
+        for (c, count) in &g.by_code {
+            n += 1;
+            nf += 1;
+            cases.push_str(&format!(
+                "    <testcase classname=\"nacos-drift.gate.{name}\" name=\"{}\">\n      <failure message=\"{count} finding(s) block the gate\" type=\"{}\"/>\n    </testcase>\n",
+                esc(c),
+                esc(c)
+            ));
+        }
+        if let Some(why) = g.reason.as_deref().filter(|_| g.failing == 0) {
+            n += 1;
+            ns += 1;
+            cases.push_str(&format!(
+                "    <testcase classname=\"nacos-drift.gate.{name}\" name=\"not evaluated\">\n      <skipped message=\"{}\"/>\n    </testcase>\n",
+                esc(why)
+            ));
+        } else if g.passes {
+            n += 1;
+            cases.push_str(&format!(
+                "    <testcase classname=\"nacos-drift.gate.{name}\" name=\"passes\"/>\n"
+            ));
+        }
+        total += n;
+        failures += nf;
+        xml_out.push_str(&format!(
+            "  <testsuite name=\"nacos-drift gate {name}\" tests=\"{n}\" failures=\"{nf}\" errors=\"0\" skipped=\"{ns}\">\n{cases}  </testsuite>\n"
+        ));
+    }
+    (xml_out, total, failures)
 }
 
 #[cfg(test)]

@@ -109,6 +109,7 @@ pub fn write(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
         _ => "⚠️ incomplete",
     };
     writeln!(out, "# nacos-drift {}: {verdict}\n", text(&r.mode))?;
+    steps(r, out)?;
     writeln!(
         out,
         "- gate: {}",
@@ -133,6 +134,9 @@ pub fn write(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
         "- findings: {} ({} deny, {} warn, {} allow; {} failing)\n",
         s.total, s.deny, s.warn, s.allow, s.failing
     )?;
+    if let Some(line) = super::since_line(r) {
+        writeln!(out, "- {}\n", text(&line))?;
+    }
     if !s.by_code.is_empty() {
         writeln!(out, "| code | count |\n|---|---|")?;
         for (c, n) in &s.by_code {
@@ -168,9 +172,14 @@ pub fn write(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
     for f in &r.findings {
         writeln!(
             out,
-            "| {}{} | {} | {} | {} | {}{} |",
+            "| {}{}{} | {} | {} | {} | {}{} |",
             f.level.as_str(),
             if f.in_gate { "" } else { " (outside gate)" },
+            if f.since_last.as_deref() == Some("new") {
+                " 🆕 new"
+            } else {
+                ""
+            },
             f.layer.as_str(),
             code(f.code.as_str()),
             code(&location(f)),
@@ -195,6 +204,35 @@ pub fn write(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The migration as steps: every gate's verdict on this run.
+fn steps(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "| step (gate) | verdict | failing | blocking codes | not judged |\n|---|---|---|---|---|"
+    )?;
+    for g in r.gates().0 {
+        let selected = if r.gate.as_deref() == Some(g.gate.as_str()) {
+            " (exit code)"
+        } else {
+            ""
+        };
+        let verdict = match g.verdict() {
+            "pass" => "✅ pass",
+            "fail" => "❌ fail",
+            _ => "⚠️ not evaluated",
+        };
+        writeln!(
+            out,
+            "| {}{selected} | {verdict} | {} | {} | {} |",
+            code(&g.gate),
+            g.failing,
+            text(&g.top_codes().join(", ")),
+            text(g.reason.as_deref().unwrap_or(""))
+        )?;
+    }
+    writeln!(out)
 }
 
 #[cfg(test)]

@@ -2,11 +2,13 @@
 
 pub mod csv;
 pub mod escape;
+pub mod gates;
 pub mod html;
 pub mod json;
 pub mod junit;
 pub mod markdown;
 pub mod prometheus;
+pub mod status;
 pub mod text;
 
 use crate::error::{Error, ErrorKind, Result};
@@ -74,6 +76,27 @@ pub struct Summary {
     pub settled: usize,
     /// Findings repaired by `--fix` and verified.
     pub repaired: usize,
+    /// Findings not in the last run (absent with nothing to compare against).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub new: Option<usize>,
+    /// Findings also in the last run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub still: Option<usize>,
+    /// Findings of the last run gone in this one (absent when this run is incomplete).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resolved: Option<usize>,
+}
+
+/// What this run's findings were compared with (`summary.new` / `still` / `resolved`).
+#[derive(Debug, Clone, Serialize)]
+pub struct SinceLast {
+    /// Run id of the earlier run.
+    pub run_id: String,
+    /// `the last run's record` or `report PATH` (`--since`).
+    pub against: String,
+    /// Why some counts are absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// A whole run.
@@ -112,6 +135,9 @@ pub struct Report {
     pub repairs: Vec<crate::cache::Repair>,
     /// Keys probed per node and nodes probed, per side (L2).
     pub probe: BTreeMap<String, ProbeInfo>,
+    /// What the findings were compared with to mark them `new` or `still`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub since_last: Option<SinceLast>,
 }
 
 /// What the L2 probe covered on one side.
@@ -177,6 +203,7 @@ impl Report {
             run_mode: None,
             repairs: Vec::new(),
             probe: BTreeMap::new(),
+            since_last: None,
         };
         r.exit_code = r.status().code();
         r
@@ -202,6 +229,10 @@ impl Report {
         if !self.complete {
             // Errors win over drift: an incomplete audit never exits 0 or 1.
             status = status.worst(ExitStatus::Incomplete);
+        }
+        if status == ExitStatus::Clean && self.selected_gate_unjudged().is_some() {
+            // A gate that could not be judged never passes (see `gates`).
+            status = ExitStatus::Incomplete;
         }
         status
     }
@@ -248,6 +279,26 @@ impl Report {
         }
         Ok(())
     }
+}
+
+/// `since last run (<run id>, <against>): N new, M still, K resolved[; note]`, when compared.
+#[must_use]
+pub fn since_line(r: &Report) -> Option<String> {
+    let s = r.since_last.as_ref()?;
+    let n = |v: Option<usize>| v.map_or_else(|| "?".to_owned(), |v| v.to_string());
+    let mut line = format!(
+        "since last run ({}, {}): {} new, {} still, {} resolved",
+        s.run_id,
+        s.against,
+        n(r.summary.new),
+        n(r.summary.still),
+        n(r.summary.resolved)
+    );
+    if let Some(note) = &s.note {
+        line.push_str("; ");
+        line.push_str(note);
+    }
+    Some(line)
 }
 
 /// One side in a line: nodes with version, DB, and what was read.

@@ -47,11 +47,51 @@ pub fn write(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
         "Exit code of the run: 0 pass, 1 drift, 3 incomplete.",
         &[(format!("gate=\"{gate}\""), usize::from(r.exit_code))],
     )?;
+    // Every gate, so a dashboard shows the migration's progress; `all` (no gate selected) is
+    // the run's own count, and a selected gate's series is the one of the table (one series each).
+    let gates = r.gates().0;
+    let mut failing: Vec<(String, usize)> = gates
+        .iter()
+        .map(|g| (format!("gate=\"{}\"", label(&g.gate)), g.failing))
+        .collect();
+    if r.gate.is_none() {
+        failing.push((format!("gate=\"{gate}\""), r.summary.failing));
+    }
     metric(
         out,
         "nacos_drift_failing",
-        "Findings at deny level inside the gate, not repaired.",
-        &[(format!("gate=\"{gate}\""), r.summary.failing)],
+        "Findings at deny level inside the gate, not repaired (every gate; `all` without --gate).",
+        &failing,
+    )?;
+    let passes: Vec<(String, usize)> = gates
+        .iter()
+        .map(|g| {
+            (
+                format!("gate=\"{}\"", label(&g.gate)),
+                usize::from(g.passes),
+            )
+        })
+        .collect();
+    metric(
+        out,
+        "nacos_drift_gate_passes",
+        "1 if the gate passes on this run; 0 if it fails or could not be evaluated.",
+        &passes,
+    )?;
+    let evaluated: Vec<(String, usize)> = gates
+        .iter()
+        .map(|g| {
+            (
+                format!("gate=\"{}\"", label(&g.gate)),
+                usize::from(g.evaluated),
+            )
+        })
+        .collect();
+    metric(
+        out,
+        "nacos_drift_gate_evaluated",
+        "1 if the run could judge the gate (its layers compared and read); 0: not evaluated.",
+        &evaluated,
     )?;
     let mut by: BTreeMap<(String, String, String), usize> = BTreeMap::new();
     for f in &r.findings {
@@ -84,6 +124,27 @@ pub fn write(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
         "Findings repaired by --fix and verified.",
         &[(String::new(), r.summary.repaired)],
     )?;
+    // Since the last run: absent (not 0) when there was nothing to compare with.
+    for (name, help, v) in [
+        (
+            "nacos_drift_new_findings",
+            "Findings not in the last run (or the --since report).",
+            r.summary.new,
+        ),
+        (
+            "nacos_drift_still_findings",
+            "Findings also in the last run.",
+            r.summary.still,
+        ),
+        (
+            "nacos_drift_resolved_findings",
+            "Findings of the last run gone in this one (absent when this run is incomplete).",
+            r.summary.resolved,
+        ),
+    ] {
+        let samples: Vec<(String, usize)> = v.map(|v| (String::new(), v)).into_iter().collect();
+        metric(out, name, help, &samples)?;
+    }
     let mut read = Vec::new();
     for (side, info) in [("source", &r.source), ("target", &r.target)] {
         for (what, v) in [

@@ -16,6 +16,7 @@ pub fn write(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
         "nacos-drift {} — {} — gate: {gate} — {verdict}",
         r.tool_version, r.mode
     )?;
+    steps(&r.gates(), r.gate.as_deref(), out)?;
     for (name, side) in [("source", &r.source), ("target", &r.target)] {
         writeln!(out, "  {name}: {}", visible(&super::side_summary(side)))?;
     }
@@ -60,6 +61,9 @@ pub fn write(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
     for (code, n) in &s.by_code {
         writeln!(out, "    {code:<24} {n}")?;
     }
+    if let Some(line) = super::since_line(r) {
+        writeln!(out, "  {}", visible(&line))?;
+    }
     if let Some(m) = &r.run_mode {
         writeln!(out, "  run: {}", visible(m))?;
     }
@@ -99,7 +103,10 @@ pub fn write(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
     }
     writeln!(out)?;
     for f in &r.findings {
-        let gate_note = if f.in_gate { "" } else { " (outside gate)" };
+        let mut gate_note = if f.in_gate { "" } else { " (outside gate)" }.to_owned();
+        if f.since_last.as_deref() == Some("new") {
+            gate_note.push_str(" [NEW]");
+        }
         writeln!(
             out,
             "{:<5} {} {} {}{gate_note}",
@@ -151,6 +158,38 @@ pub fn write(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
                 writeln!(out, "      | {}", visible(line))?;
             }
         }
+    }
+    Ok(())
+}
+
+/// The migration as steps: every gate's verdict on this run (the selected one marked `*`: it
+/// decides the exit code).
+pub fn steps(
+    gates: &super::gates::Gates,
+    selected: Option<&str>,
+    out: &mut impl Write,
+) -> std::io::Result<()> {
+    writeln!(out, "  steps (* = the gate deciding the exit code):")?;
+    for g in &gates.0 {
+        let mark = if selected == Some(g.gate.as_str()) {
+            '*'
+        } else {
+            ' '
+        };
+        let mut line = format!(
+            "   {mark}{:<20} {:<14} {:>4} failing",
+            visible(&g.gate),
+            g.verdict().to_uppercase(),
+            g.failing
+        );
+        let top = g.top_codes();
+        if !top.is_empty() {
+            line.push_str(&format!("  {}", top.join(", ")));
+        }
+        if let Some(why) = &g.reason {
+            line.push_str(&format!("  ({})", visible(why)));
+        }
+        writeln!(out, "{}", line.trim_end())?;
     }
     Ok(())
 }

@@ -13,6 +13,8 @@ mod cli_gates;
 mod deploy;
 mod faults;
 mod gate_live;
+mod glance;
+mod glance_live;
 mod grpc_live;
 mod hostile_nodes;
 mod hostile_reports;
