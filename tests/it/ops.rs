@@ -242,10 +242,13 @@ impl Node {
         } else {
             "/v1/ns/instance"
         };
-        // Right after start-up the naming Raft group may still be electing its leader.
+        // Right after start-up, or after a disruptive test paused a member, the naming Raft group
+        // may still be electing its leader ("Could not find leader : naming_persistent_service_v2").
         let mut answer = self.call(method, path, &p);
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-        while answer.0 == 500 && answer.1.contains("Leader") && std::time::Instant::now() < deadline
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        while answer.0 == 500
+            && answer.1.to_lowercase().contains("leader")
+            && std::time::Instant::now() < deadline
         {
             std::thread::sleep(std::time::Duration::from_millis(500));
             answer = self.call(method, path, &p);
