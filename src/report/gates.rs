@@ -119,11 +119,10 @@ fn needs(g: Gate) -> &'static [Need] {
         Gate::DbSynced => &[Need::Layer(Layer::L1)],
         Gate::CachesFresh => &[Need::TargetProbe],
         Gate::DualRegistered => &[Need::Layer(Layer::L3)],
-        Gate::CutoverReady => &[
-            Need::Layer(Layer::L1),
-            Need::TargetProbe,
-            Need::Layer(Layer::L3),
-        ],
+        // Configs are equal through the API (L3) whether or not the DBs can be reached: a managed
+        // target usually has none, so L1 is not required here; its findings and its read errors
+        // still count when it ran (see `error_layers`).
+        Gate::CutoverReady => &[Need::TargetProbe, Need::Layer(Layer::L3)],
         Gate::DecommissionReady => &[Need::Layer(Layer::L3), Need::Clients],
     }
 }
@@ -167,6 +166,16 @@ impl Coverage<'_> {
     }
 }
 
+/// The layers whose read errors leave a gate unjudged: those it needs, and for `cutover-ready`
+/// also L1 when it ran (a DB that failed may hide a missing row).
+fn error_layers(g: Gate) -> Vec<Layer> {
+    let mut layers: Vec<Layer> = needs(g).iter().map(|n| need_layer(*n)).collect();
+    if g == Gate::CutoverReady {
+        layers.push(Layer::L1);
+    }
+    layers
+}
+
 fn need_layer(n: Need) -> Layer {
     match n {
         Need::Layer(l) => l,
@@ -181,7 +190,7 @@ pub fn evaluate_one(g: Gate, findings: &[Finding], cov: Coverage<'_>) -> GateRes
     let mut by_code: BTreeMap<String, usize> = BTreeMap::new();
     let mut failing = 0;
     let mut errors = 0;
-    let layers: Vec<Layer> = needs(g).iter().map(|n| need_layer(*n)).collect();
+    let layers = error_layers(g);
     for f in findings {
         if f.code == Code::SourceError {
             // A read failure in a layer the gate needs: what it would have shown is unknown.

@@ -59,6 +59,7 @@ fn every_gate_on_every_findings_set() {
     use Layer::*;
     let with_clients: Vec<&str> = ALL3.iter().copied().chain([CLIENTS]).collect();
     let l1_l3 = &["L1 (DB ↔ DB)", "L3 (cluster ↔ cluster API)"][..];
+    let l2_l3 = ["L2 (DB ↔ node caches)", "L3 (cluster ↔ cluster API)"];
     let stale = f(CacheStale, L2, Some("target"));
     let stale_src = f(CacheStale, L2, Some("source"));
     let mut warn = f(ConfigMissing, L1, None);
@@ -72,6 +73,8 @@ fn every_gate_on_every_findings_set() {
         ("clean, no L2", vec![], l1_l3, 0, "P-P--"),
         ("clean, L2 ran, no target node", vec![], ALL3, 0, "P-P--"),
         ("clean, nothing compared", vec![], &[], 0, "-----"),
+        // A managed target without DB access: configs are compared through the API (L3).
+        ("clean, API only (no DBs)", vec![], &l2_l3, 2, "-PPP-"),
         (
             "L1 drift",
             vec![f(ConfigMissing, L1, None)],
