@@ -392,7 +392,7 @@ mod tests {
     #[test]
     fn md5_matches_nacos_lowercase_hex() {
         assert_eq!(md5_hex(""), "d41d8cd98f00b204e9800998ecf8427e");
-        // UTF-8 bytes, not Latin-1 or GBK (nacos-internals §1.2).
+        // UTF-8 bytes, not Latin-1 or GBK: `MD5Utils.md5Hex(content, Constants.ENCODE)`, ENCODE = "UTF-8".
         assert_eq!(md5_hex("héllo"), "be50e8478cf24ff3595bc7307fb91b50");
     }
 
