@@ -285,20 +285,35 @@ impl Report {
 #[must_use]
 pub fn since_line(r: &Report) -> Option<String> {
     let s = r.since_last.as_ref()?;
+    Some(since_text(
+        &s.run_id,
+        &s.against,
+        s.note.as_deref(),
+        [r.summary.new, r.summary.still, r.summary.resolved],
+    ))
+}
+
+/// The since-last-run line from its parts (a live report's or a saved one's); `?` for a count
+/// that is not known.
+#[must_use]
+pub fn since_text(
+    run_id: &str,
+    against: &str,
+    note: Option<&str>,
+    [new, still, resolved]: [Option<usize>; 3],
+) -> String {
     let n = |v: Option<usize>| v.map_or_else(|| "?".to_owned(), |v| v.to_string());
     let mut line = format!(
-        "since last run ({}, {}): {} new, {} still, {} resolved",
-        s.run_id,
-        s.against,
-        n(r.summary.new),
-        n(r.summary.still),
-        n(r.summary.resolved)
+        "since last run ({run_id}, {against}): {} new, {} still, {} resolved",
+        n(new),
+        n(still),
+        n(resolved)
     );
-    if let Some(note) = &s.note {
+    if let Some(note) = note {
         line.push_str("; ");
         line.push_str(note);
     }
-    Some(line)
+    line
 }
 
 /// One side in a line: nodes with version, DB, and what was read.

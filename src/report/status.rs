@@ -151,20 +151,13 @@ pub fn render(path: &Path, out: &mut Vec<u8>) -> Result<ExitStatus> {
     );
     match &r.since_last {
         Some(s) => {
-            let n = |v: Option<usize>| v.map_or_else(|| "?".to_owned(), |v| v.to_string());
-            let mut line = format!(
-                "  since last run ({}, {}): {} new, {} still, {} resolved",
-                s.run_id,
-                s.against,
-                n(r.summary.new),
-                n(r.summary.still),
-                n(r.summary.resolved)
+            let line = crate::report::since_text(
+                &s.run_id,
+                &s.against,
+                s.note.as_deref(),
+                [r.summary.new, r.summary.still, r.summary.resolved],
             );
-            if let Some(note) = &s.note {
-                line.push_str("; ");
-                line.push_str(note);
-            }
-            w(out, visible(&line).into_owned());
+            w(out, format!("  {}", visible(&line)));
         }
         None => w(out, "  since last run: nothing to compare with".into()),
     }
