@@ -1,6 +1,7 @@
 //! Orchestration of each subcommand: resolve settings → capture (async) → hash and diff (rayon) → report → exit status.
 
 use crate::cancel::{Stopped, Stopper};
+use crate::capture::{self, NamespaceFilter};
 use crate::cli::{AuditArgs, Cli, Command};
 use crate::diff::{self, Scope};
 use crate::error::{Error, ErrorKind, Result};
@@ -9,7 +10,6 @@ use crate::finding::{Code, Finding, Layer};
 use crate::model::{Side, SideSnapshot};
 use crate::report::{Report, SideInfo};
 use crate::settings::{self, Inputs, Settings};
-use crate::source::{self, NamespaceFilter};
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -105,7 +105,7 @@ pub(crate) fn capture_both(
     settings: &Settings,
     scope: &Arc<Scope>,
     compact: bool,
-    nodes: &source::Nodes,
+    nodes: &capture::Nodes,
 ) -> std::result::Result<(SideSnapshot, SideSnapshot), Stopped> {
     // The step a stop interrupts here: the DB layer when there is one, else the API.
     let layer = if settings.source.db.is_some() || settings.target.db.is_some() {
@@ -125,17 +125,17 @@ pub(crate) fn capture_both(
     // Both DB scans must digest content the same way: agree on it before either starts.
     let (sm, tm) = if compact {
         let during = "agreeing on the content digest with both databases";
-        let digest = stop.run(rt, during, Layer::L1, source::agree_digest(settings))?;
+        let digest = stop.run(rt, during, Layer::L1, capture::agree_digest(settings))?;
         tracing::info!("L1 content digest: {}", digest.name());
         let t = scope.clone();
         let seen = t_seen.clone();
-        let to_source: source::NamespaceMapper = Arc::new(move |ns: &str| {
+        let to_source: capture::NamespaceMapper = Arc::new(move |ns: &str| {
             seen.note(ns);
             t.to_source(ns)
         });
         let seen = s_seen.clone();
         (
-            Some(source::Compact {
+            Some(capture::Compact {
                 mapper: Arc::new(move |ns: &str| {
                     seen.note(ns);
                     ns.to_owned()
@@ -143,7 +143,7 @@ pub(crate) fn capture_both(
                 digest,
                 only: (!settings.namespaces.is_empty()).then(|| settings.namespaces.clone()),
             }),
-            Some(source::Compact {
+            Some(capture::Compact {
                 mapper: to_source,
                 digest,
                 only: (!target_also.is_empty()).then(|| target_also.clone()),
@@ -155,7 +155,7 @@ pub(crate) fn capture_both(
     let t0 = std::time::Instant::now();
     let (mut source, mut target) = stop.run(rt, "reading both sides", layer, async {
         tokio::join!(
-            source::capture(
+            capture::capture(
                 Side::Source,
                 &settings.source,
                 &nodes.source,
@@ -165,7 +165,7 @@ pub(crate) fn capture_both(
                 sm,
                 with_api
             ),
-            source::capture(
+            capture::capture(
                 Side::Target,
                 &settings.target,
                 &nodes.target,
@@ -183,7 +183,7 @@ pub(crate) fn capture_both(
     t_seen.record(&mut target);
     if compact {
         let during = "reading the rows whose digests differ";
-        let narrow = source::narrow_compact(&mut source, &mut target, settings);
+        let narrow = capture::narrow_compact(&mut source, &mut target, settings);
         stop.run(rt, during, Layer::L1, narrow)?;
         tracing::info!("narrowed to differing rows at {:?}", t0.elapsed());
     }
@@ -210,7 +210,7 @@ pub(crate) fn recapture(
     first: &[Finding],
     source: &SideSnapshot,
     target: &SideSnapshot,
-    nodes: &source::Nodes,
+    nodes: &capture::Nodes,
 ) -> std::result::Result<(SideSnapshot, SideSnapshot), Stopped> {
     let drift = |layer: Layer| {
         first
@@ -276,7 +276,7 @@ pub(crate) fn recapture(
 async fn recheck_side(
     side: Side,
     conf: &settings::SideSettings,
-    nodes: &[Arc<source::nacos::NacosNode>],
+    nodes: &[Arc<crate::nacos::NacosNode>],
     settings: &Settings,
     first: &SideSnapshot,
     filter: NamespaceFilter,
@@ -285,7 +285,7 @@ async fn recheck_side(
     (l1, l3): (bool, bool),
 ) -> SideSnapshot {
     let db = match first.db.as_ref().filter(|_| l1) {
-        Some(d) => Some(source::reread_db(conf, settings, filter.clone(), keys, d).await),
+        Some(d) => Some(capture::reread_db(conf, settings, filter.clone(), keys, d).await),
         None => None,
     };
     let api = if l3 && first.api.is_some() {
@@ -293,7 +293,7 @@ async fn recheck_side(
             db: None,
             ..conf.clone()
         };
-        source::capture(side, &api_only, nodes, settings, filter, also, None, true)
+        capture::capture(side, &api_only, nodes, settings, filter, also, None, true)
             .await
             .api
     } else {
@@ -384,7 +384,7 @@ pub(crate) async fn fill_db_diffs(settings: &Settings, scope: &Scope, findings: 
             let pw = pw.cloned();
             let timeout = settings.timeout_secs;
             async move {
-                let db = source::mysql::NacosDb::new(&dsn, pw.as_ref(), timeout).ok()?;
+                let db = crate::db::NacosDb::new(&dsn, pw.as_ref(), timeout).ok()?;
                 let r = db.contents(&keys).await.ok();
                 r
             }

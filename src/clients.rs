@@ -4,9 +4,9 @@
 //! asks every source node for its SDK connections. Only Nacos ≥ 2.0 lists them; for servers that
 //! do not (1.x, r-nacos) the report says the check could not be made instead of passing it.
 
+use crate::capture::NamespaceFilter;
 use crate::finding::{Code, Finding, Layer};
-use crate::source::nacos::{ClientConnection, NacosNode};
-use crate::source::NamespaceFilter;
+use crate::nacos::{ClientConnection, NacosNode};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 

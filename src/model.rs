@@ -95,7 +95,7 @@ pub struct DbSnapshot {
     pub tls: Option<bool>,
     /// Compact digests of every row (compact L1 scan only; never written to files).
     #[serde(skip)]
-    pub digests: Vec<crate::source::mysql::DigestRow>,
+    pub digests: Vec<crate::db::DigestRow>,
     /// Namespaces (this side's ids, canonical) that had rows in scope when the DB was scanned,
     /// before any narrowing: a namespace with configs but no `tenant_info` row still exists.
     #[serde(skip)]

@@ -3,6 +3,7 @@
 
 use crate::app;
 use crate::cancel::{Stopped, Stopper};
+use crate::capture;
 use crate::cli::AuditArgs;
 use crate::diff::Scope;
 use crate::error::Result;
@@ -10,7 +11,6 @@ use crate::exit::ExitStatus;
 use crate::finding::{Code, Finding, Layer};
 use crate::model::{Side, SideSnapshot};
 use crate::settings::{self, Settings};
-use crate::source;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 
@@ -42,7 +42,7 @@ pub(crate) fn audit(a: &AuditArgs, settings: &Settings) -> Result<ExitStatus> {
     let rt = app::runtime()?;
     let stop = Stopper::new(settings.deadline_secs);
     stop.listen(&rt);
-    source::mysql::limit_run(Some(stop.deadline()));
+    crate::db::limit_run(Some(stop.deadline()));
     // Incremental runs and repairs: one at a time per state folder. Two repairs at once would
     // send every repair twice (twice the rate limit per node) and both claim them.
     let lock = if a.incremental || a.fix {
@@ -63,7 +63,7 @@ pub(crate) fn audit(a: &AuditArgs, settings: &Settings) -> Result<ExitStatus> {
     let mut g = Gathered::default();
     // Node clients are built once per run and shared by every stage: each node logs in once,
     // and one found down stays down.
-    let nodes = source::Nodes::new(settings);
+    let nodes = capture::Nodes::new(settings);
     let stopped = stages(
         a,
         settings,
@@ -77,7 +77,7 @@ pub(crate) fn audit(a: &AuditArgs, settings: &Settings) -> Result<ExitStatus> {
     )
     .err();
     // The databases are done with (a stopped run's statements are killed here).
-    rt.block_on(source::mysql::close_all());
+    rt.block_on(crate::db::close_all());
     crate::progress::clear();
     let report = g.report(settings, &scope, stopped.as_ref());
     let status = app::emit(&report, settings)?;
@@ -112,7 +112,7 @@ fn stages(
     scope: &Arc<Scope>,
     rt: &tokio::runtime::Runtime,
     stop: &Stopper,
-    nodes: &source::Nodes,
+    nodes: &capture::Nodes,
     prior: Option<&crate::state::State>,
     started_ms: i64,
     g: &mut Gathered,
@@ -211,7 +211,7 @@ fn stages(
     )?;
     tracing::info!("content diffs fetched in {:?}", t1.elapsed());
     // The databases are done with: what follows talks to the nodes only.
-    rt.block_on(source::mysql::close_all());
+    rt.block_on(crate::db::close_all());
     probe(a, settings, scope, rt, stop, nodes, g)?;
     // Decommission: a source that clients still use is not ready to be turned off.
     if settings.gate == Some(settings::Gate::DecommissionReady) {
@@ -242,7 +242,7 @@ fn probe(
     scope: &Scope,
     rt: &tokio::runtime::Runtime,
     stop: &Stopper,
-    nodes: &source::Nodes,
+    nodes: &capture::Nodes,
     g: &mut Gathered,
 ) -> std::result::Result<(), Stopped> {
     if !settings.probe {
@@ -511,10 +511,10 @@ async fn changed_keys(
         let since = wm.modified_ms - i64::try_from(settings.skew_secs * 1000).unwrap_or(0);
         let read = async {
             let db =
-                source::mysql::NacosDb::new(dsn, conf.db_password.as_ref(), settings.timeout_secs)?;
+                crate::db::NacosDb::new(dsn, conf.db_password.as_ref(), settings.timeout_secs)?;
             let mut keys = db.modified_keys_since(since).await?;
             keys.extend(db.history_keys_since(wm.his_nid).await?);
-            Ok::<_, source::mysql::DbError>(keys)
+            Ok::<_, crate::db::DbError>(keys)
         };
         match read.await {
             Ok(keys) => {

@@ -18,7 +18,7 @@ pub use sync::{BoxFuture, GrpcSync, GrpcSyncer};
 
 use crate::finding::{Code, Finding, Layer};
 use crate::model::{ConfigKey, Side};
-use crate::source::nacos::{NacosNode, NodeError, LISTENER_BATCH};
+use crate::nacos::{NacosNode, NodeError, LISTENER_BATCH};
 use futures::stream::{self, StreamExt};
 use plan::{NodeDbVerdict, ServedView};
 use serde::Serialize;

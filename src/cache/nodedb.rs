@@ -8,7 +8,7 @@
 
 use super::plan::{node_db_verdict, sample_indices, DbSample, NodeDbVerdict};
 use super::Expected;
-use crate::source::nacos::NacosNode;
+use crate::nacos::NacosNode;
 
 /// Keys sampled from each part (the node's stale keys, and a spread over the rest).
 const SAMPLE_PER_PART: usize = 5;

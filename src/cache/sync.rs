@@ -3,7 +3,7 @@
 use super::plan::Mechanism;
 use super::Expected;
 use crate::model::ConfigKey;
-use crate::source::nacos::NacosNode;
+use crate::nacos::NacosNode;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,8 +25,7 @@ pub trait GrpcSync {
 
 /// The cluster gRPC reload over one registered connection per node, opened on first use.
 pub struct GrpcSyncer {
-    nodes:
-        tokio::sync::Mutex<std::collections::HashMap<String, Arc<crate::source::grpc::GrpcNode>>>,
+    nodes: tokio::sync::Mutex<std::collections::HashMap<String, Arc<crate::nacos::grpc::GrpcNode>>>,
     timeout: Duration,
 }
 
@@ -55,9 +54,9 @@ impl GrpcSync for GrpcSyncer {
                 match nodes.get(base) {
                     Some(n) if n.is_alive().await => n.clone(),
                     _ => {
-                        let addr = crate::source::grpc::cluster_grpc_addr(base)?;
+                        let addr = crate::nacos::grpc::cluster_grpc_addr(base)?;
                         let n = Arc::new(
-                            crate::source::grpc::GrpcNode::connect(
+                            crate::nacos::grpc::GrpcNode::connect(
                                 &addr,
                                 version,
                                 identity,
@@ -84,7 +83,7 @@ impl GrpcSync for GrpcSyncer {
                 &key.data_id,
                 &key.group,
                 &key.namespace,
-                crate::source::grpc::now_ms(),
+                crate::nacos::grpc::now_ms(),
             )
             .await
         })

@@ -2,6 +2,7 @@
 
 use crate::app::{eprintln_safe, filters, runtime};
 use crate::cancel::Stopper;
+use crate::capture;
 use crate::cli::SnapshotArgs;
 use crate::diff::{self, Scope};
 use crate::error::{Error, ErrorKind, Result};
@@ -9,7 +10,6 @@ use crate::exit::ExitStatus;
 use crate::finding::Layer;
 use crate::model::Side;
 use crate::settings::{self, Inputs};
-use crate::source;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -52,13 +52,13 @@ pub(crate) fn run(a: &SnapshotArgs, env: &dyn Fn(&str) -> Option<String>) -> Res
     let (sf, tf) = filters(&scope);
     let rt = runtime()?;
     let stop = Stopper::new(settings.deadline_secs);
-    source::mysql::limit_run(Some(stop.deadline()));
-    let nodes = source::nodes(conf, &settings);
+    crate::db::limit_run(Some(stop.deadline()));
+    let nodes = capture::nodes(conf, &settings);
     let captured = stop.run(
         &rt,
         &format!("reading the {side}"),
         Layer::L1,
-        source::capture(
+        capture::capture(
             side,
             conf,
             &nodes,
@@ -69,7 +69,7 @@ pub(crate) fn run(a: &SnapshotArgs, env: &dyn Fn(&str) -> Option<String>) -> Res
             true,
         ),
     );
-    rt.block_on(source::mysql::close_all());
+    rt.block_on(crate::db::close_all());
     rt.shutdown_background();
     crate::progress::clear();
     let mut snap = captured.map_err(|s| {

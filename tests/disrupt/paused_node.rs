@@ -165,18 +165,18 @@ fn a_paused_target_node_costs_one_timeout_and_is_named_once() {
     std::thread::sleep(Duration::from_secs(3));
     let identity = Some((b.identity_key.as_str(), b.identity_value.as_str()));
     for node in &b.target_nacos {
-        let addr = nacos_drift::source::grpc::cluster_grpc_addr(node).unwrap();
+        let addr = nacos_drift::nacos::grpc::cluster_grpc_addr(node).unwrap();
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .unwrap()
-            .block_on(nacos_drift::source::grpc::config_change_sync(
+            .block_on(nacos_drift::nacos::grpc::config_change_sync(
                 &addr,
                 &b.target_version,
                 "p.yaml",
                 "PAUSE",
                 &ns,
-                nacos_drift::source::grpc::now_ms(),
+                nacos_drift::nacos::grpc::now_ms(),
                 identity,
                 Duration::from_secs(10),
             ))

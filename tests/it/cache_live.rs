@@ -281,14 +281,14 @@ fn when_one_node_is_stale_only_that_node_is_touched() {
     e.replicated("k.yaml", Some(&md5("k: 1\n")));
     // Node A gets just k.yaml through the cluster gRPC sync; node B stays stale.
     let a = &e.tgt[0];
-    let addr = nacos_drift::source::grpc::cluster_grpc_addr(&a.base).unwrap();
-    crate::ops::block(nacos_drift::source::grpc::config_change_sync(
+    let addr = nacos_drift::nacos::grpc::cluster_grpc_addr(&a.base).unwrap();
+    crate::ops::block(nacos_drift::nacos::grpc::config_change_sync(
         &addr,
         &e.bed.target_version,
         "k.yaml",
         G,
         &e.ns,
-        nacos_drift::source::grpc::now_ms(),
+        nacos_drift::nacos::grpc::now_ms(),
         None,
         std::time::Duration::from_secs(10),
     ))

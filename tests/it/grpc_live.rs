@@ -1,4 +1,4 @@
-//! The cluster gRPC sync (`source::grpc`) against the real test bed: one call reloads one config on one node only.
+//! The cluster gRPC sync (`capture::grpc`) against the real test bed: one call reloads one config on one node only.
 //!
 //! The target nodes never poll their DB in the bed, so a config published on the source reaches the
 //! target DB by replication while both target nodes keep serving the old state: exactly the drift a
@@ -8,7 +8,7 @@ use crate::db_rows::RowsGuard;
 use crate::ops::{block, sql_value, wait_until, Node};
 use crate::support::{bed, unique, Bed};
 use md5::{Digest, Md5};
-use nacos_drift::source::grpc::{cluster_grpc_addr, config_change_sync, now_ms, GrpcNode};
+use nacos_drift::nacos::grpc::{cluster_grpc_addr, config_change_sync, now_ms, GrpcNode};
 use std::time::{Duration, Instant};
 
 const GROUP: &str = "GRPC";

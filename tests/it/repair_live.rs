@@ -273,7 +273,7 @@ fn every_finding_on_a_node_whose_repair_fails_says_failed_and_why() {
     e.replicated("f2.yaml", Some(&md5("f: 2\n")));
     // Node A is reached through a front that passes HTTP only: the gRPC repair cannot reach it.
     let front = http_only_front(&e.bed.target_nacos[0]);
-    let grpc = nacos_drift::source::grpc::cluster_grpc_addr(&front).unwrap();
+    let grpc = nacos_drift::nacos::grpc::cluster_grpc_addr(&front).unwrap();
     let mut bed2 = e.bed.clone();
     bed2.target_nacos = vec![front.clone(), e.bed.target_nacos[1].clone()];
     let e2 = Env {

@@ -2,7 +2,7 @@
 //! answers of every other shape.
 
 use super::*;
-use crate::source::nacos::dialect::Dialect;
+use crate::nacos::dialect::Dialect;
 
 #[test]
 fn connections_leave_out_cluster_members_and_map_the_namespace() {

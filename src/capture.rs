@@ -3,14 +3,11 @@
 //! Read failures do not stop the capture: they are recorded as `CaptureError`s and become
 //! `source-error` findings, so a partial audit is reported as incomplete, never as clean.
 
-pub mod grpc;
-pub mod mysql;
-pub mod nacos;
-
 use crate::model::{ApiSnapshot, CaptureError, DbSnapshot, Side, SideSnapshot};
+use crate::nacos::NacosNode;
 use crate::settings::{Settings, SideSettings};
+use crate::{db, nacos};
 use futures::stream::{self, StreamExt};
-use nacos::NacosNode;
 use std::sync::Arc;
 
 /// A pool for a side's DB, or the reason it cannot be had, recorded as a capture error.
@@ -19,8 +16,8 @@ fn open_db(
     conf: &SideSettings,
     settings: &Settings,
     errors: &mut Vec<CaptureError>,
-) -> Option<mysql::NacosDb> {
-    mysql::NacosDb::new(dsn, conf.db_password.as_ref(), settings.timeout_secs)
+) -> Option<db::NacosDb> {
+    db::NacosDb::new(dsn, conf.db_password.as_ref(), settings.timeout_secs)
         .map_err(|e| {
             errors.push(CaptureError {
                 origin: dsn.to_owned(),
@@ -44,15 +41,15 @@ pub struct Compact {
     /// Tenant id → source-space namespace.
     pub mapper: NamespaceMapper,
     /// In-DB content digest (the same on both sides).
-    pub digest: mysql::ContentDigest,
+    pub digest: db::ContentDigest,
     /// The audit's namespaces in this DB's own ids (None: all), so the servers digest only those.
     pub only: Option<Vec<String>>,
 }
 
 /// The content digest both DBs can compute: CRC32 + CRC32C when both have them and the settings
 /// allow it, else MD5. A DB that cannot be reached here gets MD5; its capture reports the error.
-pub async fn agree_digest(settings: &Settings) -> mysql::ContentDigest {
-    use mysql::ContentDigest;
+pub async fn agree_digest(settings: &Settings) -> db::ContentDigest {
+    use db::ContentDigest;
     if settings.db_digest == crate::settings::DbDigest::Md5 {
         return ContentDigest::Md5;
     }
@@ -60,7 +57,7 @@ pub async fn agree_digest(settings: &Settings) -> mysql::ContentDigest {
         let dsn = conf.db.clone();
         let pw = conf.db_password.clone();
         async move {
-            let db = mysql::NacosDb::new(&dsn?, pw.as_ref(), settings.timeout_secs).ok()?;
+            let db = db::NacosDb::new(&dsn?, pw.as_ref(), settings.timeout_secs).ok()?;
             let r = db.supports_crc().await.ok();
             r
         }
@@ -73,7 +70,7 @@ pub async fn agree_digest(settings: &Settings) -> mysql::ContentDigest {
     }
 }
 
-/// Compact L1 scan: namespaces in full, config rows as digests only (see [`mysql::DigestRow`]).
+/// Compact L1 scan: namespaces in full, config rows as digests only (see [`db::DigestRow`]).
 async fn capture_db_compact(
     dsn: &str,
     conf: &SideSettings,
@@ -103,7 +100,7 @@ async fn capture_db_compact(
             w(&canon).then(|| m(&canon))
         };
         let digests = db.digests(&tables, digest, only.as_deref(), &ns).await?;
-        Ok::<_, mysql::DbError>((namespaces, tables, digests))
+        Ok::<_, db::DbError>((namespaces, tables, digests))
     }
     .await;
     snap.tls = db.encrypted();
@@ -189,7 +186,7 @@ pub async fn narrow_compact(
     }
     let fetch = |dsn: Option<String>, pw: Option<crate::settings::Secret>, ids: Vec<(u8, u64)>| async move {
         let dsn = dsn.unwrap_or_default();
-        let db = mysql::NacosDb::new(&dsn, pw.as_ref(), settings.timeout_secs)?;
+        let db = db::NacosDb::new(&dsn, pw.as_ref(), settings.timeout_secs)?;
         let r = async {
             let mut conn = db.conn().await?;
             let tables = db.tables(&mut conn).await?;
@@ -256,7 +253,7 @@ pub async fn reread_db(
         let (tables, namespaces) = db.tables_and_namespaces().await?;
         let ids = db.ids_by_keys(&tables, keys).await?;
         let items = db.items_by_id(&tables, &ids).await?;
-        Ok::<_, mysql::DbError>((namespaces, items))
+        Ok::<_, db::DbError>((namespaces, items))
     }
     .await;
     snap.tls = db.encrypted();
@@ -389,7 +386,7 @@ async fn capture_db(
 ) -> DbSnapshot {
     let mut snap = DbSnapshot {
         origin: dsn.to_owned(),
-        content_digest: Some(mysql::ContentDigest::Md5.name().to_owned()),
+        content_digest: Some(db::ContentDigest::Md5.name().to_owned()),
         ..DbSnapshot::default()
     };
     let Some(db) = open_db(dsn, conf, settings, &mut snap.errors) else {
@@ -406,7 +403,7 @@ async fn capture_db(
         } else {
             (Vec::new(), None)
         };
-        Ok::<_, mysql::DbError>((namespaces, configs, deleted))
+        Ok::<_, db::DbError>((namespaces, configs, deleted))
     }
     .await;
     snap.tls = db.encrypted();

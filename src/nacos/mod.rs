@@ -6,6 +6,7 @@
 //! answers. This file strings them together.
 
 pub mod dialect;
+pub mod grpc;
 pub mod parse;
 pub mod transport;
 pub mod urls;

@@ -4,8 +4,8 @@
 use super::shape::{index, list, object, Obj, Shape};
 use super::Page;
 use crate::model::{canonical_namespace, Instance, Service, ServiceKey};
-use crate::source::nacos::dialect::Dialect;
-use crate::source::nacos::{ClientConnection, Member};
+use crate::nacos::dialect::Dialect;
+use crate::nacos::{ClientConnection, Member};
 use serde_json::Value;
 use std::collections::BTreeMap;
 

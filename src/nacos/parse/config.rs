@@ -4,7 +4,7 @@
 use super::shape::{index, list, object, Shape};
 use super::Page;
 use crate::model::{canonical_namespace, ConfigItem, ConfigKey, Namespace};
-use crate::source::nacos::dialect::{api_tenant, Dialect};
+use crate::nacos::dialect::{api_tenant, Dialect};
 use serde_json::Value;
 
 /// A key that no one publishes, sent with a bogus md5 in every listener batch so the server
