@@ -7,6 +7,7 @@
 
 pub mod dialect;
 pub mod grpc;
+pub mod listeners;
 pub mod parse;
 pub mod transport;
 pub mod urls;
