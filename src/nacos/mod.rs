@@ -411,6 +411,16 @@ impl NacosNode {
                     // A service with no instance record yet answers "not found".
                     break (0, call);
                 }
+                if d == Dialect::V1
+                    && cluster.is_empty()
+                    && resp.status == 500
+                    && resp.body.contains("cluster  is not found!")
+                {
+                    // A service whose last ephemeral instance left has no cluster at all, and
+                    // Nacos 2.x refuses the cluster it does not have (`CatalogServiceV2Impl.
+                    // listInstances`: "cluster <name> is not found!"): it has no instances.
+                    break (0, call);
+                }
                 let p = self.read(d, &call, &resp, |v| {
                     let p = parse::instance_page(d, v, &cluster)?;
                     let size = if d == Dialect::V3 {
