@@ -68,7 +68,9 @@ fn stale_findings_name_held_served_and_the_remedy() {
         served: "m2".into(),
         expected: Some("m2".into()),
     };
-    let f = behind.clone().finding("http://n1:8848/nacos", Side::Target, &scope);
+    let f = behind
+        .clone()
+        .finding("http://n1:8848/nacos", Side::Target, &scope);
     assert_eq!((f.code, f.layer), (Code::ClientStale, Layer::L4));
     assert_eq!(f.held_md5.as_deref(), Some("old"));
     assert_eq!(f.served_md5.as_deref(), Some("m2"));
@@ -81,12 +83,20 @@ fn stale_findings_name_held_served_and_the_remedy() {
     };
     let f = node_stale.finding("http://n1:8848/nacos", Side::Target, &scope);
     assert!(f.detail.contains("should serve new"), "{}", f.detail);
-    assert!(f.detail.contains("`--fix` repairs the node first"), "{}", f.detail);
+    assert!(
+        f.detail.contains("`--fix` repairs the node first"),
+        "{}",
+        f.detail
+    );
 }
 
 #[test]
 fn one_client_on_source_per_client_and_namespace() {
-    let mut h = held(&[("10.0.0.1", "a", "m"), ("10.0.0.1", "b", "m"), ("10.0.0.2", "a", "m")]);
+    let mut h = held(&[
+        ("10.0.0.1", "a", "m"),
+        ("10.0.0.1", "b", "m"),
+        ("10.0.0.2", "a", "m"),
+    ]);
     h.insert(("10.0.0.1".into(), key("other", "c")), "m".into());
     let f = on_source("http://s1:8848/nacos", &h);
     let ids: Vec<(&str, Option<&str>)> = f
@@ -101,13 +111,22 @@ fn one_client_on_source_per_client_and_namespace() {
             ("ns", Some("10.0.0.2"))
         ]
     );
-    assert!(f[0].detail.contains("2 config(s) of namespace ns"), "{}", f[0].detail);
-    assert!(f.iter().all(|f| f.code == Code::ClientOnSource && f.side.as_deref() == Some("source")));
+    assert!(
+        f[0].detail.contains("2 config(s) of namespace ns"),
+        "{}",
+        f[0].detail
+    );
+    assert!(f
+        .iter()
+        .all(|f| f.code == Code::ClientOnSource && f.side.as_deref() == Some("source")));
 }
 
 #[test]
 fn l4_runs_on_both_sides_when_asked_and_on_the_source_for_decommission() {
     assert_eq!(sides_wanted(false, false), None);
     assert_eq!(sides_wanted(false, true), Some(vec![Side::Source]));
-    assert_eq!(sides_wanted(true, true), Some(vec![Side::Source, Side::Target]));
+    assert_eq!(
+        sides_wanted(true, true),
+        Some(vec![Side::Source, Side::Target])
+    );
 }

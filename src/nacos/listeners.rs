@@ -135,7 +135,12 @@ fn status_map(d: Dialect, v: &Value) -> Shape<Vec<(String, String)>> {
 pub fn group_key(k: &str) -> Shape<ConfigKey> {
     let parts: Vec<&str> = k.split('+').collect();
     let dec = |s: &str| s.replace("%2B", "+").replace("%25", "%");
-    let bad = || format!("group key `{}` is not dataId+group[+tenant]", k.escape_debug());
+    let bad = || {
+        format!(
+            "group key `{}` is not dataId+group[+tenant]",
+            k.escape_debug()
+        )
+    };
     if !(2..=3).contains(&parts.len()) || parts[0].is_empty() || parts[1].is_empty() {
         return Err(bad());
     }
@@ -175,7 +180,11 @@ mod tests {
         let v3 = serde_json::json!({"queryType": "ip", "listenersStatus": {}});
         assert!(status_map(Dialect::V3, &v3).unwrap().is_empty());
         assert!(status_map(Dialect::V1, &serde_json::json!({})).is_err());
-        assert!(status_map(Dialect::V1, &serde_json::json!({"lisentersGroupkeyStatus": {"d+G": 1}})).is_err());
+        assert!(status_map(
+            Dialect::V1,
+            &serde_json::json!({"lisentersGroupkeyStatus": {"d+G": 1}})
+        )
+        .is_err());
         assert!(status_map(Dialect::V1, &serde_json::json!([])).is_err());
         let null = serde_json::json!({"lisentersGroupkeyStatus": null});
         assert!(status_map(Dialect::V1, &null).unwrap().is_empty());

@@ -52,7 +52,9 @@ impl App {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null());
-        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("starting {what}: {e}"));
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {what}: {e}"));
         let out = child.stdout.take().unwrap();
         let (tx, lines) = channel();
         std::thread::spawn(move || {
@@ -217,12 +219,19 @@ fn a_long_polling_client_left_on_the_source_fails_decommission_until_stopped() {
 
     let app = App::node(&e.bed, &e.bed.source_nacos[0], &e.ns, &["app.properties"]);
     let r = api_audit(&e, &gate, &[]);
-    assert_eq!(r.code, 1, "the Node.js app listens on the source: {}", r.output);
+    assert_eq!(
+        r.code, 1,
+        "the Node.js app listens on the source: {}",
+        r.output
+    );
     let f = of_code(&r, "client-on-source");
     assert_eq!(f.len(), 1, "{}", r.output);
     assert_eq!(f[0]["layer"], "L4");
     assert_eq!(f[0]["namespace"], e.ns.as_str());
-    assert_eq!(f[0]["instance"], "127.0.0.1", "the long-polling client's address");
+    assert_eq!(
+        f[0]["instance"], "127.0.0.1",
+        "the long-polling client's address"
+    );
     assert_eq!(f[0]["node"], e.bed.source_nacos[0].as_str());
     assert!(
         f[0]["detail"]
