@@ -2,6 +2,7 @@
 //! applications on official client libraries (installed by `tests/testbed/apps/setup`), started
 //! and stopped by each test:
 //! - the Node.js app on the `nacos` npm package (HTTP long polling, the 1.x protocol);
+//! - the Python app on `nacos-sdk-python` 0.1.16 (its v1 `NacosClient`, HTTP long polling);
 //! - the Java app on `com.alibaba.nacos:nacos-client` (gRPC), one naming client per cluster, as the
 //!   migration's dual-registration agent does.
 //!
@@ -77,6 +78,23 @@ impl App {
             .env("APP_DATA_IDS", data_ids.join(","));
         let mut app = App::start(c, "the Node.js app (nacos npm, HTTP long polling)", bed);
         app.wait_for(|l| l.contains("\"event\":\"ready\""));
+        app
+    }
+
+    /// The Python app on `nacos-sdk-python` 0.1.16 (HTTP long polling), on one node.
+    fn python(bed: &Bed, base: &str, ns: &str, data_ids: &[&str]) -> App {
+        let mut c = Command::new(root().join("tests/testbed/apps/python/.venv/bin/python"));
+        c.arg(root().join("tests/testbed/apps/python/app.py"))
+            .env("APP_SERVER", addr(base))
+            .env("APP_NAMESPACE", ns)
+            .env("APP_GROUP", G)
+            .env("APP_DATA_IDS", data_ids.join(","));
+        let mut app = App::start(
+            c,
+            "the Python app (nacos-sdk-python, HTTP long polling)",
+            bed,
+        );
+        app.wait_for(|l| l.contains("\"event\": \"ready\""));
         app
     }
 
@@ -259,6 +277,46 @@ fn a_long_polling_client_left_on_the_source_fails_decommission_until_stopped() {
     assert!(
         wait_until(60, || api_audit(&e, &gate, &[]).code == 0),
         "decommission-ready still fails after the Node.js app stopped"
+    );
+}
+
+/// Asked per client IP only (`audit.l4_per_config_max = 0`, as above 1,000 configs), a
+/// long-polling client (the Python app on `nacos-sdk-python`) is still found on the source when
+/// its IP is a registered instance's: `client-on-source` until the app stops.
+#[test]
+fn a_python_long_polling_client_is_found_per_client_ip() {
+    let Some(b) = bed() else { return };
+    let e = env(b);
+    e.src.publish(&e.ns, G, "py.properties", "p=1\n");
+    e.replicated("py.properties", Some(&md5("p=1\n")));
+    // The same persistent instance on both sides: nothing else is only on the source.
+    let svc = format!("py-{}", e.ns);
+    e.src.register(&e.ns, G, &svc, 18081, &[]);
+    e.tgt[0].register(&e.ns, G, &svc, 18081, &[]);
+    let gate = ["--gate", "decommission-ready"];
+    let per_ip = [("NACOS_DRIFT_AUDIT_L4_PER_CONFIG_MAX", "0")];
+    let _ = wait_until(60, || api_audit(&e, &gate, &per_ip).code == 0);
+    let clean = api_audit(&e, &gate, &per_ip);
+    assert_eq!(clean.code, 0, "no client yet: {}", clean.output);
+
+    let app = App::python(&e.bed, &e.bed.source_nacos[0], &e.ns, &["py.properties"]);
+    let r = api_audit(&e, &gate, &per_ip);
+    assert_eq!(
+        r.code, 1,
+        "the Python app listens on the source: {}",
+        r.output
+    );
+    let f = of_code(&r, "client-on-source");
+    assert_eq!(f.len(), 1, "{}", r.output);
+    assert_eq!(f[0]["instance"], "127.0.0.1");
+    assert!(
+        f[0]["detail"].as_str().unwrap().contains("py.properties"),
+        "{f:?}"
+    );
+    drop(app);
+    assert!(
+        wait_until(60, || api_audit(&e, &gate, &per_ip).code == 0),
+        "decommission-ready still fails after the Python app stopped"
     );
 }
 
