@@ -230,7 +230,7 @@ fn stages(
                 crate::clients::check(&nodes.source, &sf),
             )?;
             g.findings.extend(outcome.findings);
-            g.clients_not = outcome.not_checked;
+            g.clients_not.extend(outcome.not_checked);
             g.clients_compared = Some("connected clients (SDK connections of each source node)");
         }
     }
@@ -327,6 +327,10 @@ fn probe(
         g.repairs.extend(outcome.repairs);
     }
     g.done.insert(Layer::L2);
+    if !g.probe.is_empty() {
+        g.clients_not
+            .extend(crate::listeners::variants_note(&g.source, &g.target, scope));
+    }
     Ok(())
 }
 
