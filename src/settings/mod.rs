@@ -344,7 +344,7 @@ impl Default for Settings {
             levels: BTreeMap::new(),
             probe: true,
             l4: false,
-            l4_per_config_max: 1_000,
+            l4_per_config_max: 200,
             state: PathBuf::from(".nacos-drift/state.json"),
             full_every_hours: 24,
             skew_secs: 60,

@@ -280,7 +280,7 @@ fn a_long_polling_client_left_on_the_source_fails_decommission_until_stopped() {
     );
 }
 
-/// Asked per client IP only (`audit.l4_per_config_max = 0`, as above 1,000 configs), a
+/// Asked per client IP only (`audit.l4_per_config_max = 0`, as above 200 configs), a
 /// long-polling client (the Python app on `nacos-sdk-python`) is still found on the source when
 /// its IP is a registered instance's: `client-on-source` until the app stops.
 #[test]
