@@ -121,6 +121,25 @@ impl App {
         app
     }
 
+    /// The Java app on nacos-client as a config client only (gRPC), listening on one node.
+    fn java_config(bed: &Bed, base: &str, ns: &str, data_ids: &[&str]) -> App {
+        let cp = std::fs::read_to_string(root().join("tests/testbed/apps/.cp-java.txt"))
+            .expect("the nacos-client classpath (tests/testbed/apps/setup)");
+        let logs = std::env::temp_dir().join("nacos-drift-l4-java");
+        let mut c = Command::new("java");
+        c.arg("-cp")
+            .arg(cp.trim())
+            .arg(format!("-DJM.LOG.PATH={}", logs.display()))
+            .arg(root().join("tests/testbed/apps/java/DualApp.java"))
+            .env("APP_CONFIG_SERVER", addr(base))
+            .env("APP_NAMESPACE", ns)
+            .env("APP_GROUP", G)
+            .env("APP_DATA_IDS", data_ids.join(","));
+        let mut app = App::start(c, "the Java app (nacos-client, gRPC)", bed);
+        app.wait_for(|l| l == "ready");
+        app
+    }
+
     /// Wait (60 s at most) for a line the predicate accepts; returns it.
     fn wait_for(&mut self, want: impl Fn(&str) -> bool) -> String {
         let end = Instant::now() + Duration::from_secs(60);
@@ -320,10 +339,12 @@ fn a_python_long_polling_client_is_found_per_client_ip() {
     );
 }
 
-/// A client that holds an old md5 because its node is stale (the Node.js app on the `nacos` npm
-/// package, long polling one target node) is `client-stale`, naming held, served and expected
-/// md5s and the remedy; `--fix` repairs the node (never the client), the node's notification
-/// makes the client poll again, and the next audit is clean.
+/// A client that holds an old md5 because its node is stale is `client-stale`, naming held,
+/// served and expected md5s and the remedy; `--fix` repairs the node (never the client), the
+/// node's notification makes the client read the config again, and the next audit is clean.
+/// Two real clients, one per target node: the Node.js app on the `nacos` npm package (HTTP long
+/// polling, seen under its remote address) and the Java app on nacos-client (gRPC, seen under
+/// the `clientIp` it declares, found through the node's connection list).
 #[test]
 fn a_client_of_a_stale_node_is_client_stale_until_the_node_is_repaired() {
     let Some(b) = bed() else { return };
@@ -337,6 +358,8 @@ fn a_client_of_a_stale_node_is_client_stale_until_the_node_is_repaired() {
     }
     let node = e.bed.target_nacos[0].clone();
     let mut app = App::node(&e.bed, &node, &e.ns, &["flags.properties"]);
+    let other = e.bed.target_nacos[1].clone();
+    let mut java = App::java_config(&e.bed, &other, &e.ns, &["flags.properties"]);
     let l4 = ["--l4"];
     let clean = e.audit(&l4, &[]);
     assert_eq!(clean.code, 0, "fresh node, fresh client: {}", clean.output);
@@ -346,8 +369,12 @@ fn a_client_of_a_stale_node_is_client_stale_until_the_node_is_repaired() {
     e.replicated("flags.properties", Some(&md5(v2)));
     let r = e.audit(&l4, &[]);
     assert_eq!(r.code, 1, "{}", r.output);
-    let f = of_code(&r, "client-stale");
-    assert_eq!(f.len(), 1, "one client on one node: {}", r.output);
+    let mut f = of_code(&r, "client-stale");
+    assert_eq!(f.len(), 2, "one client on each node: {}", r.output);
+    // The gRPC client, on the other node.
+    let grpc = f.remove(f.iter().position(|x| x["node"] == other.as_str()).unwrap());
+    assert_eq!(grpc["held_md5"], md5(v1).as_str(), "{grpc:?}");
+    assert_eq!(grpc["expected_md5"], md5(v2).as_str(), "{grpc:?}");
     assert_eq!(f[0]["node"], node.as_str());
     assert_eq!(f[0]["side"], "target");
     assert_eq!(f[0]["instance"], "127.0.0.1");
@@ -363,6 +390,7 @@ fn a_client_of_a_stale_node_is_client_stale_until_the_node_is_repaired() {
     let fixed = e.audit(&["--l4", "--fix"], &[]);
     assert_ne!(fixed.code, 3, "{}", fixed.output);
     app.wait_for(|l| l.contains(&md5(v2)));
+    java.wait_for(|l| l.contains(&md5(v2)));
     assert!(
         wait_until(30, || e.audit(&l4, &[]).code == 0),
         "the client still holds the old md5 after the node was repaired"
