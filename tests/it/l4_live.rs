@@ -449,3 +449,52 @@ fn a_dual_registered_java_app_passes_until_its_target_registration_closes() {
         "registered again, yet dual-registered fails"
     );
 }
+
+/// On a Nacos 3.x source, L4 reads the v3 admin listener queries of the node itself
+/// (`aggregation=false`): a gRPC config client (the Java app on nacos-client) listening on the 3.1
+/// node is `client-on-source`, under the `clientIp` its connection declares; once it stops, the
+/// gate passes.
+#[test]
+fn a_grpc_client_on_a_nacos3_source_is_client_on_source() {
+    let Some(b) = bed() else { return };
+    let ns = format!("l4-{}", unique());
+    let n3 = Node::login(&b.nacos3, &b.username, &b.password);
+    n3.create_namespace(&ns);
+    n3.publish(&ns, G, "n3.properties", "x=1\n");
+    // The same node on both sides: nothing differs, so only a client can fail the gate.
+    let run = || {
+        let creds = cred_env(&b.username, &b.password);
+        let env: Vec<(&str, &str)> = creds.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        audit(
+            &[
+                "--namespace",
+                &ns,
+                "--settle",
+                "0",
+                "--no-probe",
+                "--gate",
+                "decommission-ready",
+                "--source-nacos",
+                &b.nacos3,
+                "--target-nacos",
+                &b.nacos3,
+            ],
+            &env,
+        )
+    };
+    let app = App::java_config(&b, &b.nacos3, &ns, &["n3.properties"]);
+    let r = run();
+    let f = of_code(&r, "client-on-source");
+    assert_eq!(f.len(), 1, "{}", r.output);
+    assert_eq!(f[0]["node"], b.nacos3.as_str());
+    assert!(
+        f[0]["detail"].as_str().unwrap().contains("n3.properties"),
+        "{f:?}"
+    );
+    assert_eq!(r.code, 1, "{}", r.output);
+    drop(app);
+    assert!(
+        wait_until(30, || run().code == 0),
+        "decommission-ready still fails after the Java app stopped"
+    );
+}
