@@ -78,7 +78,12 @@ mod tests {
     #[test]
     fn only_a_db_without_beta_and_tag_tables_is_read_the_3x_way() {
         let v3 = t(&["config_info", "config_info_gray", "his_config_info"]);
-        let v25 = t(&["config_info", "config_info_beta", "config_info_tag", "config_info_gray"]);
+        let v25 = t(&[
+            "config_info",
+            "config_info_beta",
+            "config_info_tag",
+            "config_info_gray",
+        ]);
         let v23 = t(&["config_info", "config_info_beta", "config_info_tag"]);
         assert!(is_v3(&v3));
         assert!(!is_v3(&v25) && !is_v3(&v23));
