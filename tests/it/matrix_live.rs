@@ -414,3 +414,51 @@ fn stale_target_nodes_are_found_and_repaired_per_key_and_whole_on_every_db_pair(
         }
     }
 }
+
+/// The decommission check's connection list on every Java target version of the matrix (each is
+/// audited as a source against itself, API only): a real Java SDK client connected to it is a
+/// `client-connected` finding, and is gone once the client disconnects.
+#[test]
+fn every_java_target_lists_a_connected_sdk_client_for_decommission() {
+    let Some(b) = bed() else { return };
+    for p in b.pairs().into_iter().filter(|p| p.target.java) {
+        let ns = format!("mx-{}", unique());
+        let url = p.target.nacos[0].clone();
+        node(&b, &p.target, &url).create_namespace(&ns);
+        let itself = MatrixPair {
+            source: Side {
+                db: None,
+                ..p.target.clone()
+            },
+            target: Side {
+                db: None,
+                ..p.target.clone()
+            },
+        };
+        let run = || {
+            pair_audit(
+                &b,
+                &itself,
+                &ns,
+                &["--no-probe", "--gate", "decommission-ready"],
+                &[],
+            )
+        };
+        let app = format!("app-{ns}");
+        let mine = |r: &Run| {
+            r.findings()
+                .iter()
+                .any(|f| f.0 == "client-connected" && f.2.starts_with(&format!("/{app}/ ")))
+        };
+        let client = crate::ops::SdkClient::connect(&url, &ns, &app);
+        let r = run();
+        assert!(mine(&r), "{}: {}", p.label(), r.output);
+        assert_eq!(r.code, 1, "{}: {}", p.label(), r.output);
+        drop(client);
+        assert!(
+            wait_until(30, || !mine(&run())),
+            "{}: the client is still listed after it disconnected",
+            p.label()
+        );
+    }
+}
