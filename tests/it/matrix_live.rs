@@ -462,3 +462,36 @@ fn every_java_target_lists_a_connected_sdk_client_for_decommission() {
         );
     }
 }
+
+/// Every Java side of the matrix runs the version the bed announces, and the 3.1 side is a
+/// two-member cluster with both members UP (read through the v3 admin API).
+#[test]
+fn matrix_sides_run_their_announced_versions() {
+    let Some(b) = bed() else { return };
+    for p in b.pairs() {
+        for side in [&p.source, &p.target].into_iter().filter(|s| s.java) {
+            for url in &side.nacos {
+                let n = node(&b, side, url);
+                let (path, key) = if n.v3 {
+                    ("/v3/admin/core/state", "version")
+                } else {
+                    ("/v1/console/server/state", "version")
+                };
+                let (s, body) = n.call("GET", path, &[]);
+                assert_eq!(s, 200, "{url}: {body}");
+                let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+                let got = v[key].as_str().or(v["data"][key].as_str()).unwrap_or("");
+                assert_eq!(got, side.version, "{}: {url}: {body}", p.label());
+            }
+            if side.version.starts_with('3') {
+                let n = node(&b, side, &side.nacos[0]);
+                let (s, body) = n.call("GET", "/v3/admin/core/cluster/node/list", &[]);
+                assert_eq!(s, 200, "{body}");
+                let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+                let members = v["data"].as_array().expect("members");
+                assert_eq!(members.len(), side.nacos.len(), "{body}");
+                assert!(members.iter().all(|m| m["state"] == "UP"), "{body}");
+            }
+        }
+    }
+}
