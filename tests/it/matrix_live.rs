@@ -212,6 +212,38 @@ fn every_pair_is_clean_then_reports_a_changed_target_row_or_config() {
     }
 }
 
+/// Deletes a default-namespace key on both sides when dropped (also when the test fails): a
+/// `public` row and a `''` row of one key that differ, both written by users, make every 3.x node
+/// refuse to start on that DB (`ConfigMigrateService.namespaceMigratePreCheck`: "config_info
+/// conflict count=1"), so the test must not leave one behind on the bed.
+struct DefaultKeyCleanup<'a> {
+    src: &'a Node,
+    tgt: &'a Node,
+    group: String,
+    data_ids: &'a [&'a str],
+}
+
+impl Drop for DefaultKeyCleanup<'_> {
+    fn drop(&mut self) {
+        for d in self.data_ids {
+            let _ = self.tgt.call(
+                "DELETE",
+                "/v3/admin/cs/config",
+                &[
+                    ("namespaceId", "public"),
+                    ("groupName", &self.group),
+                    ("dataId", d),
+                ],
+            );
+            let _ = self.src.call(
+                "DELETE",
+                "/v1/cs/configs",
+                &[("tenant", ""), ("group", &self.group), ("dataId", d)],
+            );
+        }
+    }
+}
+
 /// Nacos 3.x keeps each default-namespace config twice (tenant `public`, what it serves, and a
 /// `''` copy written by `nacos_namespace_migrate`): at L1 each key counts once. A config only in
 /// the `''` slot (fed from a 2.x source while the 3.x nodes' change worker is off) is not served by
@@ -225,6 +257,12 @@ fn nacos3_public_mirror_rows_count_once_at_l1() {
         let tdb = p.target.db.clone().expect("the 3.x pair has a DB");
         let src = node(&b, &p.source, &p.source.nacos[0]);
         let tgt = node(&b, &p.target, &p.target.nacos[0]);
+        let _cleanup = DefaultKeyCleanup {
+            src: &src,
+            tgt: &tgt,
+            group: g.clone(),
+            data_ids: &["both.yaml", "only-fed.yaml"],
+        };
         // `both`: published on 3.x (its public row and its '' copy), then the same on the source
         // (fed into the '' slot). `only-fed`: published on the source only.
         tgt.publish("public", &g, "both.yaml", "y: 1\n");
