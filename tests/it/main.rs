@@ -20,6 +20,7 @@ mod hostile_nodes;
 mod hostile_reports;
 mod l4_live;
 mod lock_live;
+mod matrix_live;
 mod repair_live;
 mod secrets_live;
 mod tls_live;
