@@ -171,10 +171,9 @@ pub fn write(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
 fn tls_summary(side: &super::SideInfo) -> Option<String> {
     let mut parts = Vec::new();
     match side.tls_verify {
-        Some(true) => parts.push("https nodes' certificates verified"),
-        Some(false) => {
-            parts.push("https nodes' certificates NOT VERIFIED (nacos_tls_insecure_skip_verify)")
-        }
+        Some(true) => parts.push("certificate verification on for https nodes"),
+        Some(false) => parts
+            .push("CERTIFICATE VERIFICATION OFF for https nodes (nacos_tls_insecure_skip_verify)"),
         None => {}
     }
     match side.db_tls {
@@ -248,12 +247,12 @@ mod tests {
             "{t}"
         );
         assert!(
-            t.contains("\n  target TLS: https nodes' certificates NOT VERIFIED (nacos_tls_insecure_skip_verify); DB connection encrypted\n"),
+            t.contains("\n  target TLS: CERTIFICATE VERIFICATION OFF for https nodes (nacos_tls_insecure_skip_verify); DB connection encrypted\n"),
             "{t}"
         );
         r.target.tls_verify = Some(true);
         assert!(
-            text(&r).contains("target TLS: https nodes' certificates verified; DB"),
+            text(&r).contains("target TLS: certificate verification on for https nodes; DB"),
             "{t}"
         );
     }

@@ -21,5 +21,6 @@ mod hostile_reports;
 mod lock_live;
 mod repair_live;
 mod secrets_live;
+mod tls_certs_live;
 mod tls_live;
 mod token_live;
