@@ -135,6 +135,7 @@ impl Conn {
     /// caller does).
     async fn open(
         addr: &str,
+        tls: Option<&Arc<rustls::ClientConfig>>,
         client_ip: &str,
         client_version: &str,
         timeout: Duration,
@@ -143,10 +144,20 @@ impl Conn {
             .map_err(|e| format!("bad address: {e}"))?
             .connect_timeout(timeout)
             .tcp_nodelay(true);
-        let channel = tokio::time::timeout(timeout, endpoint.connect())
+        let connect = async {
+            match tls {
+                None => endpoint.connect().await,
+                Some(cfg) => {
+                    endpoint
+                        .connect_with_connector(tls_connector(cfg, addr))
+                        .await
+                }
+            }
+        };
+        let channel = tokio::time::timeout(timeout, connect)
             .await
             .map_err(|_| format!("connect timed out after {timeout:?}"))?
-            .map_err(|e| format!("connect failed: {}", chain(&e)))?;
+            .map_err(|e| connect_failure(&chain(&e), tls.is_some()))?;
         let grpc = tonic::client::Grpc::new(channel);
 
         // Works on an unregistered connection; proves it is a Nacos 2.x gRPC port and tells
@@ -157,7 +168,10 @@ impl Conn {
             timeout,
         )
         .await
-        .map_err(|e| format!("server check: {e}"))?;
+        .map_err(|e| match tls.is_some().then(|| connect_failure(&e, true)) {
+            Some(named) if named.starts_with("TLS") => named,
+            _ => format!("server check: {e}"),
+        })?;
         if check.kind() != "ServerCheckResponse" {
             return Err(format!(
                 "server check: unexpected {} {}",
@@ -224,6 +238,59 @@ impl Conn {
     }
 }
 
+/// The connector of a TLS channel: TCP, then a rustls handshake with the side's client config
+/// (the same trust as its `https://` nodes: system roots plus its CA file, or none with
+/// `nacos_tls_insecure_skip_verify`) offering only `h2`, as grpc-java's server requires.
+fn tls_connector(
+    cfg: &Arc<rustls::ClientConfig>,
+    addr: &str,
+) -> impl tower::Service<
+    tonic::codegen::http::Uri,
+    Response = hyper_util::rt::TokioIo<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>,
+    Error = Box<dyn std::error::Error + Send + Sync>,
+    Future = impl Send,
+> + Send
+       + 'static {
+    let mut cfg = (**cfg).clone();
+    cfg.alpn_protocols = vec![b"h2".to_vec()];
+    let cfg = Arc::new(cfg);
+    let addr = addr.to_owned();
+    // The name checked against the certificate: the host of the node's URL (brackets off an
+    // IPv6 literal).
+    let host = addr
+        .rsplit_once(':')
+        .map_or(addr.as_str(), |(h, _)| h)
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
+    tower::service_fn(move |_uri: tonic::codegen::http::Uri| {
+        let (cfg, addr, host) = (cfg.clone(), addr.clone(), host.clone());
+        async move {
+            let name = rustls::pki_types::ServerName::try_from(host)?;
+            let tcp = tokio::net::TcpStream::connect(&addr).await?;
+            tcp.set_nodelay(true)?;
+            let tls = tokio_rustls::TlsConnector::from(cfg)
+                .connect(name, tcp)
+                .await?;
+            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(hyper_util::rt::TokioIo::new(tls))
+        }
+    })
+}
+
+/// A connect failure, its certificate problem named when it has one (never just
+/// "transport error"). A port that answers TLS with something else is said to be plain: the
+/// cluster gRPC port of Nacos before 2.4.0 always is, and 2.4.0+ serves TLS there only with
+/// `nacos.remote.peer.rpc.tls.enableTls` (`ClusterDefaultTlsProtocolNegotiatorBuilder`).
+fn connect_failure(text: &str, tls: bool) -> String {
+    match crate::tls::name_failure_text(text) {
+        Some(named) if tls && named.contains("did not answer in TLS") => format!(
+            "TLS: the cluster gRPC port does not speak TLS (Nacos serves it in TLS only from 2.4.0, with nacos.remote.peer.rpc.tls.enableTls; this channel follows the node's https:// URL and never falls back to plain text): repair this node with the whole-node reload, `audit --fix --full` [{text}]"
+        ),
+        Some(named) if tls => named,
+        _ => format!("connect failed: {text}"),
+    }
+}
+
 /// Sends a health check every `KEEP_ALIVE`; marks the connection dead if the node has
 /// unregistered it, so the next sync reconnects at once instead of retrying.
 async fn keep_alive(grpc: tonic::client::Grpc<Channel>, alive: Arc<AtomicBool>, client_ip: String) {
@@ -256,6 +323,8 @@ enum Attempt {
 /// reset, idle ejection), the next sync opens and registers a new connection once.
 pub struct GrpcNode {
     addr: String,
+    /// The rustls config of a TLS channel (the node was given as `https://`); `None`: plain.
+    tls: Option<Arc<rustls::ClientConfig>>,
     client_ip: String,
     /// The node's version, `major.minor.patch`: decides `clientVersion`, tenant and `grayName`.
     version: (u32, u32, u32),
@@ -270,6 +339,7 @@ impl std::fmt::Debug for GrpcNode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GrpcNode")
             .field("addr", &self.addr)
+            .field("tls", &self.tls.is_some())
             .field("version", &self.version)
             .field("reconnects", &self.reconnects())
             .finish_non_exhaustive()
@@ -286,6 +356,18 @@ impl GrpcNode {
         identity: Option<(&str, &str)>,
         timeout: Duration,
     ) -> Result<GrpcNode, String> {
+        Self::connect_tls(grpc_addr, None, server_version, identity, timeout).await
+    }
+
+    /// [`GrpcNode::connect`] over TLS with `tls` (the side's rustls client config, as for its
+    /// `https://` nodes); `None` is plain text.
+    pub async fn connect_tls(
+        grpc_addr: &str,
+        tls: Option<Arc<rustls::ClientConfig>>,
+        server_version: &str,
+        identity: Option<(&str, &str)>,
+        timeout: Duration,
+    ) -> Result<GrpcNode, String> {
         let addr = grpc_addr
             .trim()
             .trim_start_matches("http://")
@@ -295,11 +377,18 @@ impl GrpcNode {
             format!("Nacos gRPC {addr}: server version `{server_version}` is not major.minor.patch, so no cluster member's request can be imitated")
         })?;
         let client_ip = local_ip_towards(&addr);
-        let conn = Conn::open(&addr, &client_ip, &cluster_client_version(version), timeout)
-            .await
-            .map_err(|e| format!("Nacos gRPC {addr}: {e}"))?;
+        let conn = Conn::open(
+            &addr,
+            tls.as_ref(),
+            &client_ip,
+            &cluster_client_version(version),
+            timeout,
+        )
+        .await
+        .map_err(|e| format!("Nacos gRPC {addr}: {e}"))?;
         Ok(GrpcNode {
             addr,
+            tls,
             client_ip,
             version,
             identity: identity.map(|(k, v)| (k.to_owned(), v.to_owned())),
@@ -332,9 +421,15 @@ impl GrpcNode {
         let mut cur = self.conn.lock().await;
         if !cur.is_alive() || failed.is_some_and(|f| Arc::ptr_eq(f, &cur)) {
             let client_version = cluster_client_version(self.version);
-            let fresh = Conn::open(&self.addr, &self.client_ip, &client_version, self.timeout)
-                .await
-                .map_err(|e| format!("reconnect: {e}"))?;
+            let fresh = Conn::open(
+                &self.addr,
+                self.tls.as_ref(),
+                &self.client_ip,
+                &client_version,
+                self.timeout,
+            )
+            .await
+            .map_err(|e| format!("reconnect: {e}"))?;
             *cur = Arc::new(fresh);
             self.reconnects.fetch_add(1, Ordering::Relaxed);
         }
