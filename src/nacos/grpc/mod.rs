@@ -14,6 +14,11 @@
 //! Ports: the cluster gRPC port is the HTTP port + 1001. 2.4.3+ accepts the sync request only
 //! there; 2.2.1–2.4.2 also accept the SDK port (HTTP + 1000).
 //!
+//! TLS: a node given as `https://` is reached in TLS (rustls, ALPN `h2`) with its side's trust,
+//! never in plain text. Nacos serves the cluster port in TLS only from 2.4.0 with
+//! `nacos.remote.peer.rpc.tls.enableTls` (`ClusterDefaultTlsProtocolNegotiatorBuilder`); in
+//! 2.3.x only `GrpcSdkServer` has a protocol negotiator, so there the channel fails, named.
+//!
 //! The request must look exactly like one from a cluster member of the node's own version: a
 //! repair may only make a node re-read its DB, never write it. Nacos 3.x's
 //! `ConfigChangeClusterSyncRequestHandler.checkNamespaceCompatible` parses the connection's
@@ -21,7 +26,11 @@
 //! `ConfigMigrateService.namespaceMigrate`, which copies or deletes rows between the `''` and
 //! `public` namespaces in the DB. See [`cluster_client_version`] and [`sync_body`].
 
+mod connect;
 mod proto;
+
+use connect::{chain, connect_failure, local_ip_towards, tls_connector};
+pub use connect::{cluster_grpc_addr, CLUSTER_PORT_OFFSET};
 
 pub use proto::{cluster_client_version, sync_body, sync_tenant, Any, Metadata, Payload};
 use proto::{codec, internal_request, is_success, request_id, response_message};
@@ -41,61 +50,6 @@ const UNARY_PATH: &str = "/Request/request";
 const BI_STREAM_PATH: &str = "/BiRequestStream/requestBiStream";
 /// Nacos `NacosException.UN_REGISTER`: the connection is not (yet) registered.
 const UN_REGISTER: i64 = 301;
-/// Offset from a node's HTTP port to its cluster gRPC port.
-pub const CLUSTER_PORT_OFFSET: u16 = 1001;
-
-/// The cluster gRPC address (`host:port`) of a node given by its HTTP base URL,
-/// e.g. `http://127.0.0.1:18858/nacos` → `127.0.0.1:19859`.
-pub fn cluster_grpc_addr(http_base: &str) -> Result<String, String> {
-    let rest = http_base
-        .split_once("://")
-        .map_or(http_base, |(_, r)| r)
-        .split('/')
-        .next()
-        .unwrap_or("");
-    let (host, port) = match rest.rsplit_once(':') {
-        // `[::1]` without a port has its last ':' inside the brackets.
-        Some((h, p)) if !p.ends_with(']') => (h, p),
-        _ => (rest, "8848"),
-    };
-    let port: u16 = port
-        .parse()
-        .map_err(|_| format!("{http_base}: bad port {port:?}"))?;
-    let grpc = port
-        .checked_add(CLUSTER_PORT_OFFSET)
-        .ok_or_else(|| format!("{http_base}: port {port} has no cluster gRPC port"))?;
-    if host.is_empty() {
-        return Err(format!("{http_base}: no host"));
-    }
-    Ok(format!("{host}:{grpc}"))
-}
-
-/// The source chain of an error on one line (tonic's top-level text is just "transport error").
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let t = c.to_string();
-        if !s.contains(&t) {
-            s.push_str(": ");
-            s.push_str(&t);
-        }
-        cur = c.source();
-    }
-    s
-}
-
-/// The local IP the OS would use to reach `addr`, reported as the client IP like Java does;
-/// a UDP "connect" sends no packet. Empty when unknown (the server accepts that).
-fn local_ip_towards(addr: &str) -> String {
-    std::net::UdpSocket::bind("0.0.0.0:0")
-        .and_then(|s| {
-            s.connect(addr)?;
-            s.local_addr()
-        })
-        .map(|a| a.ip().to_string())
-        .unwrap_or_default()
-}
 
 /// How often an open connection sends a `HealthCheckRequest`, like the Java client does.
 ///
@@ -235,59 +189,6 @@ impl Conn {
             return Err("the node closed the bi stream during registration".into());
         }
         Ok(conn)
-    }
-}
-
-/// The connector of a TLS channel: TCP, then a rustls handshake with the side's client config
-/// (the same trust as its `https://` nodes: system roots plus its CA file, or none with
-/// `nacos_tls_insecure_skip_verify`) offering only `h2`, as grpc-java's server requires.
-fn tls_connector(
-    cfg: &Arc<rustls::ClientConfig>,
-    addr: &str,
-) -> impl tower::Service<
-    tonic::codegen::http::Uri,
-    Response = hyper_util::rt::TokioIo<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>,
-    Error = Box<dyn std::error::Error + Send + Sync>,
-    Future = impl Send,
-> + Send
-       + 'static {
-    let mut cfg = (**cfg).clone();
-    cfg.alpn_protocols = vec![b"h2".to_vec()];
-    let cfg = Arc::new(cfg);
-    let addr = addr.to_owned();
-    // The name checked against the certificate: the host of the node's URL (brackets off an
-    // IPv6 literal).
-    let host = addr
-        .rsplit_once(':')
-        .map_or(addr.as_str(), |(h, _)| h)
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_owned();
-    tower::service_fn(move |_uri: tonic::codegen::http::Uri| {
-        let (cfg, addr, host) = (cfg.clone(), addr.clone(), host.clone());
-        async move {
-            let name = rustls::pki_types::ServerName::try_from(host)?;
-            let tcp = tokio::net::TcpStream::connect(&addr).await?;
-            tcp.set_nodelay(true)?;
-            let tls = tokio_rustls::TlsConnector::from(cfg)
-                .connect(name, tcp)
-                .await?;
-            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(hyper_util::rt::TokioIo::new(tls))
-        }
-    })
-}
-
-/// A connect failure, its certificate problem named when it has one (never just
-/// "transport error"). A port that answers TLS with something else is said to be plain: the
-/// cluster gRPC port of Nacos before 2.4.0 always is, and 2.4.0+ serves TLS there only with
-/// `nacos.remote.peer.rpc.tls.enableTls` (`ClusterDefaultTlsProtocolNegotiatorBuilder`).
-fn connect_failure(text: &str, tls: bool) -> String {
-    match crate::tls::name_failure_text(text) {
-        Some(named) if tls && named.contains("did not answer in TLS") => format!(
-            "TLS: the cluster gRPC port does not speak TLS (Nacos serves it in TLS only from 2.4.0, with nacos.remote.peer.rpc.tls.enableTls; this channel follows the node's https:// URL and never falls back to plain text): repair this node with the whole-node reload, `audit --fix --full` [{text}]"
-        ),
-        Some(named) if tls => named,
-        _ => format!("connect failed: {text}"),
     }
 }
 
@@ -617,22 +518,4 @@ pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cluster_port_is_http_plus_1001() {
-        assert_eq!(
-            cluster_grpc_addr("http://127.0.0.1:18858/nacos").unwrap(),
-            "127.0.0.1:19859"
-        );
-        assert_eq!(
-            cluster_grpc_addr("http://nacos-1/nacos").unwrap(),
-            "nacos-1:9849"
-        );
-        assert!(cluster_grpc_addr("http://h:65000/").is_err());
-    }
 }
