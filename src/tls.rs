@@ -266,27 +266,10 @@ pub fn name_failure(e: &(dyn std::error::Error + 'static)) -> Option<String> {
     name_failure_text(&text)
 }
 
-/// [`name_failure`] on the text of the error chain (rustls' `Display` names the cause).
+/// [`name_failure`] on the text of the error chain (rustls' `Display` names the cause): what
+/// failed, then the line of the chain that says it, in brackets.
 pub fn name_failure_text(text: &str) -> Option<String> {
-    let what = if text.contains("UnknownIssuer") || text.contains("unknown issuer") {
-        "TLS: the server's certificate is signed by an unknown certificate authority (give its CA file, or check that the right server answers)"
-    } else if text.contains("NotValidForName") || text.contains("not valid for name") {
-        "TLS: the server's certificate name does not match the host connected to"
-    } else if text.contains("Expired") || text.contains("certificate expired") {
-        "TLS: the server's certificate has expired"
-    } else if text.contains("NotValidYet") {
-        "TLS: the server's certificate is not valid yet (check the clocks)"
-    } else if text.contains("Revoked") {
-        "TLS: the server's certificate is revoked"
-    } else if text.contains("InvalidContentType") || text.contains("corrupt message") {
-        "TLS: the server did not answer in TLS (is this port plain HTTP? use http://)"
-    } else if text.contains("invalid peer certificate") || text.contains("BadEncoding") {
-        "TLS: the server's certificate was refused"
-    } else if text.contains("received fatal alert") || text.contains("HandshakeFailure") {
-        "TLS: the handshake failed"
-    } else {
-        return None;
-    };
+    let what = failure_kind(text)?;
     let detail = text
         .lines()
         .find(|l| l.contains("certificate") || l.contains("alert") || l.contains("message"))
@@ -297,6 +280,31 @@ pub fn name_failure_text(text: &str) -> Option<String> {
     } else {
         format!("{what} [{detail}]")
     })
+}
+
+/// What a TLS failure was, without the error text (for a message that already shows it).
+pub fn failure_kind(text: &str) -> Option<&'static str> {
+    Some(
+        if text.contains("UnknownIssuer") || text.contains("unknown issuer") {
+            "TLS: the server's certificate is signed by an unknown certificate authority (give its CA file, or check that the right server answers)"
+        } else if text.contains("NotValidForName") || text.contains("not valid for name") {
+            "TLS: the server's certificate name does not match the host connected to"
+        } else if text.contains("Expired") || text.contains("certificate expired") {
+            "TLS: the server's certificate has expired"
+        } else if text.contains("NotValidYet") {
+            "TLS: the server's certificate is not valid yet (check the clocks)"
+        } else if text.contains("Revoked") {
+            "TLS: the server's certificate is revoked"
+        } else if text.contains("InvalidContentType") || text.contains("corrupt message") {
+            "TLS: the server did not answer in TLS (is this port plain HTTP? use http://)"
+        } else if text.contains("invalid peer certificate") || text.contains("BadEncoding") {
+            "TLS: the server's certificate was refused"
+        } else if text.contains("received fatal alert") || text.contains("HandshakeFailure") {
+            "TLS: the handshake failed"
+        } else {
+            return None;
+        },
+    )
 }
 
 #[cfg(test)]
