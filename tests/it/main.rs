@@ -19,6 +19,7 @@ mod grpc_live;
 mod hostile_nodes;
 mod hostile_reports;
 mod lock_live;
+mod matrix_live;
 mod repair_live;
 mod secrets_live;
 mod tls_certs_live;
