@@ -32,6 +32,16 @@ pub struct GrpcSyncer {
 }
 
 impl GrpcSyncer {
+    /// The syncer of a run: its timeout, and a TLS channel with its side's trust for each
+    /// `https://` node.
+    #[must_use]
+    pub fn for_settings(settings: &crate::settings::Settings) -> Self {
+        Self::new(
+            Duration::from_secs(settings.timeout_secs),
+            crate::tls::nacos_configs_by_node(settings),
+        )
+    }
+
     /// A syncer whose every step is bounded by `timeout`; `tls` gives the rustls client config
     /// of each `https://` node by its base URL (the side's, as for its HTTPS API).
     #[must_use]
