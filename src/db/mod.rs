@@ -60,7 +60,8 @@ fn tagged(sql: &str) -> String {
 
 /// What to tell the user about a server message: the likely cause, in their terms.
 fn hint(msg: &str, database: &str, lock_secs: u64) -> String {
-    if let Some(tls) = crate::tls::name_failure_text(msg) {
+    // The kind only: the server message, shown before the hint, already has the detail.
+    if let Some(tls) = crate::tls::failure_kind(msg) {
         format!(" ({tls})")
     } else if msg.contains("insecure transport") {
         // MariaDB/MySQL `require_secure_transport=ON`: ER_SECURE_TRANSPORT_REQUIRED (3159).

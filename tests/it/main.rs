@@ -23,5 +23,7 @@ mod lock_live;
 mod matrix_live;
 mod repair_live;
 mod secrets_live;
+mod tls_certs_live;
+mod tls_grpc_live;
 mod tls_live;
 mod token_live;

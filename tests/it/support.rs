@@ -108,6 +108,14 @@ pub struct Bed {
     pub ca_file: String,
     /// The target node that also serves HTTPS, by its HTTPS URL.
     pub target_nacos_https: String,
+    /// The same node behind a certificate from the bed's CA that expired in 2021.
+    pub target_nacos_https_expired: String,
+    /// The same node behind a certificate from the bed's CA for another name
+    /// (`wrong-name.invalid`).
+    pub target_nacos_https_wrong_name: String,
+    /// `host:port` of that node's SDK gRPC port, which also accepts TLS (Nacos 2.3.2 has no TLS
+    /// on the cluster gRPC port; 2.2.1–2.4.2 accept the cluster sync on the SDK port too).
+    pub target_grpc_tls: String,
     /// The bed's state folder (`<repo the bed runs from>/.testbed`): node homes and logs.
     pub home: PathBuf,
     /// The Nacos 3.1 cluster on MariaDB (part `v3cluster`; empty when it does not run).
@@ -270,6 +278,9 @@ pub fn bed() -> Option<Bed> {
         identity_value: get("TESTBED_NACOS_IDENTITY_VALUE"),
         ca_file: get("TESTBED_CA_FILE"),
         target_nacos_https: get("TESTBED_TARGET_NACOS_HTTPS"),
+        target_nacos_https_expired: get("TESTBED_TARGET_NACOS_HTTPS_EXPIRED"),
+        target_nacos_https_wrong_name: get("TESTBED_TARGET_NACOS_HTTPS_WRONG_NAME"),
+        target_grpc_tls: get("TESTBED_TARGET_GRPC_TLS"),
         home: vars
             .get("TESTBED_HOME")
             .map_or_else(|| root().join(".testbed"), PathBuf::from),
