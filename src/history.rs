@@ -206,7 +206,7 @@ pub fn annotate(report: &mut Report, settings: &Settings) -> crate::error::Resul
     match load_record(&path) {
         Ok(Some(r)) => compare(report, &r, "the last run's record"),
         Ok(None) => {}
-        Err(e) => crate::app::eprintln_safe(&format!(
+        Err(e) => crate::report::escape::eprintln_visible(&format!(
             "warning: since-last-run record not used ({e}); this run starts a new one"
         )),
     }
@@ -231,7 +231,7 @@ pub fn save(report: &Report, settings: &Settings) {
             crate::outdir::write_atomic(&tmp, &path, &bytes)
         });
     if let Err(e) = result {
-        crate::app::eprintln_safe(&format!(
+        crate::report::escape::eprintln_visible(&format!(
             "warning: could not keep the since-last-run record {}: {e}",
             path.display()
         ));

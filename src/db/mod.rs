@@ -8,11 +8,11 @@
 mod digest;
 mod session;
 
-pub use digest::{ContentDigest, DigestRow};
-pub use session::{close_all, limit_run};
+pub use crate::model::DigestRow;
+pub use digest::ContentDigest;
 
 use crate::model::{canonical_namespace, ConfigItem, ConfigKey, Namespace};
-use crate::settings::Secret;
+use crate::secret::Secret;
 use crate::tls::SslMode;
 use futures::TryStreamExt;
 use mysql_async::prelude::*;
@@ -41,6 +41,10 @@ pub struct NacosDb {
     /// (MariaDB refuses a plain login with the same "Access denied" as a wrong password).
     tls_probe: Option<Opts>,
 }
+
+/// One side's database for a run: its pool, built once by the run's owner and borrowed by every
+/// stage, or why it could not be had (an invalid DSN), reported by the stages that need it.
+pub type Handle = Result<NacosDb, DbError>;
 
 /// A failure reading the DB, never carrying the password.
 #[derive(Debug, Clone)]
@@ -108,7 +112,14 @@ fn ssl_opts(mode: SslMode, ca: Option<&str>) -> Option<mysql_async::SslOpts> {
 
 impl NacosDb {
     /// Prepare a pool (no connection is made yet).
-    pub fn new(dsn: &str, password: Option<&Secret>, timeout_secs: u64) -> Result<Self, DbError> {
+    ///
+    /// Every session gets a server-side statement limit ending at `deadline` (the run's).
+    pub fn new(
+        dsn: &str,
+        password: Option<&Secret>,
+        timeout_secs: u64,
+        deadline: Option<std::time::Instant>,
+    ) -> Result<Self, DbError> {
         let invalid =
             |e: &dyn std::fmt::Display| DbError(format!("database {dsn}: invalid DSN: {e}"));
         let (plain, mode, ca) = crate::validate::take_tls_params(dsn).map_err(|e| invalid(&e))?;
@@ -139,8 +150,8 @@ impl NacosDb {
             );
         let wait = Duration::from_secs(timeout_secs.max(1));
         // One pool per database for the whole run, however many steps read it (digest check,
-        // scan, narrowing, diffs, re-check): one set of connections, closed by [`close_all`].
-        let key = format!("{dsn}\u{0}{}", password.map_or("", Secret::expose));
+        // scan, narrowing, diffs, re-check): the run builds this once and closes it
+        // ([`NacosDb::close`]).
         // `preferred`: plain text when the server offers no TLS at all (mysql_async has no
         // such mode: the TLS pool gives way to this one on the first connection).
         let tls_probe = (mode == SslMode::Disabled).then(|| {
@@ -149,13 +160,12 @@ impl NacosDb {
                 .into()
         });
         let fallback = (mode == SslMode::Preferred).then(|| {
-            let plain: Opts = OptsBuilder::from_opts(builder.clone())
+            OptsBuilder::from_opts(builder.clone())
                 .ssl_opts(None)
-                .into();
-            (format!("{key}\u{0}plain"), plain)
+                .into()
         });
         Ok(NacosDb {
-            shared: session::shared(&key, builder.into(), wait, fallback),
+            shared: session::Shared::new(builder.into(), deadline, fallback),
             origin: dsn.to_owned(),
             wait,
             tls_probe,

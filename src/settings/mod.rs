@@ -12,28 +12,8 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::PathBuf;
 
-/// A secret string: never printed by `Debug`.
-#[derive(Clone, Default, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wrap a value.
-    #[must_use]
-    pub fn new(s: String) -> Self {
-        Secret(s)
-    }
-    /// The value, for the one place that sends it.
-    #[must_use]
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Secret(****)")
-    }
-}
+pub use crate::secret::Secret;
+pub use fix::FixOptions;
 
 /// Connection settings of one side.
 #[derive(Debug, Clone, Default)]
@@ -287,7 +267,7 @@ pub struct Settings {
     /// Clock-skew margin subtracted from the watermark.
     pub skew_secs: u64,
     /// Repair settings.
-    pub fix: crate::cache::FixOptions,
+    pub fix: FixOptions,
     /// How the L1 scan digests content inside the DBs.
     pub db_digest: DbDigest,
     /// Warnings met while resolving (already printed on stderr).
@@ -337,11 +317,11 @@ impl Default for Settings {
             state: PathBuf::from(".nacos-drift/state.json"),
             full_every_hours: 24,
             skew_secs: 60,
-            fix: crate::cache::FixOptions {
+            fix: FixOptions {
                 full_threshold_pct: 20,
                 rate_per_sec: 20,
                 verify_secs: 30,
-                ..crate::cache::FixOptions::default()
+                ..FixOptions::default()
             },
             db_digest: DbDigest::Auto,
             warnings: Vec::new(),
@@ -383,6 +363,7 @@ impl Settings {
     }
 }
 
+mod fix;
 mod load;
 mod resolve;
 #[cfg(test)]
