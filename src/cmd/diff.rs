@@ -79,6 +79,6 @@ pub(crate) fn run(a: &DiffArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<
     findings.extend(capture_errors(&source, Side::Source));
     findings.extend(capture_errors(&target, Side::Target));
     let mut report = finish(&settings, "diff", findings, &source, &target);
-    diff::coverage::apply(&mut report, &settings, &scope, &source, &target);
+    crate::report::coverage::apply(&mut report, &settings, &scope, &source, &target);
     emit(&report, &settings)
 }

@@ -278,7 +278,7 @@ impl Gathered {
         if !self.run_mode.is_empty() {
             report.run_mode = Some(self.run_mode.clone());
         }
-        crate::diff::coverage::apply(&mut report, settings, scope, &self.source, &self.target);
+        crate::report::coverage::apply(&mut report, settings, scope, &self.source, &self.target);
         report
     }
 }

@@ -368,5 +368,6 @@ mod load;
 mod resolve;
 #[cfg(test)]
 mod tests;
+mod tls;
 
 pub use resolve::{resolve, Inputs};

@@ -264,7 +264,7 @@ pub(super) fn build(
                 )),
             }
         }
-        crate::tls::side_settings(side_name, side, &str_of, &bool_of, problems);
+        super::tls::side_settings(side_name, side, &str_of, &bool_of, problems);
         side.identity_key = env(&env_name(side_name, "nacos_identity_key"))
             .or_else(|| str_of(&format!("{side_name}.nacos_identity_key")).map(|v| v.0));
         side.identity_value = env(&env_name(side_name, "nacos_identity_value")).map(Secret::new);

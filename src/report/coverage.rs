@@ -6,11 +6,11 @@
 //! audit whose settings leave no layer that could run is refused before anything is read
 //! ([`crate::settings::Settings::check_comparable`], exit 2).
 
-use super::namespaces::{check_named, Named};
-use super::Scope;
+use super::Report;
+use crate::diff::namespaces::{check_named, Named};
+use crate::diff::Scope;
 use crate::finding::{Code, Finding, Layer};
 use crate::model::{canonical_namespace, SideSnapshot};
-use crate::report::Report;
 use crate::settings::Settings;
 
 /// How many namespaces, configs and services in scope were compared across the layers both
@@ -165,7 +165,7 @@ pub fn apply(
         findings,
     );
     report.findings = fresh.findings;
-    report.summary = crate::report::Summary {
+    report.summary = super::Summary {
         settled: report.summary.settled,
         ..fresh.summary
     };
@@ -280,7 +280,7 @@ mod tests {
         let scope = Scope::new(&settings);
         let src = api(&["public", "prod"], &[("prod", "a")]);
         let tgt = api(&["public", "prod"], &[]);
-        let drift = super::super::compare(&src, &tgt, &scope, None);
+        let drift = crate::diff::compare(&src, &tgt, &scope, None);
         assert_eq!(drift.len(), 1);
         let mut r = Report::new("diff", "t".into(), None, drift);
         r.compared.push("L3 (cluster ↔ cluster API)".into());
