@@ -10,6 +10,14 @@ impl Secret {
     pub fn new(s: String) -> Self {
         Secret(s)
     }
+    /// A secret kept in a file (`*_file` settings): its text without the trailing line end.
+    ///
+    /// # Errors
+    /// The file cannot be read as text.
+    pub fn read_file(path: &str) -> std::io::Result<Self> {
+        let text = std::fs::read_to_string(path)?;
+        Ok(Secret(text.trim_end_matches(['\n', '\r']).to_owned()))
+    }
     /// The value, for the one place that sends it.
     #[must_use]
     pub fn expose(&self) -> &str {

@@ -11,7 +11,9 @@ mod tags;
 pub mod text;
 
 use crate::finding::{Code, Finding, Layer};
-use crate::model::{canonical_namespace, md5_hex, ConfigItem, ConfigKey, Namespace, SideSnapshot};
+use crate::model::{
+    canonical_namespace, md5_hex, ConfigItem, ConfigKey, Namespace, Side, SideSnapshot,
+};
 use rayon::prelude::*;
 pub use scope::Scope;
 use services::compare_services;
@@ -116,16 +118,12 @@ fn compare_namespaces(
 fn index_configs<'a>(
     items: &'a [ConfigItem],
     scope: &Scope,
-    is_target: bool,
+    side: Side,
 ) -> HashMap<ConfigKey, &'a ConfigItem> {
     items
         .par_iter()
         .filter_map(|c| {
-            let ns = if is_target {
-                scope.to_source(&c.key.namespace)
-            } else {
-                canonical_namespace(&c.key.namespace)
-            };
+            let ns = scope.source_ns(side, &c.key.namespace);
             if !scope.config_in_scope(&ns, &c.key.group, &c.key.data_id) {
                 return None;
             }
@@ -160,8 +158,8 @@ pub fn compare_configs(
     now_ms: Option<i64>,
 ) -> Vec<Finding> {
     let (src, tgt) = rayon::join(
-        || index_configs(source, scope, false),
-        || index_configs(target, scope, true),
+        || index_configs(source, scope, Side::Source),
+        || index_configs(target, scope, Side::Target),
     );
     let mut keys: Vec<&ConfigKey> = src
         .keys()

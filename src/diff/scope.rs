@@ -2,7 +2,7 @@
 //! ignore globs, compiled once from the settings.
 
 use super::namespaces;
-use crate::model::canonical_namespace;
+use crate::model::{canonical_namespace, Side};
 use crate::settings::Settings;
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use std::collections::{BTreeMap, BTreeSet};
@@ -61,6 +61,16 @@ impl Scope {
     #[must_use]
     pub fn to_source(&self, target_ns: &str) -> String {
         self.pairing.source_key(target_ns)
+    }
+
+    /// A namespace id read on `side`, in source terms (the terms every key is compared in): the
+    /// target's mapped back through the pairing, the source's canonical (`''` is `public`).
+    #[must_use]
+    pub fn source_ns(&self, side: Side, ns: &str) -> String {
+        match side {
+            Side::Source => canonical_namespace(ns),
+            Side::Target => self.to_source(ns),
+        }
     }
 
     /// The resolved namespace pairing.

@@ -3,7 +3,7 @@
 
 use super::{text, Scope};
 use crate::finding::{Code, Finding, Layer};
-use crate::model::{canonical_namespace, Instance, Service};
+use crate::model::{Instance, Service, Side};
 use rayon::prelude::*;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -19,30 +19,25 @@ pub(super) fn compare_services(
     target: &[Service],
     scope: &Scope,
 ) -> Vec<Finding> {
-    let index =
-        |items: &[Service], is_target: bool| -> BTreeMap<(String, String, String), Service> {
-            items
-                .iter()
-                .filter_map(|s| {
-                    let ns = if is_target {
-                        scope.to_source(&s.key.namespace)
-                    } else {
-                        canonical_namespace(&s.key.namespace)
-                    };
-                    if !scope.service_in_scope(&ns, &s.key.group, &s.key.name) {
-                        return None;
-                    }
-                    let mut s = s.clone();
-                    s.metadata = scope.meta_without_ignored(&s.metadata);
-                    for i in &mut s.instances {
-                        i.metadata = scope.meta_without_ignored(&i.metadata);
-                    }
-                    Some(((ns, s.key.group.clone(), s.key.name.clone()), s))
-                })
-                .collect()
-        };
-    let src = index(source, false);
-    let tgt = index(target, true);
+    let index = |items: &[Service], side: Side| -> BTreeMap<(String, String, String), Service> {
+        items
+            .iter()
+            .filter_map(|s| {
+                let ns = scope.source_ns(side, &s.key.namespace);
+                if !scope.service_in_scope(&ns, &s.key.group, &s.key.name) {
+                    return None;
+                }
+                let mut s = s.clone();
+                s.metadata = scope.meta_without_ignored(&s.metadata);
+                for i in &mut s.instances {
+                    i.metadata = scope.meta_without_ignored(&i.metadata);
+                }
+                Some(((ns, s.key.group.clone(), s.key.name.clone()), s))
+            })
+            .collect()
+    };
+    let src = index(source, Side::Source);
+    let tgt = index(target, Side::Target);
     let keys: BTreeSet<&(String, String, String)> = src.keys().chain(tgt.keys()).collect();
     let keys: Vec<_> = keys.into_iter().collect();
     keys.par_iter()

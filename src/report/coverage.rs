@@ -10,34 +10,28 @@ use super::Report;
 use crate::diff::namespaces::{check_named, Named};
 use crate::diff::Scope;
 use crate::finding::{Code, Finding, Layer};
-use crate::model::{canonical_namespace, SideSnapshot};
+use crate::model::{Side, SideSnapshot};
 use crate::settings::Settings;
 
 /// How many namespaces, configs and services in scope were compared across the layers both
 /// sides have (L1: DB rows, L3: API items). L2 probe keys are counted by the caller.
 #[must_use]
 pub fn items_compared(source: &SideSnapshot, target: &SideSnapshot, scope: &Scope) -> usize {
-    let key = |ns: &str, is_target: bool| {
-        if is_target {
-            scope.to_source(ns)
-        } else {
-            canonical_namespace(ns)
-        }
-    };
+    let key = |ns: &str, side: Side| scope.source_ns(side, ns);
     let mut n = 0;
     if let (Some(s), Some(t)) = (&source.db, &target.db) {
-        for (db, is_target) in [(s, false), (t, true)] {
+        for (db, side) in [(s, Side::Source), (t, Side::Target)] {
             n += db
                 .namespaces
                 .iter()
-                .filter(|x| scope.namespace_in_scope(&key(&x.id, is_target)))
+                .filter(|x| scope.namespace_in_scope(&key(&x.id, side)))
                 .count();
             // A compact scan keeps only differing rows; it counted the rows it digested.
             n += db.rows_scanned.unwrap_or_else(|| {
                 db.configs
                     .iter()
                     .filter(|c| {
-                        let ns = key(&c.key.namespace, is_target);
+                        let ns = key(&c.key.namespace, side);
                         scope.config_in_scope(&ns, &c.key.group, &c.key.data_id)
                     })
                     .count()
@@ -45,17 +39,17 @@ pub fn items_compared(source: &SideSnapshot, target: &SideSnapshot, scope: &Scop
         }
     }
     if let (Some(s), Some(t)) = (&source.api, &target.api) {
-        for (api, is_target) in [(s, false), (t, true)] {
+        for (api, side) in [(s, Side::Source), (t, Side::Target)] {
             n += api
                 .namespaces
                 .iter()
-                .filter(|x| scope.namespace_in_scope(&key(&x.id, is_target)))
+                .filter(|x| scope.namespace_in_scope(&key(&x.id, side)))
                 .count();
             n += api
                 .configs
                 .iter()
                 .filter(|c| {
-                    let ns = key(&c.key.namespace, is_target);
+                    let ns = key(&c.key.namespace, side);
                     scope.config_in_scope(&ns, &c.key.group, &c.key.data_id)
                 })
                 .count();
@@ -63,7 +57,7 @@ pub fn items_compared(source: &SideSnapshot, target: &SideSnapshot, scope: &Scop
                 .services
                 .iter()
                 .filter(|x| {
-                    let ns = key(&x.key.namespace, is_target);
+                    let ns = key(&x.key.namespace, side);
                     scope.service_in_scope(&ns, &x.key.group, &x.key.name)
                 })
                 .count();

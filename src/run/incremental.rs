@@ -108,7 +108,7 @@ pub(crate) async fn changed_keys(
     let mut out = HashSet::new();
     let mut errors = Vec::new();
     for side in [Side::Source, Side::Target] {
-        let (name, is_target) = (side.as_str(), side == Side::Target);
+        let name = side.as_str();
         let (Some(dsn), Some(handle)) =
             (&super::context::side_conf(settings, side).db, ctx.db(side))
         else {
@@ -125,11 +125,7 @@ pub(crate) async fn changed_keys(
         match read.await {
             Ok(keys) => {
                 for k in keys {
-                    let ns = if is_target {
-                        scope.to_source(&k.namespace)
-                    } else {
-                        k.namespace.clone()
-                    };
+                    let ns = scope.source_ns(side, &k.namespace);
                     out.insert((ns, k.group, k.data_id));
                 }
             }
@@ -148,11 +144,7 @@ pub(crate) async fn changed_keys(
 /// Keep only the changed keys' configs (and deletions) in a snapshot.
 pub(crate) fn restrict_to(snap: &mut SideSnapshot, keys: &KeySet, scope: &Scope, side: Side) {
     let keep = |k: &crate::model::ConfigKey| {
-        let ns = if side == Side::Target {
-            scope.to_source(&k.namespace)
-        } else {
-            crate::model::canonical_namespace(&k.namespace)
-        };
+        let ns = scope.source_ns(side, &k.namespace);
         keys.contains(&(ns, k.group.clone(), k.data_id.clone()))
     };
     if let Some(db) = &mut snap.db {

@@ -3,7 +3,7 @@
 
 use crate::diff::Scope;
 use crate::finding::{Code, Finding, Layer};
-use crate::model::SideSnapshot;
+use crate::model::{Side, SideSnapshot};
 use std::collections::HashSet;
 
 /// What a pair of snapshots failed to read: findings that depend on it would be false (a
@@ -22,19 +22,15 @@ impl Unread {
     /// What `source` and `target` failed to read.
     pub(crate) fn of(source: &SideSnapshot, target: &SideSnapshot, scope: &Scope) -> Unread {
         let mut u = Unread::default();
-        for (snap, is_target) in [(source, false), (target, true)] {
+        for (snap, side) in [(source, Side::Source), (target, Side::Target)] {
             if snap.db.as_ref().is_some_and(|d| !d.errors.is_empty()) {
                 u.l1 = true;
             }
             let Some(api) = &snap.api else { continue };
             for e in &api.errors {
                 match &e.namespace {
-                    Some(ns) if is_target => {
-                        u.l3_namespaces.insert(scope.to_source(ns));
-                    }
                     Some(ns) => {
-                        u.l3_namespaces
-                            .insert(crate::model::canonical_namespace(ns));
+                        u.l3_namespaces.insert(scope.source_ns(side, ns));
                     }
                     // The node the data was read from failed (or none answered): nothing of
                     // this side's API is known. Another node's failure leaves the data whole.
