@@ -46,7 +46,7 @@ pub type Identity = Option<(String, crate::secret::Secret)>;
 #[derive(Debug, Clone, Serialize)]
 pub struct Repair {
     /// `source` or `target`.
-    pub side: String,
+    pub side: Side,
     /// Node URL.
     pub node: String,
     /// Node version.
@@ -169,7 +169,7 @@ pub struct SideRun<'a> {
 impl SideRun<'_> {
     fn node_error(&self, node: &str, msg: &str) -> Finding {
         let mut f = Finding::new(Code::SourceError, Layer::L2, "", "", "");
-        f.side = Some(self.side.as_str().to_owned());
+        f.side = Some(self.side);
         f.node = Some(node.to_owned());
         f.detail = format!("{}: {msg}", self.side);
         f
@@ -177,7 +177,7 @@ impl SideRun<'_> {
 
     fn member_finding(&self, node: &str, detail: String) -> Finding {
         let mut f = Finding::new(Code::NodeNotMember, Layer::L2, "", "", "");
-        f.side = Some(self.side.as_str().to_owned());
+        f.side = Some(self.side);
         f.node = Some(node.to_owned());
         f.detail = detail;
         f
@@ -349,7 +349,7 @@ pub async fn audit_side(run: &SideRun<'_>) -> CacheOutcome {
                 &e.key.group,
                 &e.key.data_id,
             );
-            f.side = Some(run.side.as_str().to_owned());
+            f.side = Some(run.side);
             f.node = Some(s.node.base.clone());
             f.expected_md5 = Some(e.md5.clone());
             f.detail = detail.to_owned();

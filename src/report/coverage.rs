@@ -148,7 +148,7 @@ pub fn apply(
         f.level = settings.level_of(f.code);
         f.in_gate = settings
             .gate
-            .is_none_or(|g| g.includes(f.code, f.layer, f.side.as_deref()));
+            .is_none_or(|g| g.includes(f.code, f.layer, f.side));
     }
     let mut findings = std::mem::take(&mut report.findings);
     findings.extend(extra);

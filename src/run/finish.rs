@@ -34,7 +34,7 @@ pub(crate) fn capture_errors(snap: &SideSnapshot, side: Side) -> Vec<Finding> {
             "",
             "",
         );
-        f.side = Some(side.as_str().to_owned());
+        f.side = Some(side);
         // Snapshot files are hand-editable: an origin there may carry a password or a token.
         f.node = Some(crate::validate::mask_origin(&e.origin));
         f.detail = format!("{side}: {}", e.message);
@@ -137,7 +137,7 @@ pub(crate) fn finish(
         f.level = settings.level_of(f.code);
         f.in_gate = settings
             .gate
-            .is_none_or(|g| g.includes(f.code, f.layer, f.side.as_deref()));
+            .is_none_or(|g| g.includes(f.code, f.layer, f.side));
     }
     let mut report = Report::new(
         mode,

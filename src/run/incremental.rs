@@ -131,7 +131,7 @@ pub(crate) async fn changed_keys(
             }
             Err(e) => {
                 let mut f = Finding::new(Code::SourceError, Layer::L1, "", "", "");
-                f.side = Some(name.to_owned());
+                f.side = Some(side);
                 f.node = Some(dsn.clone());
                 f.detail = format!("{name}: keys changed since the watermark: {e}");
                 errors.push(f);

@@ -156,14 +156,14 @@ impl Gate {
 
     /// Whether a finding with this code, layer and side counts for the gate.
     #[must_use]
-    pub fn includes(self, code: Code, layer: Layer, side: Option<&str>) -> bool {
+    pub fn includes(self, code: Code, layer: Layer, side: Option<crate::model::Side>) -> bool {
         use Code::*;
         if code == SourceError {
             return true;
         }
         match self {
             Gate::DbSynced => layer == Layer::L1,
-            Gate::CachesFresh => layer == Layer::L2 && side != Some("source"),
+            Gate::CachesFresh => layer == Layer::L2 && side != Some(crate::model::Side::Source),
             Gate::DualRegistered => matches!(code, ServiceMissing | InstanceMissing),
             Gate::CutoverReady => {
                 Gate::DbSynced.includes(code, layer, side)
