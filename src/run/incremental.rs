@@ -155,3 +155,57 @@ pub(crate) fn restrict_to(snap: &mut SideSnapshot, keys: &KeySet, scope: &Scope,
         api.configs.retain(|c| keep(&c.key));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{mode, Mode};
+
+    #[test]
+    fn the_run_mode_follows_the_flags_the_state_and_the_schedule() {
+        let hour = 3_600_000;
+        // (--incremental, --full, last full pass, now, full_every_hours, a DB configured) → mode
+        let table = [
+            (false, false, None, 10 * hour, 24, true, Mode::Plain),
+            (true, false, None, 10 * hour, 24, true, Mode::NoState),
+            (
+                true,
+                false,
+                Some(9 * hour),
+                10 * hour,
+                24,
+                true,
+                Mode::Changed,
+            ),
+            (
+                true,
+                false,
+                Some(9 * hour),
+                10 * hour,
+                24,
+                false,
+                Mode::NoDb,
+            ),
+            (
+                true,
+                true,
+                Some(9 * hour),
+                10 * hour,
+                24,
+                true,
+                Mode::FullDue,
+            ),
+            (true, false, Some(0), 30 * hour, 24, true, Mode::FullDue),
+            // 0 hours: a full pass is never scheduled.
+            (true, false, Some(0), 300 * hour, 0, true, Mode::Changed),
+        ];
+        for (inc, full, last, now, every, db, want) in table {
+            assert_eq!(
+                mode(inc, full, last, now, every, db),
+                want,
+                "{inc} {full} {last:?}"
+            );
+        }
+        assert_eq!(Mode::NoState.text(), "full (no state file yet)");
+        assert_eq!(Mode::Plain.text(), "");
+    }
+}
