@@ -206,7 +206,7 @@ pub struct Finding {
     pub node: Option<String>,
     /// Which side the finding is about (for source errors and node findings).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub side: Option<String>,
+    pub side: Option<crate::model::Side>,
     /// Fields that differ.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fields: Vec<String>,

@@ -239,7 +239,7 @@ fn on_source(node: &str, held: &Held) -> Vec<Finding> {
             let mut f = Finding::new(Code::ClientOnSource, Layer::L4, ns, "", "");
             f.instance = Some(ip.to_owned());
             f.node = Some(node.to_owned());
-            f.side = Some("source".into());
+            f.side = Some(Side::Source);
             let sample: Vec<String> = keys
                 .iter()
                 .take(3)
@@ -380,7 +380,7 @@ impl Stale {
         );
         f.instance = Some(self.ip.clone());
         f.node = Some(node.to_owned());
-        f.side = Some(side.as_str().to_owned());
+        f.side = Some(side);
         f.served_md5 = Some(self.served.clone());
         f.expected_md5.clone_from(&self.expected);
         f.held_md5 = Some(self.held.clone());
@@ -411,7 +411,7 @@ impl Stale {
 
 fn error(side: Side, node: &str, e: &NodeError) -> Finding {
     let mut f = Finding::new(Code::SourceError, Layer::L4, "", "", "");
-    f.side = Some(side.as_str().to_owned());
+    f.side = Some(side);
     f.node = Some(node.to_owned());
     f.detail = format!("{side}: reading the clients listening to the node: {e}");
     f

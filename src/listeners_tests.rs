@@ -118,7 +118,7 @@ fn one_client_on_source_per_client_and_namespace() {
     );
     assert!(f
         .iter()
-        .all(|f| f.code == Code::ClientOnSource && f.side.as_deref() == Some("source")));
+        .all(|f| f.code == Code::ClientOnSource && f.side == Some(Side::Source)));
 }
 
 #[test]

@@ -100,7 +100,7 @@ impl GrpcSync for GrpcSyncer {
                 &key.data_id,
                 &key.group,
                 &key.namespace,
-                crate::nacos::grpc::now_ms(),
+                crate::clock::now_ms(),
             )
             .await
         })

@@ -14,7 +14,7 @@ pub mod urls;
 mod write;
 
 use crate::model::{ConfigItem, Namespace, Service};
-use crate::settings::Secret;
+use crate::secret::Secret;
 use dialect::{Call, Dialect, PAGE_SIZE};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -502,7 +502,7 @@ impl NacosNode {
         Ok(Served {
             status: resp.status,
             md5,
-            last_modified_ms: header("Last-Modified").and_then(crate::cache::parse_http_date),
+            last_modified_ms: header("Last-Modified").and_then(crate::clock::parse_http_date),
         })
     }
 }

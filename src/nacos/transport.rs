@@ -10,7 +10,7 @@
 
 use super::dialect::{Call, Dialect, Endpoint};
 use super::urls::{join, redirect_target, without_secrets};
-use crate::settings::Secret;
+use crate::secret::Secret;
 use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, LOCATION};
 use reqwest::Url;
 use std::time::{Duration, Instant};

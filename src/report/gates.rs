@@ -203,8 +203,7 @@ pub fn evaluate_one(g: Gate, findings: &[Finding], cov: Coverage<'_>) -> GateRes
             }
             continue;
         }
-        if f.level == Level::Deny && !f.repaired() && g.includes(f.code, f.layer, f.side.as_deref())
-        {
+        if f.level == Level::Deny && !f.repaired() && g.includes(f.code, f.layer, f.side) {
             failing += 1;
             *by_code.entry(f.code.as_str().to_owned()).or_default() += 1;
         }

@@ -4,7 +4,10 @@ use super::*;
 
 fn f(code: Code, layer: Layer, side: Option<&str>) -> Finding {
     let mut f = Finding::new(code, layer, "ns", "G", "n");
-    f.side = side.map(str::to_owned);
+    f.side = side.map(|s| match s {
+        "source" => crate::model::Side::Source,
+        _ => crate::model::Side::Target,
+    });
     f
 }
 

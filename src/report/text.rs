@@ -89,7 +89,7 @@ pub fn write(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
         writeln!(
             out,
             "  repair {} {} (Nacos {}): {} on {} key(s): {}; {} repaired, {} still stale — {}",
-            visible(&rep.side),
+            visible(rep.side.as_str()),
             visible(&rep.node),
             visible(&rep.version),
             visible(rep.mechanism.as_str()),
@@ -124,7 +124,7 @@ pub fn write(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
             visible(&location(f))
         )?;
         if let Some(side) = &f.side {
-            writeln!(out, "      side: {}", visible(side))?;
+            writeln!(out, "      side: {}", visible(side.as_str()))?;
         }
         writeln!(out, "      {}", visible(&f.detail))?;
         match (

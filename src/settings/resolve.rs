@@ -267,20 +267,16 @@ pub(super) fn build(
         }
         side.nacos_username = env(&env_name(side_name, "nacos_username"))
             .or_else(|| str_of(&format!("{side_name}.nacos_username")).map(|v| v.0));
-        side.nacos_password = env(&env_name(side_name, "nacos_password")).map(Secret::new);
-        if side.nacos_password.is_none() {
-            if let Some((file, at)) = str_of(&format!("{side_name}.nacos_password_file")) {
-                match std::fs::read_to_string(&file) {
-                    Ok(p) => {
-                        side.nacos_password =
-                            Some(Secret::new(p.trim_end_matches(['\n', '\r']).to_owned()))
-                    }
-                    Err(e) => problems.push(format!(
-                        "{at}: {side_name}.nacos_password_file `{file}`: {e}"
-                    )),
-                }
-            }
-        }
+        // A secret from its `*_file` setting, when the environment does not hold it.
+        let secret_file = |key: &str, problems: &mut Vec<String>| {
+            let (file, at) = str_of(&format!("{side_name}.{key}"))?;
+            Secret::read_file(&file)
+                .map_err(|e| problems.push(format!("{at}: {side_name}.{key} `{file}`: {e}")))
+                .ok()
+        };
+        side.nacos_password = env(&env_name(side_name, "nacos_password"))
+            .map(Secret::new)
+            .or_else(|| secret_file("nacos_password_file", problems));
         if let Some((dsn, at)) = str_of(&format!("{side_name}.db")) {
             match crate::validate::split_dsn(&dsn) {
                 Ok((clean, pw)) => {
@@ -306,37 +302,16 @@ pub(super) fn build(
                 )),
             }
         }
-        crate::tls::side_settings(side_name, side, &str_of, &bool_of, problems);
+        super::tls::side_settings(side_name, side, &str_of, &bool_of, problems);
         side.identity_key = env(&env_name(side_name, "nacos_identity_key"))
             .or_else(|| str_of(&format!("{side_name}.nacos_identity_key")).map(|v| v.0));
-        side.identity_value = env(&env_name(side_name, "nacos_identity_value")).map(Secret::new);
-        if side.identity_value.is_none() {
-            if let Some((file, at)) = str_of(&format!("{side_name}.nacos_identity_value_file")) {
-                match std::fs::read_to_string(&file) {
-                    Ok(p) => {
-                        side.identity_value =
-                            Some(Secret::new(p.trim_end_matches(['\n', '\r']).to_owned()))
-                    }
-                    Err(e) => problems.push(format!(
-                        "{at}: {side_name}.nacos_identity_value_file `{file}`: {e}"
-                    )),
-                }
-            }
-        }
+        side.identity_value = env(&env_name(side_name, "nacos_identity_value"))
+            .map(Secret::new)
+            .or_else(|| secret_file("nacos_identity_value_file", problems));
         if let Some(pw) = env(&env_name(side_name, "db_password")) {
             side.db_password = Some(Secret::new(pw));
         } else if side.db_password.is_none() {
-            if let Some((file, at)) = str_of(&format!("{side_name}.db_password_file")) {
-                match std::fs::read_to_string(&file) {
-                    Ok(p) => {
-                        side.db_password =
-                            Some(Secret::new(p.trim_end_matches(['\n', '\r']).to_owned()))
-                    }
-                    Err(e) => {
-                        problems.push(format!("{at}: {side_name}.db_password_file `{file}`: {e}"))
-                    }
-                }
-            }
+            side.db_password = secret_file("db_password_file", problems);
         }
     }
 
