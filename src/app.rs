@@ -24,6 +24,7 @@ pub fn run(cli: Cli) -> Result<ExitStatus> {
         Command::Audit(a) => audit(&a, &env),
         Command::Snapshot(a) => crate::cmd::snapshot::run(&a, &env),
         Command::Diff(a) => crate::cmd::diff::run(&a, &env),
+        Command::Baseline(a) => crate::cmd::baseline::run(&a, &env),
         Command::Completions(a) => crate::cli::write_completions(a.shell, &mut std::io::stdout())
             .map(|()| ExitStatus::Clean)
             .map_err(|e| Error::with_source(ErrorKind::Report, "writing the completion script", e)),
@@ -51,7 +52,7 @@ pub(crate) fn filters(scope: &Arc<Scope>) -> (NamespaceFilter, NamespaceFilter) 
     )
 }
 
-fn audit(a: &AuditArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<ExitStatus> {
+pub(crate) fn audit(a: &AuditArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<ExitStatus> {
     let settings = settings::resolve(&Inputs {
         sides: Some(&a.sides),
         report: Some(&a.report),
@@ -525,6 +526,9 @@ pub(crate) fn finish(
 /// Write the reports, print the text summary, and return the status.
 pub(crate) fn emit(report: &Report, settings: &Settings) -> Result<ExitStatus> {
     let mut report = report.clone();
+    if let Some(b) = &settings.baseline {
+        crate::baseline::apply(&mut report, b, settings, crate::baseline::today());
+    }
     report.settle_gate();
     crate::history::annotate(&mut report, settings)?;
     let report = &report;

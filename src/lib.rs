@@ -4,6 +4,7 @@
 //! can use the same model and sources.
 
 pub mod app;
+pub mod baseline;
 pub mod cache;
 pub mod cancel;
 pub mod capture;

@@ -260,6 +260,8 @@ pub struct Settings {
     pub show_secrets: bool,
     /// `--since REPORT.json`: mark findings new/still against that report instead of the record.
     pub since: Option<PathBuf>,
+    /// `--baseline`: accepted findings, read and checked while resolving.
+    pub baseline: Option<crate::baseline::Baseline>,
     /// Settling re-check delay, seconds (0 = no re-check).
     pub settle_secs: u64,
     /// Per-request timeout, seconds.
@@ -318,6 +320,7 @@ impl Default for Settings {
             out: None,
             show_secrets: false,
             since: None,
+            baseline: None,
             settle_secs: 3,
             timeout_secs: 10,
             deadline_secs: 1800,
@@ -351,10 +354,14 @@ impl Default for Settings {
 }
 
 impl Settings {
-    /// The level of a code: as configured in `[levels]`, else `deny` (every drift kind fails a gate by default).
+    /// The level of a code: as configured in `[levels]`, else its default (`deny` for every
+    /// drift kind but the advisory ones, see [`Code::default_level`]).
     #[must_use]
     pub fn level_of(&self, code: Code) -> Level {
-        self.levels.get(&code).copied().unwrap_or(Level::Deny)
+        self.levels
+            .get(&code)
+            .copied()
+            .unwrap_or_else(|| code.default_level())
     }
 
     /// A live audit must have at least one layer that can compare something: L1 needs a DB on

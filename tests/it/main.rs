@@ -9,6 +9,7 @@ mod audit_live;
 mod bed;
 mod cache_live;
 mod cli;
+mod cli_baseline;
 mod cli_gates;
 mod deploy;
 mod faults;
