@@ -6,6 +6,7 @@
 
 pub mod coverage;
 pub mod namespaces;
+pub mod sync;
 mod tags;
 pub mod text;
 
@@ -181,7 +182,9 @@ pub fn compare(
             Layer::L3,
             now_ms,
         ));
-        out.extend(compare_services(&s.services, &t.services, scope));
+        let mut services = compare_services(&s.services, &t.services, scope);
+        sync::mark_orphans(&mut services, &t.services, scope);
+        out.extend(services);
     }
     out.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
     out

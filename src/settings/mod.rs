@@ -198,7 +198,16 @@ impl Gate {
                                 | ConfigMetaDiffers
                                 | InstanceDiffers
                                 | ServiceMetaDiffers
+                                // A synced copy of a dead instance: target consumers call it.
+                                | InstanceOrphaned
                         ))
+                    // An application whose account, role or permission is missing (or whose
+                    // password differs) on the target cannot log in after cutover, whichever
+                    // layer saw it.
+                    || matches!(
+                        code,
+                        UserMissing | UserPasswordDiffers | RoleMissing | PermissionMissing
+                    )
             }
             Gate::DecommissionReady => {
                 matches!(
@@ -208,6 +217,9 @@ impl Gate {
                         | ServiceMissing
                         | InstanceMissing
                         | ClientConnected
+                        | UserMissing
+                        | RoleMissing
+                        | PermissionMissing
                 )
             }
         }
@@ -229,14 +241,17 @@ pub struct IgnoreSettings {
     pub metadata_keys: Vec<String>,
 }
 
-/// Metadata keys that sync tools and dual-registration agents add on one side only.
-pub const DEFAULT_IGNORED_METADATA_KEYS: [&str; 6] = [
+/// Metadata keys that sync tools and dual-registration agents add on one side only: nacos-sync's
+/// (`syncSource`, `sourceClusterId`, `destClusterId`, `sync.instance.tag`; MSE Sync is built on
+/// it) and Polaris sync's `__sync__` (which tool writes which: `diff/sync.rs`).
+pub const DEFAULT_IGNORED_METADATA_KEYS: [&str; 7] = [
     "nacos.cluster.name",
     "syncSource",
     "sourceClusterId",
     "destClusterId",
     "sync.instance.tag",
     "preserved.register.source",
+    "__sync__",
 ];
 
 /// Everything a run needs, resolved.

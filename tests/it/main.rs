@@ -20,6 +20,7 @@ mod grpc_live;
 mod hostile_nodes;
 mod hostile_reports;
 mod lock_live;
+mod moves_live;
 mod repair_live;
 mod secrets_live;
 mod tls_live;

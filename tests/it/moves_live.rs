@@ -1,0 +1,252 @@
+//! Issue 14 against the real test bed: sync-tool traces (`instance-orphaned`), the accepted-drift
+//! baseline on a live pair, and accounts and quotas copied (or not) by the migration.
+//!
+//! Every test works in a `moves-…` namespace of its own on the Java pair (2.0.4 → 2.3.2 over
+//! replicated MariaDB) and audits only it; rows changed directly on the target DB (a replica of
+//! the source) carry `moves-` names and are put back before the test ends.
+
+use crate::ops::{audit, cred_env, live_port, split_dsn, sql_value, wait_until, Node, Run};
+use crate::support::{bed, run, tempdir, text, unique, Bed};
+
+const GROUP: &str = "APP";
+
+/// A clean Java pair inside a fresh namespace: one config, one instance of `orders` on both sides.
+struct Pair {
+    bed: Bed,
+    ns: String,
+    src: Node,
+    tgt: Node,
+    _listener: std::net::TcpListener,
+}
+
+impl Pair {
+    fn new(bed: Bed) -> Pair {
+        let ns = format!("moves-{}", unique());
+        let src = Node::login(&bed.source_nacos[0], &bed.username, &bed.password);
+        let tgt = Node::login(&bed.target_nacos[0], &bed.username, &bed.password);
+        let (listener, port) = live_port();
+        src.create_namespace(&ns);
+        src.publish(&ns, GROUP, "app.properties", "a=1\n");
+        let q = format!(
+            "SELECT md5 FROM config_info WHERE tenant_id='{ns}' AND data_id='app.properties'"
+        );
+        assert!(
+            wait_until(30, || sql_value(&bed.target_db, &q).is_some()),
+            "replication did not bring {ns} to the target DB"
+        );
+        for n in [&src, &tgt] {
+            n.register(&ns, GROUP, "orders", port, &[]);
+        }
+        assert!(wait_until(20, || src.instance_count(&ns, GROUP, "orders")
+            == 1
+            && tgt.instance_count(&ns, GROUP, "orders") == 1));
+        Pair {
+            bed,
+            ns,
+            src,
+            tgt,
+            _listener: listener,
+        }
+    }
+
+    /// Sides and scope: L1 and L3, no probe (these tests are not about node caches), no settle.
+    fn sides(&self) -> Vec<String> {
+        vec![
+            "--namespace".to_owned(),
+            self.ns.clone(),
+            "--no-probe".into(),
+            "--source-nacos".into(),
+            self.bed.source_nacos.join(","),
+            "--target-nacos".into(),
+            self.bed.target_nacos.join(","),
+            "--source-db".into(),
+            split_dsn(&self.bed.source_db).0,
+            "--target-db".into(),
+            split_dsn(&self.bed.target_db).0,
+        ]
+    }
+
+    fn env(&self) -> Vec<(&'static str, String)> {
+        let mut e: Vec<(&'static str, String)> = cred_env(&self.bed.username, &self.bed.password)
+            .into_iter()
+            .collect();
+        e.push((
+            "NACOS_DRIFT_SOURCE_DB_PASSWORD",
+            split_dsn(&self.bed.source_db).1,
+        ));
+        e.push((
+            "NACOS_DRIFT_TARGET_DB_PASSWORD",
+            split_dsn(&self.bed.target_db).1,
+        ));
+        e
+    }
+
+    fn audit(&self, extra: &[&str]) -> Run {
+        let sides = self.sides();
+        let mut args: Vec<&str> = sides.iter().map(String::as_str).collect();
+        args.extend(["--settle", "0"]);
+        args.extend_from_slice(extra);
+        let env = self.env();
+        let e: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        audit(&args, &e)
+    }
+
+    /// `nacos-drift baseline` running the audit itself (no `--from`).
+    fn baseline(&self, out: &std::path::Path, extra: &[&str]) -> std::process::Output {
+        let sides = self.sides();
+        let mut args: Vec<&str> = vec!["baseline", "--out", out.to_str().unwrap()];
+        args.extend(sides.iter().map(String::as_str));
+        args.extend_from_slice(extra);
+        let env = self.env();
+        let mut e: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        e.push(("NACOS_DRIFT_AUDIT_SETTLE_SECS", "0"));
+        run(&args, &e)
+    }
+}
+
+fn codes_of(r: &Run) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = r.json["findings"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|f| {
+                    (
+                        f["code"].as_str().unwrap_or("").to_owned(),
+                        f["instance"]
+                            .as_str()
+                            .or(f["name"].as_str())
+                            .unwrap_or("")
+                            .to_owned(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+#[test]
+fn a_synced_instance_whose_source_is_gone_is_orphaned_not_extra() {
+    let Some(b) = bed() else { return };
+    let p = Pair::new(b);
+    let (_l1, orphan_port) = live_port();
+    let (_l2, plain_port) = live_port();
+    // What nacos-sync writes on the copies it registers (NacosSyncToNacosServiceImpl.buildSyncInstance).
+    let marks = r#"{"sourceClusterId":"moves-old-cluster","syncSource":"NACOS","destClusterId":"moves-new-cluster","sync.instance.tag":"moves-old-cluster@@1"}"#;
+    p.tgt
+        .register(&p.ns, GROUP, "orders", orphan_port, &[("metadata", marks)]);
+    p.tgt.register(&p.ns, GROUP, "orders", plain_port, &[]);
+    assert!(wait_until(20, || p
+        .tgt
+        .instance_count(&p.ns, GROUP, "orders")
+        == 3));
+    let r = p.audit(&["--gate", "cutover-ready"]);
+    assert_eq!(
+        codes_of(&r),
+        vec![
+            (
+                "instance-extra".to_owned(),
+                format!("127.0.0.1:{plain_port}@DEFAULT")
+            ),
+            (
+                "instance-orphaned".to_owned(),
+                format!("127.0.0.1:{orphan_port}@DEFAULT")
+            ),
+        ],
+        "{}",
+        r.output
+    );
+    // The orphan fails cutover-ready (consumers would be sent to it); the plain extra does not.
+    assert_eq!(r.code, 1, "{}", r.output);
+    let cut = &r.json["gates"]["cutover-ready"]["by_code"];
+    assert_eq!(cut["instance-orphaned"], 1, "{}", r.output);
+    assert!(cut.get("instance-extra").is_none(), "{}", r.output);
+    let orphan = r.json["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["code"] == "instance-orphaned")
+        .unwrap();
+    assert!(
+        orphan["detail"].as_str().unwrap().contains("nacos-sync"),
+        "{orphan}"
+    );
+}
+
+#[test]
+fn a_baseline_from_a_live_run_accepts_it_until_something_new_or_it_expires() {
+    let Some(b) = bed() else { return };
+    let p = Pair::new(b);
+    let (_l1, port) = live_port();
+    p.tgt.register(&p.ns, GROUP, "orders", port, &[]);
+    p.src
+        .publish(&p.ns, GROUP, "source-only.properties", "s=1\n");
+    // Replication would copy the row: take it off the target DB again (our namespace only).
+    let q = format!(
+        "SELECT COUNT(*) FROM config_info WHERE tenant_id='{}' AND data_id='source-only.properties'",
+        p.ns
+    );
+    assert!(wait_until(30, || sql_value(&p.bed.target_db, &q)
+        .as_deref()
+        == Some("1")));
+    crate::ops::sql(
+        &p.bed.target_db,
+        &format!(
+            "DELETE FROM config_info WHERE tenant_id='{}' AND data_id='source-only.properties'",
+            p.ns
+        ),
+    );
+    let first = p.audit(&[]);
+    assert_eq!(first.code, 1, "{}", first.output);
+    let n = first.json["summary"]["total"].as_u64().unwrap();
+    assert!(n >= 2, "{}", first.output);
+
+    let dir = tempdir("moves-baseline");
+    let file = dir.join("accepted.toml");
+    let o = p.baseline(
+        &file,
+        &["--reason", "moves test", "--expires", "2999-12-31"],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let written = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(written.matches("[[accept]]").count() as u64, n, "{written}");
+
+    // The identical run: every finding accepted, exit 0.
+    let second = p.audit(&["--baseline", file.to_str().unwrap()]);
+    assert_eq!(second.code, 0, "{}", second.output);
+    assert_eq!(second.json["summary"]["accepted"].as_u64(), Some(n));
+    assert!(second.json["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|f| f["accepted"] == true));
+
+    // Something new still fails, and only it.
+    let (_l2, port2) = live_port();
+    p.tgt.register(&p.ns, GROUP, "orders", port2, &[]);
+    assert!(wait_until(20, || p
+        .tgt
+        .instance_count(&p.ns, GROUP, "orders")
+        == 3));
+    let third = p.audit(&["--baseline", file.to_str().unwrap()]);
+    assert_eq!(third.code, 1, "{}", third.output);
+    let failing: Vec<&serde_json::Value> = third.json["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f.get("accepted").is_none())
+        .collect();
+    assert_eq!(failing.len(), 1, "{}", third.output);
+    assert_eq!(failing[0]["instance"], format!("127.0.0.1:{port2}@DEFAULT"));
+
+    // The same entries, expired: they accept nothing any more.
+    let expired = dir.join("expired.toml");
+    std::fs::write(&expired, written.replace("2999-12-31", "2001-01-01")).unwrap();
+    let fourth = p.audit(&["--baseline", expired.to_str().unwrap()]);
+    assert_eq!(fourth.code, 1, "{}", fourth.output);
+    assert!(
+        fourth.json["summary"].get("accepted").is_none() || fourth.json["summary"]["accepted"] == 0
+    );
+    assert_eq!(fourth.json["baseline"]["expired"].as_u64(), Some(n));
+}
