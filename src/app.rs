@@ -480,6 +480,9 @@ pub(crate) fn finish(
             .not_compared
             .push("L1 (DB ↔ DB): the target has no database configured".into()),
     }
+    report
+        .not_compared
+        .extend(crate::accounts::not_compared(source, target));
     if !live {
         report.not_compared.push(
             "L2 (DB ↔ node caches): needs live nodes (not available from snapshot files)".into(),

@@ -116,6 +116,7 @@ async fn capture_db_compact(
             message: e.0,
         }),
     }
+    db::auth::capture(&db, &mut snap).await;
     snap
 }
 
@@ -268,6 +269,7 @@ pub async fn reread_db(
             message: e.0,
         }),
     }
+    db::auth::capture(&db, &mut snap).await;
     snap
 }
 
@@ -426,6 +428,7 @@ async fn capture_db(
             message: e.0,
         }),
     }
+    db::auth::capture(&db, &mut snap).await;
     snap
 }
 

@@ -4,6 +4,8 @@
 //! map), so that a namespace renamed during the migration is not reported as missing plus extra.
 //! Hashing and comparison run on rayon; the output is sorted so reports are deterministic.
 
+pub mod auth;
+pub mod capacity;
 pub mod coverage;
 pub mod namespaces;
 pub mod sync;
@@ -79,6 +81,13 @@ impl Scope {
     #[must_use]
     pub fn pairing(&self) -> &namespaces::Pairing {
         &self.pairing
+    }
+
+    /// Whether `--namespace` restricts the run (cluster-wide items are then compared only as far
+    /// as they concern the audited namespaces; see `diff::auth`).
+    #[must_use]
+    pub fn restricted(&self) -> bool {
+        !self.namespaces.is_empty()
     }
 
     /// Whether a namespace (in source terms) is audited at all.
@@ -166,6 +175,17 @@ pub fn compare(
             scope,
             Layer::L1,
             now_ms,
+        ));
+        out.extend(auth::compare(
+            s.auth.as_ref(),
+            t.auth.as_ref(),
+            scope,
+            Layer::L1,
+        ));
+        out.extend(capacity::compare(
+            s.quotas.as_ref(),
+            t.quotas.as_ref(),
+            scope,
         ));
     }
     if let (Some(s), Some(t)) = (&source.api, &target.api) {
