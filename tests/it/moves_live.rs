@@ -250,3 +250,164 @@ fn a_baseline_from_a_live_run_accepts_it_until_something_new_or_it_expires() {
     );
     assert_eq!(fourth.json["baseline"]["expired"].as_u64(), Some(n));
 }
+
+/// The digest nacos-drift makes of a stored hash (`src/db/auth.rs`): must not show either.
+fn digest_of(hash: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(format!(
+        "nacos-drift users.password {hash}"
+    )))
+}
+
+/// Rows written on the source DB (replicated to the target), removed from the source at the end
+/// (the removal replicates; the replica skips rows it no longer has).
+struct SourceRows {
+    dsn: String,
+    undo: Vec<String>,
+}
+
+impl Drop for SourceRows {
+    fn drop(&mut self) {
+        for s in &self.undo {
+            crate::ops::sql(&self.dsn, s);
+        }
+    }
+}
+
+#[test]
+fn accounts_and_quotas_copied_by_the_migration_are_compared_at_l1() {
+    let Some(b) = bed() else { return };
+    let p = Pair::new(b);
+    let id = unique();
+    let (gone, changed, role) = (
+        format!("moves-u-{id}"),
+        format!("moves-pw-{id}"),
+        format!("moves-r-{id}"),
+    );
+    let (h1, h2, h3) = (
+        format!("$2a$10$moves{id}AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"),
+        format!("$2a$10$moves{id}BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB"),
+        format!("$2a$10$moves{id}CCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCC"),
+    );
+    let resource = format!("{}:*:*", p.ns);
+    let src_db = p.bed.source_db.clone();
+    let _rows = SourceRows {
+        dsn: src_db.clone(),
+        undo: vec![
+            format!("DELETE FROM users WHERE username IN ('{gone}', '{changed}')"),
+            format!("DELETE FROM roles WHERE role = '{role}'"),
+            format!("DELETE FROM permissions WHERE role = '{role}'"),
+            format!("DELETE FROM tenant_capacity WHERE tenant_id = '{}'", p.ns),
+        ],
+    };
+    for s in [
+        format!("INSERT INTO users (username, password, enabled) VALUES ('{gone}', '{h1}', 1), ('{changed}', '{h2}', 1)"),
+        format!("INSERT INTO roles (username, role) VALUES ('{gone}', '{role}'), ('{changed}', '{role}')"),
+        format!("INSERT INTO permissions (role, resource, action) VALUES ('{role}', '{resource}', 'rw')"),
+        format!("INSERT INTO tenant_capacity (tenant_id, quota, max_size) VALUES ('{}', 300, 2048)", p.ns),
+    ] {
+        crate::ops::sql(&src_db, &s);
+    }
+    let replicated = format!(
+        "SELECT COUNT(*) FROM tenant_capacity WHERE tenant_id = '{}'",
+        p.ns
+    );
+    assert!(
+        wait_until(30, || sql_value(&p.bed.target_db, &replicated).as_deref()
+            == Some("1")),
+        "replication did not bring the rows to the target DB"
+    );
+    // Clean first: the replica equals the source.
+    let clean = p.audit(&[]);
+    assert_eq!(codes_of(&clean), vec![], "{}", clean.output);
+    assert_eq!(clean.code, 0, "{}", clean.output);
+
+    // A broken copy: a user, its role binding and the grant lost on the target, another user's
+    // password reset there, and the quota changed.
+    let tgt = &p.bed.target_db;
+    for s in [
+        format!("DELETE FROM users WHERE username = '{gone}'"),
+        format!("DELETE FROM roles WHERE username = '{gone}'"),
+        format!("DELETE FROM permissions WHERE role = '{role}'"),
+        format!("UPDATE users SET password = '{h3}' WHERE username = '{changed}'"),
+        format!(
+            "UPDATE tenant_capacity SET quota = 100 WHERE tenant_id = '{}'",
+            p.ns
+        ),
+    ] {
+        crate::ops::sql(tgt, &s);
+    }
+    let out = tempdir("moves-accounts");
+    let sides = p.sides();
+    let mut args: Vec<&str> = vec!["audit", "--out", out.to_str().unwrap(), "--settle", "0"];
+    args.extend(sides.iter().map(String::as_str));
+    for f in [
+        "text",
+        "json",
+        "csv",
+        "markdown",
+        "junit",
+        "html",
+        "prometheus",
+    ] {
+        args.extend(["--format", f]);
+    }
+    args.extend(["--show-secrets", "--gate", "cutover-ready"]);
+    let env = p.env();
+    let e: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let o = run(&args, &e);
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    let r = Run {
+        code: o.status.code().unwrap_or(-1),
+        json: r,
+        output: text(&o),
+    };
+    let want: Vec<(String, String)> = [
+        ("capacity-differs", "tenant_capacity".to_owned()),
+        ("permission-missing", format!("{role}: {resource} rw")),
+        ("role-missing", format!("{gone} → {role}")),
+        ("user-missing", gone.clone()),
+        ("user-password-differs", changed.clone()),
+    ]
+    .into_iter()
+    .map(|(c, n)| (c.to_owned(), n))
+    .collect();
+    assert_eq!(codes_of(&r), want, "{}", r.output);
+    // cutover-ready fails on the account drift; the quota is a warning.
+    assert_eq!(r.code, 1, "{}", r.output);
+    let cut = &r.json["gates"]["cutover-ready"]["by_code"];
+    for c in [
+        "user-missing",
+        "user-password-differs",
+        "role-missing",
+        "permission-missing",
+    ] {
+        assert_eq!(cut[c], 1, "{c}: {}", r.output);
+    }
+    let quota = r.json["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["code"] == "capacity-differs")
+        .unwrap();
+    assert_eq!(quota["level"], "warn");
+    assert_eq!(quota["detail"], "quota: 300 → 100");
+    // No hash, and no digest of one, in any output, even with --show-secrets.
+    let mut outputs = vec![("stdout+stderr".to_owned(), r.output.clone())];
+    for entry in std::fs::read_dir(&out).unwrap() {
+        let path = entry.unwrap().path();
+        outputs.push((
+            path.display().to_string(),
+            std::fs::read_to_string(&path).unwrap(),
+        ));
+    }
+    for (name, body) in &outputs {
+        for h in [&h1, &h2, &h3] {
+            assert!(!body.contains(h.as_str()), "{name} shows a password hash");
+            let d = digest_of(h);
+            assert!(!body.contains(&d[..16]), "{name} shows a password digest");
+        }
+        assert!(!body.contains("$2a$10$moves"), "{name}");
+    }
+}
