@@ -110,7 +110,22 @@ pub fn not_compared(
     target: &crate::model::SideSnapshot,
 ) -> Vec<String> {
     let (Some(s), Some(t)) = (&source.db, &target.db) else {
-        return Vec::new();
+        // No L1: the accounts come through the API, where both sides serve it.
+        let (Some(s), Some(t)) = (&source.api, &target.api) else {
+            return Vec::new();
+        };
+        if !s.errors.is_empty() || !t.errors.is_empty() {
+            return Vec::new();
+        }
+        let who = match (s.auth.is_some(), t.auth.is_some()) {
+            (true, true) => return Vec::new(),
+            (false, true) => "the source",
+            (true, false) => "the target",
+            (false, false) => "either side",
+        };
+        return vec![format!(
+            "accounts (users, roles, permissions) at L3: not read on {who} (only Java Nacos 1.x/2.x serve /v1/auth/*; Nacos 3.x and r-nacos do not), and no database on both sides for L1"
+        )];
     };
     if !s.errors.is_empty() || !t.errors.is_empty() {
         return Vec::new();

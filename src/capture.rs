@@ -371,13 +371,21 @@ pub async fn capture(
             Some(capture_api(side, nodes, wanted.clone(), also).await)
         }
     };
-    let (db, api) = tokio::join!(db, api);
+    let (db, mut api) = tokio::join!(db, api);
+    // Accounts through the API only where L1 cannot compare them (a side without a database).
+    if let Some(a) = api.as_mut().filter(|_| !both_dbs(settings)) {
+        nacos::auth_api::capture(nodes, a).await;
+    }
     SideSnapshot {
         schema_version: crate::model::SNAPSHOT_SCHEMA_VERSION,
         side: Some(side),
         db,
         api,
     }
+}
+
+fn both_dbs(settings: &Settings) -> bool {
+    settings.source.db.is_some() && settings.target.db.is_some()
 }
 
 async fn capture_db(

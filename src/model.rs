@@ -125,6 +125,10 @@ pub struct ApiSnapshot {
     pub configs: Vec<ConfigItem>,
     /// Every service with its instances.
     pub services: Vec<Service>,
+    /// Users, roles and permissions through `/v1/auth/*` (read when a side has no database;
+    /// absent where the server has no such API).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<crate::accounts::AuthTables>,
     /// Failures while reading.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<CaptureError>,

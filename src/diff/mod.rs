@@ -202,6 +202,12 @@ pub fn compare(
             Layer::L3,
             now_ms,
         ));
+        out.extend(auth::compare(
+            s.auth.as_ref(),
+            t.auth.as_ref(),
+            scope,
+            Layer::L3,
+        ));
         let mut services = compare_services(&s.services, &t.services, scope);
         sync::mark_orphans(&mut services, &t.services, scope);
         out.extend(services);

@@ -411,3 +411,160 @@ fn accounts_and_quotas_copied_by_the_migration_are_compared_at_l1() {
         assert!(!body.contains("$2a$10$moves"), "{name}");
     }
 }
+
+/// The API-only audit of the Java pair (no databases): accounts through `/v1/auth/*`.
+fn api_audit(p: &Pair, user: &str, pass: &str, extra: &[&str]) -> Run {
+    let (sn, tn) = (p.bed.source_nacos.join(","), p.bed.target_nacos.join(","));
+    let mut args = vec![
+        "--namespace",
+        &p.ns,
+        "--no-probe",
+        "--settle",
+        "0",
+        "--source-nacos",
+        &sn,
+        "--target-nacos",
+        &tn,
+    ];
+    args.extend_from_slice(extra);
+    let creds = cred_env(user, pass);
+    let e: Vec<(&str, &str)> = creds.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    audit(&args, &e)
+}
+
+#[test]
+fn accounts_are_compared_through_the_auth_api_where_there_is_no_database() {
+    let Some(b) = bed() else { return };
+    let p = Pair::new(b);
+    let id = unique();
+    let (gone, changed, plain, role) = (
+        format!("moves-api-u-{id}"),
+        format!("moves-api-pw-{id}"),
+        format!("moves-api-plain-{id}"),
+        format!("moves-api-r-{id}"),
+    );
+    let (h1, h2, h3) = (
+        format!("$2a$10$movesapi{id}AAAAAAAAAAAAAAAAAAAAAAAAAAAAA"),
+        format!("$2a$10$movesapi{id}BBBBBBBBBBBBBBBBBBBBBBBBBBBBB"),
+        format!("$2a$10$movesapi{id}CCCCCCCCCCCCCCCCCCCCCCCCCCCCC"),
+    );
+    let resource = format!("{}:*:*", p.ns);
+    let src_db = p.bed.source_db.clone();
+    let _rows = SourceRows {
+        dsn: src_db.clone(),
+        undo: vec![
+            format!("DELETE FROM users WHERE username IN ('{gone}', '{changed}', '{plain}')"),
+            format!("DELETE FROM roles WHERE role = '{role}'"),
+            format!("DELETE FROM permissions WHERE role = '{role}'"),
+        ],
+    };
+    for s in [
+        format!("INSERT INTO users (username, password, enabled) VALUES ('{gone}', '{h1}', 1), ('{changed}', '{h2}', 1)"),
+        format!("INSERT INTO roles (username, role) VALUES ('{gone}', '{role}'), ('{changed}', '{role}')"),
+        format!("INSERT INTO permissions (role, resource, action) VALUES ('{role}', '{resource}', 'rw')"),
+    ] {
+        crate::ops::sql(&src_db, &s);
+    }
+    let replicated = format!("SELECT COUNT(*) FROM permissions WHERE role = '{role}'");
+    assert!(wait_until(30, || sql_value(&p.bed.target_db, &replicated)
+        .as_deref()
+        == Some("1")));
+    let tgt = &p.bed.target_db;
+    for s in [
+        format!("DELETE FROM users WHERE username = '{gone}'"),
+        format!("DELETE FROM roles WHERE username = '{gone}'"),
+        format!("DELETE FROM permissions WHERE role = '{role}'"),
+        format!("UPDATE users SET password = '{h3}' WHERE username = '{changed}'"),
+    ] {
+        crate::ops::sql(tgt, &s);
+    }
+    let r = api_audit(&p, &p.bed.username, &p.bed.password, &[]);
+    let want: Vec<(String, String)> = [
+        ("permission-missing", format!("{role}: {resource} rw")),
+        ("role-missing", format!("{gone} → {role}")),
+        ("user-missing", gone.clone()),
+        ("user-password-differs", changed.clone()),
+    ]
+    .into_iter()
+    .map(|(c, n)| (c.to_owned(), n))
+    .collect();
+    assert_eq!(codes_of(&r), want, "{}", r.output);
+    assert!(r.json["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|f| f["layer"] == "L3"));
+    assert_eq!(r.code, 1, "{}", r.output);
+    let all = format!("{}{}", r.output, r.json);
+    for h in [&h1, &h2, &h3] {
+        assert!(!all.contains(h.as_str()));
+        assert!(!all.contains(&digest_of(h)[..16]));
+    }
+
+    // A login without admin rights cannot list accounts: a source-error that says so (exit 3).
+    let plain_pw = format!("Moves-{id}-pw");
+    let admin = Node::login(&p.bed.source_nacos[0], &p.bed.username, &p.bed.password);
+    let (s, body) = admin.call(
+        "POST",
+        "/v1/auth/users",
+        &[("username", &plain), ("password", &plain_pw)],
+    );
+    assert_eq!(s, 200, "{body}");
+    // It may read this namespace (so the config and service reads pass), nothing more.
+    let reader = format!("moves-api-ro-{id}");
+    crate::ops::sql(
+        &src_db,
+        &format!("INSERT INTO roles (username, role) VALUES ('{plain}', '{reader}')"),
+    );
+    crate::ops::sql(
+        &src_db,
+        &format!("INSERT INTO permissions (role, resource, action) VALUES ('{reader}', '{resource}', 'r')"),
+    );
+    let _reader_rows = SourceRows {
+        dsn: src_db.clone(),
+        undo: vec![
+            format!("DELETE FROM roles WHERE role = '{reader}'"),
+            format!("DELETE FROM permissions WHERE role = '{reader}'"),
+        ],
+    };
+    for base in p.bed.source_nacos.iter().chain(&p.bed.target_nacos) {
+        // Users, roles and permissions reach each node's caches on its own schedule.
+        assert!(
+            wait_until(90, || {
+                let probe = Node::login(base, "", "");
+                let (s, b) = probe.call(
+                    "POST",
+                    "/v1/auth/login",
+                    &[("username", &plain), ("password", &plain_pw)],
+                );
+                s == 200 && {
+                    let me = Node::login(base, &plain, &plain_pw);
+                    let tenant = p.ns.as_str();
+                    me.call(
+                        "GET",
+                        "/v1/cs/configs",
+                        &[
+                            ("search", "accurate"),
+                            ("tenant", tenant),
+                            ("dataId", ""),
+                            ("group", ""),
+                            ("pageNo", "1"),
+                            ("pageSize", "1"),
+                        ],
+                    )
+                    .0 == 200
+                        && !b.is_empty()
+                }
+            }),
+            "{base} did not let user {plain} read {}",
+            p.ns
+        );
+    }
+    let r = api_audit(&p, &plain, &plain_pw, &[]);
+    assert_eq!(r.code, 3, "{}", r.output);
+    assert!(
+        r.output.contains("the login lacks admin rights"),
+        "{}",
+        r.output
+    );
+}
