@@ -40,9 +40,27 @@ impl NacosNode {
                 return Ok(Err("r-nacos has no Nacos auth API".into()));
             }
         }
-        let users = self.pages("/v1/auth/users").await?;
-        let roles = self.pages("/v1/auth/roles").await?;
-        let permissions = self.pages("/v1/auth/permissions").await?;
+        let Some(users) = self.pages("/v1/auth/users").await? else {
+            return Ok(Err(
+                "no /v1/auth/users on this server (auth disabled, or another auth plugin)".into(),
+            ));
+        };
+        // Served with the users by the same plugin: one missing is an answer not understood.
+        let gone = |what: &str| {
+            self.transport.err(
+                format!("GET /v1/auth/{what} is not served while /v1/auth/users is"),
+                false,
+                None,
+            )
+        };
+        let roles = self
+            .pages("/v1/auth/roles")
+            .await?
+            .ok_or_else(|| gone("roles"))?;
+        let permissions = self
+            .pages("/v1/auth/permissions")
+            .await?
+            .ok_or_else(|| gone("permissions"))?;
         let text = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
         let bad = |what: &str| {
             self.transport.err(
@@ -75,7 +93,8 @@ impl NacosNode {
     }
 
     /// Every item of one paged auth listing; what was read must add up to the server's count.
-    async fn pages(&self, path: &'static str) -> Result<Vec<Value>, NodeError> {
+    /// `None` when the server does not serve it (404, 405, 410, 501).
+    async fn pages(&self, path: &'static str) -> Result<Option<Vec<Value>>, NodeError> {
         let mut out = Vec::new();
         let mut page = 1usize;
         loop {
@@ -103,6 +122,9 @@ impl NacosNode {
                     false,
                     Some(resp.status),
                 ));
+            }
+            if page == 1 && matches!(resp.status, 404 | 405 | 410 | 501) {
+                return Ok(None);
             }
             if resp.status != 200 {
                 return Err(self.transport.status_error(&call, &resp));
@@ -139,7 +161,7 @@ impl NacosNode {
                         Some(200),
                     ));
                 }
-                return Ok(out);
+                return Ok(Some(out));
             }
             page += 1;
         }
