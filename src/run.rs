@@ -258,7 +258,7 @@ fn probe(
     if fix.fix && fix.allow_untrusted_rows {
         app::eprintln_safe("warning: fix.allow_untrusted_rows is set: --fix may reload node caches from target DB rows that disagree with the source (each such repair is named in the report)");
     }
-    let grpc = crate::cache::GrpcSyncer::new(std::time::Duration::from_secs(settings.timeout_secs));
+    let grpc = crate::cache::GrpcSyncer::for_settings(settings);
     // The probe covers every key a node serves only without a subset: only then is a node's
     // stale share (the full-reload threshold) known.
     let whole = !g.incremental

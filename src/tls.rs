@@ -59,6 +59,31 @@ pub fn nacos_client_config(ca_file: Option<&Path>, insecure: bool) -> Result<Cli
     Ok(builder.with_root_certificates(roots).with_no_client_auth())
 }
 
+/// The client config of every `https://` node of both sides, by its base URL (for the cluster
+/// gRPC channel, which follows the node's scheme). A side whose config cannot be built has none
+/// here: its HTTP client failed the same way already, and its gRPC channel then says so.
+pub fn nacos_configs_by_node(
+    settings: &crate::settings::Settings,
+) -> std::collections::HashMap<String, Arc<ClientConfig>> {
+    let mut out = std::collections::HashMap::new();
+    for side in [&settings.source, &settings.target] {
+        if !side.uses_https() {
+            continue;
+        }
+        let Ok(cfg) = nacos_client_config(
+            side.nacos_ca_file.as_deref(),
+            side.nacos_tls_insecure_skip_verify,
+        ) else {
+            continue;
+        };
+        let cfg = Arc::new(cfg);
+        for url in side.nacos.iter().filter(|u| u.starts_with("https://")) {
+            out.insert(url.clone(), cfg.clone());
+        }
+    }
+    out
+}
+
 /// Accepts every certificate (`nacos_tls_insecure_skip_verify`); signatures are still checked
 /// so that the handshake itself is sound.
 #[derive(Debug)]
@@ -241,27 +266,10 @@ pub fn name_failure(e: &(dyn std::error::Error + 'static)) -> Option<String> {
     name_failure_text(&text)
 }
 
-/// [`name_failure`] on the text of the error chain (rustls' `Display` names the cause).
+/// [`name_failure`] on the text of the error chain (rustls' `Display` names the cause): what
+/// failed, then the line of the chain that says it, in brackets.
 pub fn name_failure_text(text: &str) -> Option<String> {
-    let what = if text.contains("UnknownIssuer") || text.contains("unknown issuer") {
-        "TLS: the server's certificate is signed by an unknown certificate authority (give its CA file, or check that the right server answers)"
-    } else if text.contains("NotValidForName") || text.contains("not valid for name") {
-        "TLS: the server's certificate name does not match the host connected to"
-    } else if text.contains("Expired") || text.contains("certificate expired") {
-        "TLS: the server's certificate has expired"
-    } else if text.contains("NotValidYet") {
-        "TLS: the server's certificate is not valid yet (check the clocks)"
-    } else if text.contains("Revoked") {
-        "TLS: the server's certificate is revoked"
-    } else if text.contains("InvalidContentType") || text.contains("corrupt message") {
-        "TLS: the server did not answer in TLS (is this port plain HTTP? use http://)"
-    } else if text.contains("invalid peer certificate") || text.contains("BadEncoding") {
-        "TLS: the server's certificate was refused"
-    } else if text.contains("received fatal alert") || text.contains("HandshakeFailure") {
-        "TLS: the handshake failed"
-    } else {
-        return None;
-    };
+    let what = failure_kind(text)?;
     let detail = text
         .lines()
         .find(|l| l.contains("certificate") || l.contains("alert") || l.contains("message"))
@@ -272,6 +280,31 @@ pub fn name_failure_text(text: &str) -> Option<String> {
     } else {
         format!("{what} [{detail}]")
     })
+}
+
+/// What a TLS failure was, without the error text (for a message that already shows it).
+pub fn failure_kind(text: &str) -> Option<&'static str> {
+    Some(
+        if text.contains("UnknownIssuer") || text.contains("unknown issuer") {
+            "TLS: the server's certificate is signed by an unknown certificate authority (give its CA file, or check that the right server answers)"
+        } else if text.contains("NotValidForName") || text.contains("not valid for name") {
+            "TLS: the server's certificate name does not match the host connected to"
+        } else if text.contains("Expired") || text.contains("certificate expired") {
+            "TLS: the server's certificate has expired"
+        } else if text.contains("NotValidYet") {
+            "TLS: the server's certificate is not valid yet (check the clocks)"
+        } else if text.contains("Revoked") {
+            "TLS: the server's certificate is revoked"
+        } else if text.contains("InvalidContentType") || text.contains("corrupt message") {
+            "TLS: the server did not answer in TLS (is this port plain HTTP? use http://)"
+        } else if text.contains("invalid peer certificate") || text.contains("BadEncoding") {
+            "TLS: the server's certificate was refused"
+        } else if text.contains("received fatal alert") || text.contains("HandshakeFailure") {
+            "TLS: the handshake failed"
+        } else {
+            return None;
+        },
+    )
 }
 
 #[cfg(test)]

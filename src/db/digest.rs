@@ -105,7 +105,7 @@ fn digest_queries(
     // Raw columns: measured on MariaDB 10.11, server-side CONCAT_WS and UNHEX cost more than the
     // few bytes they save on the wire.
     let cols = digest.columns();
-    let filter = tenant_filter(only);
+    let filter = super::v3::and_where(&tenant_filter(only), tables);
     let q = |t: u8, table: &'static str, variant: &str, meta: &str| {
         (
             t,
@@ -132,7 +132,7 @@ fn digest_queries(
         out.push(q(
             3,
             "config_info_gray",
-            "CONCAT('gray:', gray_name)",
+            super::v3::gray_variant(tables),
             "NULL, app_name, NULL",
         ));
     }

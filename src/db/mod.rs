@@ -8,6 +8,7 @@
 pub mod auth;
 mod digest;
 mod session;
+mod v3;
 
 pub use digest::{ContentDigest, DigestRow};
 pub use session::{close_all, limit_run};
@@ -60,7 +61,8 @@ fn tagged(sql: &str) -> String {
 
 /// What to tell the user about a server message: the likely cause, in their terms.
 fn hint(msg: &str, database: &str, lock_secs: u64) -> String {
-    if let Some(tls) = crate::tls::name_failure_text(msg) {
+    // The kind only: the server message, shown before the hint, already has the detail.
+    if let Some(tls) = crate::tls::failure_kind(msg) {
         format!(" ({tls})")
     } else if msg.contains("insecure transport") {
         // MariaDB/MySQL `require_secure_transport=ON`: ER_SECURE_TRANSPORT_REQUIRED (3159).
@@ -246,8 +248,9 @@ impl NacosDb {
         let scans = queries.iter().map(|(_, table, sql)| async move {
             let mut conn = self.conn().await?;
             let (id, what) = (conn.id(), format!("scanning {table}"));
+            let sql = format!("{sql}{}", v3::and_where("", tables));
             let mut stream = self
-                .bounded(id, &what, conn.query_iter(tagged(sql)))
+                .bounded(id, &what, conn.query_iter(tagged(&sql)))
                 .await?;
             let mut out = Vec::new();
             while let Some(mut rs) = self.bounded(id, &what, stream.stream::<Row>()).await? {
@@ -318,14 +321,20 @@ impl NacosDb {
         keys: &[ConfigKey],
     ) -> Result<HashMap<ConfigKey, String>, DbError> {
         let mut conn = self.conn().await?;
+        let v3 = v3::is_v3(&self.tables(&mut conn).await?);
         let mut out = HashMap::new();
         for k in keys {
-            let tenant = if k.namespace == "public" {
+            let tenant = if k.namespace == "public" && !v3 {
                 String::new()
             } else {
                 k.namespace.clone()
             };
             let (sql, extra): (&str, Option<String>) = match k.variant.split_once(':') {
+                // 3.x: every variant is a gray row (see [`v3`]).
+                _ if v3 && !k.variant.is_empty() => (
+                    "SELECT content FROM config_info_gray WHERE tenant_id IN (?, ?) AND group_id = ? AND data_id = ? AND gray_name = ? LIMIT 1",
+                    v3::gray_name(&k.variant),
+                ),
                 None if k.variant.is_empty() => (
                     "SELECT content FROM config_info WHERE tenant_id IN (?, ?) AND group_id = ? AND data_id = ? LIMIT 1",
                     None,
@@ -423,7 +432,8 @@ fn table_queries(tables: &[String]) -> Vec<(u8, &'static str, String)> {
         q.push((2, "config_info_tag", format!("SELECT id, tenant_id, group_id, data_id, CONCAT('tag:', tag_id), MD5(content), NULL, app_name, NULL, {ms} FROM config_info_tag")));
     }
     if has("config_info_gray") {
-        q.push((3, "config_info_gray", format!("SELECT id, tenant_id, group_id, data_id, CONCAT('gray:', gray_name), MD5(content), NULL, app_name, NULL, {ms} FROM config_info_gray")));
+        let variant = v3::gray_variant(tables);
+        q.push((3, "config_info_gray", format!("SELECT id, tenant_id, group_id, data_id, {variant}, MD5(content), NULL, app_name, NULL, {ms} FROM config_info_gray")));
     }
     q
 }
@@ -439,8 +449,9 @@ impl NacosDb {
         let mut triples: Vec<(&str, &str, &str)> = Vec::new();
         for (t, g, d) in keys {
             if canonical_namespace(t) == "public" {
-                triples.push(("", g, d));
-                triples.push(("public", g, d));
+                for tenant in v3::default_tenants(tables) {
+                    triples.push((tenant, g, d));
+                }
             } else {
                 triples.push((t, g, d));
             }

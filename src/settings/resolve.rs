@@ -55,6 +55,7 @@ pub fn resolve(inp: &Inputs<'_>) -> Result<Settings> {
         if let Some(v) = &s.target_db {
             put(&mut set, "target.db", Raw::Str(v.clone()), "--target-db");
         }
+        tls_flags(s, &mut set);
         if !s.namespaces.is_empty() {
             put(
                 &mut set,
@@ -194,6 +195,47 @@ pub fn resolve(inp: &Inputs<'_>) -> Result<Settings> {
             let _ = write!(msg, "\n  - {p}");
         }
         Err(Error::new(ErrorKind::Config, msg))
+    }
+}
+
+/// The TLS flags of both sides (`--source-nacos-ca-file`, `--target-db-ssl-mode`, ...), under
+/// the same keys as the file's and the environment's.
+fn tls_flags(s: &SidesArgs, set: &mut RawSet) {
+    for (side, ca, skip, mode, db_ca) in [
+        (
+            "source",
+            &s.source_nacos_ca_file,
+            s.source_nacos_tls_insecure_skip_verify,
+            &s.source_db_ssl_mode,
+            &s.source_db_ca_file,
+        ),
+        (
+            "target",
+            &s.target_nacos_ca_file,
+            s.target_nacos_tls_insecure_skip_verify,
+            &s.target_db_ssl_mode,
+            &s.target_db_ca_file,
+        ),
+    ] {
+        let flag = |key: &str| format!("--{side}-{}", key.replace('_', "-"));
+        let key = |k: &str| format!("{side}.{k}");
+        for (k, v) in [("nacos_ca_file", ca), ("db_ca_file", db_ca)] {
+            if let Some(p) = v {
+                put(set, &key(k), Raw::Str(p.display().to_string()), &flag(k));
+            }
+        }
+        if let Some(m) = mode {
+            put(
+                set,
+                &key("db_ssl_mode"),
+                Raw::Str(m.clone()),
+                &flag("db_ssl_mode"),
+            );
+        }
+        if skip {
+            let k = "nacos_tls_insecure_skip_verify";
+            put(set, &key(k), Raw::Bool(true), &flag(k));
+        }
     }
 }
 
