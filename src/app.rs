@@ -480,9 +480,6 @@ pub(crate) fn finish(
             .not_compared
             .push("L1 (DB ↔ DB): the target has no database configured".into()),
     }
-    report
-        .not_compared
-        .extend(crate::accounts::not_compared(source, target));
     if !live {
         report.not_compared.push(
             "L2 (DB ↔ node caches): needs live nodes (not available from snapshot files)".into(),
@@ -528,10 +525,7 @@ pub(crate) fn finish(
 
 /// Write the reports, print the text summary, and return the status.
 pub(crate) fn emit(report: &Report, settings: &Settings) -> Result<ExitStatus> {
-    let mut report = report.clone();
-    if let Some(b) = &settings.baseline {
-        crate::baseline::apply(&mut report, b, settings, crate::baseline::today());
-    }
+    let mut report = crate::baseline::applied(report, settings);
     report.settle_gate();
     crate::history::annotate(&mut report, settings)?;
     let report = &report;

@@ -363,6 +363,16 @@ pub fn apply(report: &mut Report, b: &Baseline, settings: &Settings, today: i64)
     report.recount();
 }
 
+/// A copy of `report` with the settings' baseline applied (as of today), if there is one.
+#[must_use]
+pub fn applied(report: &Report, settings: &Settings) -> Report {
+    let mut r = report.clone();
+    if let Some(b) = &settings.baseline {
+        apply(&mut r, b, settings, today());
+    }
+    r
+}
+
 fn stale_finding(e: &Entry) -> Finding {
     let mut f = Finding::new(
         Code::BaselineStale,
