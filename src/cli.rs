@@ -224,6 +224,9 @@ pub struct AuditArgs {
     /// Skip the L2 node-cache probe.
     #[arg(long)]
     pub no_probe: bool,
+    /// Also run L4: the clients listening to each node and the md5 each holds (setting `audit.l4`).
+    #[arg(long)]
+    pub l4: bool,
     /// Resolve and validate flags, environment and config file, print the settings, contact nothing.
     #[arg(long)]
     pub check_config: bool,

@@ -19,6 +19,7 @@ pub mod error;
 pub mod exit;
 pub mod finding;
 pub mod history;
+pub mod listeners;
 pub mod model;
 pub mod nacos;
 pub mod outdir;

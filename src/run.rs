@@ -27,6 +27,8 @@ struct Gathered {
     repairs: Vec<crate::cache::Repair>,
     probe: BTreeMap<String, crate::report::ProbeInfo>,
     clients_compared: Option<&'static str>,
+    /// L4's `compared` line, when it ran.
+    l4: Option<String>,
     clients_not: Vec<String>,
     run_mode: String,
     /// Only keys changed since the watermark were audited.
@@ -228,9 +230,17 @@ fn stages(
                 crate::clients::check(&nodes.source, &sf),
             )?;
             g.findings.extend(outcome.findings);
-            g.clients_not = outcome.not_checked;
+            g.clients_not.extend(outcome.not_checked);
             g.clients_compared = Some("connected clients (SDK connections of each source node)");
         }
+    }
+    // L4: what the applications hold, and who still listens on the source.
+    let l4 = crate::listeners::stage(a.l4, settings, scope, rt, stop, nodes, &g.source, &g.target)?;
+    if let Some(out) = l4 {
+        g.findings.extend(out.findings);
+        g.clients_not.extend(out.not_compared);
+        g.l4 = Some(out.compared);
+        g.done.insert(Layer::L4);
     }
     Ok(())
 }
@@ -317,6 +327,10 @@ fn probe(
         g.repairs.extend(outcome.repairs);
     }
     g.done.insert(Layer::L2);
+    if !g.probe.is_empty() {
+        g.clients_not
+            .extend(crate::listeners::variants_note(&g.source, &g.target, scope));
+    }
     Ok(())
 }
 
@@ -334,10 +348,11 @@ impl Gathered {
         report
             .compared
             .extend(self.clients_compared.map(str::to_owned));
+        report.compared.extend(self.l4.take());
         report.not_compared.append(&mut self.clients_not);
         if let Some(s) = stopped {
             let layer_of = |c: &str| {
-                [Layer::L1, Layer::L2, Layer::L3]
+                [Layer::L1, Layer::L2, Layer::L3, Layer::L4]
                     .into_iter()
                     .find(|l| c.starts_with(l.as_str()))
             };
@@ -407,7 +422,7 @@ impl Unread {
             && match f.layer {
                 Layer::L1 => self.l1,
                 Layer::L3 => self.l3 || self.l3_namespaces.contains(&f.namespace),
-                Layer::L2 => false,
+                Layer::L2 | Layer::L4 => false,
             }
     }
 }

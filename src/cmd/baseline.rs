@@ -78,6 +78,7 @@ pub(crate) fn run(a: &BaselineArgs, env: &dyn Fn(&str) -> Option<String>) -> Res
                 state: None,
                 no_probe: a.no_probe,
                 check_config: false,
+                l4: false,
             };
             let ran = crate::app::audit(&audit, env);
             let saved = ran.and_then(|_| read_report(&dir.join("report.json")));

@@ -128,6 +128,8 @@ pub enum Endpoint {
     DataChange,
     /// One page of users, roles or permissions (`/v1/auth/*`, see `auth_api`).
     AuthList,
+    /// Which clients listen to what, with the md5 each holds (L4).
+    Listeners,
 }
 
 impl Endpoint {
@@ -150,6 +152,7 @@ impl Endpoint {
             Endpoint::ReloadAll => "full cache reload",
             Endpoint::DataChange => "dataChange",
             Endpoint::AuthList => "auth list",
+            Endpoint::Listeners => "listening clients",
         }
     }
 }
@@ -172,7 +175,7 @@ pub struct Call {
 }
 
 impl Call {
-    fn get(endpoint: Endpoint, path: &'static str) -> Self {
+    pub(super) fn get(endpoint: Endpoint, path: &'static str) -> Self {
         Call {
             endpoint,
             method: Method::GET,
@@ -190,7 +193,7 @@ impl Call {
         }
     }
 
-    fn param(mut self, k: &'static str, v: impl Into<String>) -> Self {
+    pub(super) fn param(mut self, k: &'static str, v: impl Into<String>) -> Self {
         self.params.push((k, v.into()));
         self
     }

@@ -8,6 +8,7 @@
 pub mod auth_api;
 pub mod dialect;
 pub mod grpc;
+pub mod listeners;
 pub mod parse;
 pub mod transport;
 pub mod urls;
@@ -409,6 +410,16 @@ impl NacosNode {
                     .await?;
                 if d == Dialect::V3 && resp.status == 404 {
                     // A service with no instance record yet answers "not found".
+                    break (0, call);
+                }
+                if d == Dialect::V1
+                    && cluster.is_empty()
+                    && resp.status == 500
+                    && resp.body.contains("cluster  is not found!")
+                {
+                    // A service whose last ephemeral instance left has no cluster at all, and
+                    // Nacos 2.x refuses the cluster it does not have (`CatalogServiceV2Impl.
+                    // listInstances`: "cluster <name> is not found!"): it has no instances.
                     break (0, call);
                 }
                 let p = self.read(d, &call, &resp, |v| {

@@ -189,6 +189,8 @@ impl Gate {
                 Gate::DbSynced.includes(code, layer, side)
                     || Gate::CachesFresh.includes(code, layer, side)
                     || Gate::DualRegistered.includes(code, layer, side)
+                    // Applications on the target holding old configs (L4).
+                    || (code == ClientStale && side == Some("target"))
                     || (layer == Layer::L3
                         && matches!(
                             code,
@@ -217,6 +219,7 @@ impl Gate {
                         | ServiceMissing
                         | InstanceMissing
                         | ClientConnected
+                        | ClientOnSource
                         | UserMissing
                         | RoleMissing
                         | PermissionMissing
@@ -297,6 +300,12 @@ pub struct Settings {
     pub levels: BTreeMap<Code, Level>,
     /// Run the L2 probe.
     pub probe: bool,
+    /// Run L4 (the clients listening to each node) on both sides; `decommission-ready` always
+    /// runs it on the source.
+    pub l4: bool,
+    /// L4 asks each node per config (which finds clients of unknown IP) only up to this many
+    /// configs in scope; above it, per client IP only.
+    pub l4_per_config_max: u64,
     /// State file for incremental runs.
     pub state: PathBuf,
     /// An incremental run turns into a full one when the last full pass is older than this.
@@ -352,6 +361,8 @@ impl Default for Settings {
             },
             levels: BTreeMap::new(),
             probe: true,
+            l4: false,
+            l4_per_config_max: 200,
             state: PathBuf::from(".nacos-drift/state.json"),
             full_every_hours: 24,
             skew_secs: 60,

@@ -411,6 +411,9 @@ pub(super) fn build(
     if let Some(b) = bool_of("audit.probe") {
         s.probe = b;
     }
+    if let Some(b) = bool_of("audit.l4") {
+        s.l4 = b;
+    }
     if let Some(b) = bool_of("fix.allow_untrusted_rows") {
         s.fix.allow_untrusted_rows = b;
     }
@@ -436,6 +439,9 @@ pub(super) fn build(
         }
         u64::try_from(v).ok()
     };
+    if let Some(v) = int_setting("audit.l4_per_config_max", 0, 1_000_000) {
+        s.l4_per_config_max = v;
+    }
     if let Some(v) = int_setting("audit.settle_secs", 0, 3600) {
         s.settle_secs = v;
     }

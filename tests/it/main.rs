@@ -19,6 +19,7 @@ mod glance_live;
 mod grpc_live;
 mod hostile_nodes;
 mod hostile_reports;
+mod l4_live;
 mod lock_live;
 mod matrix_live;
 mod moves_live;
