@@ -12,6 +12,7 @@ pub fn run(cli: Cli) -> Result<ExitStatus> {
         Command::Audit(a) => crate::cmd::audit::run(&a, &env),
         Command::Snapshot(a) => crate::cmd::snapshot::run(&a, &env),
         Command::Diff(a) => crate::cmd::diff::run(&a, &env),
+        Command::Baseline(a) => crate::cmd::baseline::run(&a, &env),
         Command::Completions(a) => crate::cli::write_completions(a.shell, &mut std::io::stdout())
             .map(|()| ExitStatus::Clean)
             .map_err(|e| Error::with_source(ErrorKind::Report, "writing the completion script", e)),

@@ -36,6 +36,8 @@ pub struct SideHandles<'a> {
     pub nodes: &'a [Arc<NacosNode>],
     /// The side's DB pool (`None`: no DB configured, or this stage does not read it).
     pub db: Option<&'a db::Handle>,
+    /// Read the side's accounts through the auth API (L1 cannot compare them).
+    pub accounts_by_api: bool,
 }
 
 /// Which namespaces (in this side's own ids) to read.
@@ -123,6 +125,7 @@ async fn capture_db_compact(
             message: e.0,
         }),
     }
+    db::auth::capture(db, &mut snap).await;
     snap
 }
 
@@ -268,6 +271,7 @@ pub async fn reread_db(
             message: e.0,
         }),
     }
+    db::auth::capture(db, &mut snap).await;
     snap
 }
 
@@ -369,7 +373,11 @@ pub async fn capture(
             Some(capture_api(side, nodes, wanted.clone(), also).await)
         }
     };
-    let (db, api) = tokio::join!(db, api);
+    let (db, mut api) = tokio::join!(db, api);
+    // Accounts through the API only where L1 cannot compare them (a side without a database).
+    if let Some(a) = api.as_mut().filter(|_| handles.accounts_by_api) {
+        nacos::auth_api::capture(nodes, a).await;
+    }
     SideSnapshot {
         schema_version: crate::model::SNAPSHOT_SCHEMA_VERSION,
         side: Some(side),
@@ -421,6 +429,7 @@ async fn capture_db(dsn: &str, handle: &db::Handle, wanted: NamespaceFilter) -> 
             message: e.0,
         }),
     }
+    db::auth::capture(db, &mut snap).await;
     snap
 }
 

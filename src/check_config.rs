@@ -74,6 +74,15 @@ pub fn describe(settings: &Settings) -> String {
             |p| p.display().to_string()
         )
     );
+    if let Some(b) = &settings.baseline {
+        let _ = writeln!(
+            out,
+            "baseline: {} ({} entr{})",
+            b.path,
+            b.entries.len(),
+            if b.entries.len() == 1 { "y" } else { "ies" }
+        );
+    }
     let _ = writeln!(out, "probe: {}", if settings.probe { "on" } else { "off" });
     out
 }

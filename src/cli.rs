@@ -35,9 +35,38 @@ pub enum Command {
     Completions(CompletionsArgs),
     /// Print the man page (roff) built from the same definitions as `--help`.
     Man,
+    /// Write an accepted-drift file (for `audit --baseline`): one entry per finding of a report
+    /// (`--from`) or of an audit run now.
+    Baseline(BaselineArgs),
     /// Show the newest report's migration steps and since-last-run counts (reads no server);
     /// exits with that report's exit code.
     Status(StatusArgs),
+}
+
+/// `baseline` arguments.
+#[derive(Debug, Args)]
+pub struct BaselineArgs {
+    /// The accepted-drift file to write (TOML).
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+    /// Take the findings of this JSON report instead of running an audit (the sides are then not read).
+    #[arg(long, value_name = "REPORT.json")]
+    pub from: Option<PathBuf>,
+    /// Why these findings are accepted (written into every entry).
+    #[arg(long, value_name = "TEXT")]
+    pub reason: Option<String>,
+    /// Last day (UTC) the entries accept, `YYYY-MM-DD`; later they are treated as absent.
+    #[arg(long, value_name = "DATE")]
+    pub expires: Option<String>,
+    /// Replace an existing file (its hand-written reasons are lost).
+    #[arg(long)]
+    pub force: bool,
+    /// Skip the L2 node-cache probe (when running the audit).
+    #[arg(long)]
+    pub no_probe: bool,
+    /// Sides (when running the audit).
+    #[command(flatten)]
+    pub sides: SidesArgs,
 }
 
 /// `status` arguments.
@@ -156,6 +185,10 @@ pub struct ReportArgs {
     /// instead of the last run's record in the state folder.
     #[arg(long, value_name = "REPORT.json")]
     pub since: Option<PathBuf>,
+    /// Accepted-drift file (written by `nacos-drift baseline`): matching findings are reported as
+    /// accepted and never fail a gate; entries that match nothing are `baseline-stale`.
+    #[arg(long, value_name = "FILE")]
+    pub baseline: Option<PathBuf>,
 }
 
 /// `audit` arguments.

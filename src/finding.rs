@@ -48,11 +48,33 @@ pub enum Code {
     ClientOnSource,
     /// Something could not be read: the audit is incomplete.
     SourceError,
+    /// An entry of the `--baseline` file matched no finding of this run (it can go).
+    BaselineStale,
+    /// A target instance carrying a sync tool's source marker whose source instance is gone.
+    InstanceOrphaned,
+    /// A user of the source is absent on the target.
+    UserMissing,
+    /// A user exists only on the target.
+    UserExtra,
+    /// A user's password hash differs (the hash is never shown).
+    UserPasswordDiffers,
+    /// A user → role binding of the source is absent on the target.
+    RoleMissing,
+    /// A user → role binding exists only on the target.
+    RoleExtra,
+    /// A role → resource, action permission of the source is absent on the target.
+    PermissionMissing,
+    /// A role → resource, action permission exists only on the target.
+    PermissionExtra,
+    /// A tenant or group capacity quota of the source is absent on the target.
+    CapacityMissing,
+    /// A tenant or group capacity quota differs (quota, max size, max aggr count/size).
+    CapacityDiffers,
 }
 
 impl Code {
     /// Every code, in report order.
-    pub const ALL: [Code; 21] = [
+    pub const ALL: [Code; 32] = [
         Code::NamespaceMissing,
         Code::NamespaceExtra,
         Code::ConfigMissing,
@@ -74,6 +96,17 @@ impl Code {
         Code::ClientStale,
         Code::ClientOnSource,
         Code::SourceError,
+        Code::BaselineStale,
+        Code::InstanceOrphaned,
+        Code::UserMissing,
+        Code::UserExtra,
+        Code::UserPasswordDiffers,
+        Code::RoleMissing,
+        Code::RoleExtra,
+        Code::PermissionMissing,
+        Code::PermissionExtra,
+        Code::CapacityMissing,
+        Code::CapacityDiffers,
     ];
 
     /// The kebab-case code.
@@ -101,6 +134,27 @@ impl Code {
             Code::ClientStale => "client-stale",
             Code::ClientOnSource => "client-on-source",
             Code::SourceError => "source-error",
+            Code::BaselineStale => "baseline-stale",
+            Code::InstanceOrphaned => "instance-orphaned",
+            Code::UserMissing => "user-missing",
+            Code::UserExtra => "user-extra",
+            Code::UserPasswordDiffers => "user-password-differs",
+            Code::RoleMissing => "role-missing",
+            Code::RoleExtra => "role-extra",
+            Code::PermissionMissing => "permission-missing",
+            Code::PermissionExtra => "permission-extra",
+            Code::CapacityMissing => "capacity-missing",
+            Code::CapacityDiffers => "capacity-differs",
+        }
+    }
+
+    /// The level a code has unless `[levels]` says otherwise: `warn` for the advisory kinds
+    /// (a stale baseline entry, quotas), `deny` for every other drift kind.
+    #[must_use]
+    pub fn default_level(self) -> Level {
+        match self {
+            Code::BaselineStale | Code::CapacityMissing | Code::CapacityDiffers => Level::Warn,
+            _ => Level::Deny,
         }
     }
 
@@ -239,6 +293,10 @@ pub struct Finding {
     /// Against the last run (or `--since`'s report): `new` or `still`; absent with nothing to compare.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub since_last: Option<String>,
+    /// Matched by an entry of the `--baseline` file: reported and counted, never failing a gate
+    /// (serialised only when true).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub accepted: bool,
 }
 
 impl Finding {
@@ -268,6 +326,7 @@ impl Finding {
             diff: None,
             age_secs: None,
             since_last: None,
+            accepted: false,
         }
     }
 
@@ -284,6 +343,13 @@ impl Finding {
             &self.instance,
             &self.node,
         )
+    }
+
+    /// Whether this finding fails the selected gate: `deny`, inside the gate, neither repaired
+    /// nor accepted by the baseline.
+    #[must_use]
+    pub fn failing(&self) -> bool {
+        self.level == Level::Deny && self.in_gate && !self.repaired() && !self.accepted
     }
 
     /// Whether a `--fix` repair made this finding go away (verified by a fresh probe).

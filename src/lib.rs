@@ -3,7 +3,9 @@
 //! The binary is a thin wrapper over [`app::run`]; everything else is here so the integration tests
 //! can use the same model and sources.
 
+pub mod accounts;
 pub mod app;
+pub mod baseline;
 pub mod cache;
 pub mod cancel;
 pub mod capture;

@@ -100,6 +100,12 @@ pub struct DbSnapshot {
     /// before any narrowing: a namespace with configs but no `tenant_info` row still exists.
     #[serde(skip)]
     pub namespaces_with_rows: std::collections::BTreeSet<String>,
+    /// Users, roles and permissions (absent: the DB has no `users` table, or the file predates them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<crate::accounts::AuthTables>,
+    /// Capacity quotas (absent: no capacity tables, or the file predates them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quotas: Option<crate::accounts::Quotas>,
     /// Failures while reading.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<CaptureError>,
@@ -138,6 +144,10 @@ pub struct ApiSnapshot {
     pub configs: Vec<ConfigItem>,
     /// Every service with its instances.
     pub services: Vec<Service>,
+    /// Users, roles and permissions through `/v1/auth/*` (read when a side has no database;
+    /// absent where the server has no such API).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<crate::accounts::AuthTables>,
     /// Failures while reading.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<CaptureError>,

@@ -1,5 +1,6 @@
 //! One module per subcommand that reads or compares (`audit`'s stages are in `run`).
 
 pub mod audit;
+pub mod baseline;
 pub mod diff;
 pub mod snapshot;

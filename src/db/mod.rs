@@ -5,6 +5,7 @@
 //! only for the keys that differ, to build their diff. Every wait on the server is bounded (see
 //! [`session`]).
 
+pub mod auth;
 mod digest;
 mod hint;
 mod session;

@@ -4,9 +4,12 @@
 //! map), so that a namespace renamed during the migration is not reported as missing plus extra.
 //! Hashing and comparison run on rayon; the output is sorted so reports are deterministic.
 
+pub mod auth;
+pub mod capacity;
 pub mod namespaces;
 mod scope;
 mod services;
+pub mod sync;
 mod tags;
 pub mod text;
 
@@ -53,6 +56,17 @@ pub fn compare(
             Layer::L1,
             now_ms,
         ));
+        out.extend(auth::compare(
+            s.auth.as_ref(),
+            t.auth.as_ref(),
+            scope,
+            Layer::L1,
+        ));
+        out.extend(capacity::compare(
+            s.quotas.as_ref(),
+            t.quotas.as_ref(),
+            scope,
+        ));
     }
     if let (Some(s), Some(t)) = (&source.api, &target.api) {
         out.extend(compare_namespaces(
@@ -68,7 +82,15 @@ pub fn compare(
             Layer::L3,
             now_ms,
         ));
-        out.extend(compare_services(&s.services, &t.services, scope));
+        out.extend(auth::compare(
+            s.auth.as_ref(),
+            t.auth.as_ref(),
+            scope,
+            Layer::L3,
+        ));
+        let mut services = compare_services(&s.services, &t.services, scope);
+        sync::mark_orphans(&mut services, &t.services, scope);
+        out.extend(services);
     }
     out.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
     out

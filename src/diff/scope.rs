@@ -79,6 +79,13 @@ impl Scope {
         &self.pairing
     }
 
+    /// Whether `--namespace` restricts the run (cluster-wide items are then compared only as far
+    /// as they concern the audited namespaces; see `diff::auth`).
+    #[must_use]
+    pub fn restricted(&self) -> bool {
+        !self.namespaces.is_empty()
+    }
+
     /// Whether a namespace (in source terms) is audited at all.
     #[must_use]
     pub fn namespace_in_scope(&self, source_ns: &str) -> bool {

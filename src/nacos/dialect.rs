@@ -126,6 +126,8 @@ pub enum Endpoint {
     ReloadAll,
     /// Per-key cache reload through `dataChange` (repair).
     DataChange,
+    /// One page of users, roles or permissions (`/v1/auth/*`, see `auth_api`).
+    AuthList,
     /// Which clients listen to what, with the md5 each holds (L4).
     Listeners,
 }
@@ -149,6 +151,7 @@ impl Endpoint {
             Endpoint::Connections => "SDK connections",
             Endpoint::ReloadAll => "full cache reload",
             Endpoint::DataChange => "dataChange",
+            Endpoint::AuthList => "auth list",
             Endpoint::Listeners => "listening clients",
         }
     }

@@ -5,6 +5,7 @@
 //! each request for Nacos 1.x/2.x (v1), Nacos 3.x (v3 admin) or r-nacos, and [`parse`] reads the
 //! answers. This file strings them together.
 
+pub mod auth_api;
 pub mod dialect;
 pub mod grpc;
 pub mod listeners;

@@ -106,6 +106,8 @@ pub fn apply(
     source: &SideSnapshot,
     target: &SideSnapshot,
 ) {
+    let accounts = crate::accounts::not_compared(source, target);
+    report.not_compared.extend(accounts);
     for (orphan, to) in scope.pairing().orphans() {
         if scope.namespace_in_scope(&orphan) {
             report.not_compared.push(format!(

@@ -27,7 +27,7 @@ pub fn neutralise(cell: &str) -> Cow<'_, str> {
 }
 
 /// Column names, in order.
-pub const HEADER: [&str; 18] = [
+pub const HEADER: [&str; 19] = [
     "code",
     "level",
     "layer",
@@ -46,6 +46,7 @@ pub const HEADER: [&str; 18] = [
     "served_md5",
     "repair",
     "detail",
+    "accepted",
 ];
 
 /// Write one row per finding.
@@ -72,6 +73,7 @@ pub fn write(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
             f.served_md5.as_deref().unwrap_or(""),
             f.repair.as_deref().unwrap_or(""),
             &f.detail,
+            if f.accepted { "true" } else { "false" },
         ];
         w.write_record(cells.iter().map(|c| neutralise(c).into_owned()))?;
     }

@@ -315,3 +315,65 @@ fn a_selected_gate_that_cannot_be_judged_never_exits_0() {
     r.settle_gate();
     assert_eq!(r.exit_code, 1);
 }
+
+/// The codes of issue 14 (accounts, quotas, sync-tool traces, the baseline): which gates each fails.
+#[test]
+fn accounts_quotas_orphans_and_accepted_findings_in_every_gate() {
+    use Code::*;
+    use Layer::*;
+    let all: Vec<&str> = ALL3.iter().copied().chain([CLIENTS]).collect();
+    let warn = |code, layer| {
+        let mut x = f(code, layer, None);
+        x.level = Level::Warn;
+        x
+    };
+    let mut accepted = f(UserMissing, L1, None);
+    accepted.accepted = true;
+    // (case, findings, db/caches/dual/cutover/decommission)
+    let table: Vec<(&str, Vec<Finding>, &str)> = vec![
+        ("user missing, L1", vec![f(UserMissing, L1, None)], "FPPFF"),
+        ("user missing, API", vec![f(UserMissing, L3, None)], "PPPFF"),
+        (
+            "password differs, API",
+            vec![f(UserPasswordDiffers, L3, None)],
+            "PPPFP",
+        ),
+        ("role missing, API", vec![f(RoleMissing, L3, None)], "PPPFF"),
+        (
+            "permission missing, API",
+            vec![f(PermissionMissing, L3, None)],
+            "PPPFF",
+        ),
+        // Extra accounts break no application: only the L1 copy check (every L1 finding).
+        ("user extra, L1", vec![f(UserExtra, L1, None)], "FPPFP"),
+        ("user extra, API", vec![f(UserExtra, L3, None)], "PPPPP"),
+        ("role extra, API", vec![f(RoleExtra, L3, None)], "PPPPP"),
+        (
+            "permission extra, API",
+            vec![f(PermissionExtra, L3, None)],
+            "PPPPP",
+        ),
+        (
+            "quota differs (warn)",
+            vec![warn(CapacityDiffers, L1), warn(CapacityMissing, L1)],
+            "PPPPP",
+        ),
+        (
+            "orphaned instance",
+            vec![f(InstanceOrphaned, L3, None)],
+            "PPPFP",
+        ),
+        (
+            "stale baseline entry (warn)",
+            vec![warn(BaselineStale, L3)],
+            "PPPPP",
+        ),
+        ("accepted by the baseline", vec![accepted], "PPPPP"),
+    ];
+    for (case, findings, want) in table {
+        assert_eq!(verdicts(&findings, &all, 2), want, "{case}");
+    }
+    for c in [BaselineStale, CapacityDiffers, CapacityMissing] {
+        assert_eq!(c.default_level(), Level::Warn, "{c}");
+    }
+}

@@ -88,6 +88,9 @@ pub fn write(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
     if let Some(line) = super::since_line(r) {
         writeln!(out, "<p>{}</p>", v(&line))?;
     }
+    if let Some(line) = super::baseline_line(r) {
+        writeln!(out, "<p>{}</p>", v(&line))?;
+    }
     if !s.by_code.is_empty() {
         writeln!(out, "<table><tr><th>code</th><th>count</th></tr>")?;
         for (c, n) in &s.by_code {
@@ -124,13 +127,20 @@ pub fn write(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
                 Level::Warn => "warn",
                 Level::Allow => "allow",
             };
-            let row_class = if f.in_gate { "" } else { " class=\"outside\"" };
+            let row_class = if f.in_gate && !f.accepted {
+                ""
+            } else {
+                " class=\"outside\""
+            };
             let mut detail = v(&f.detail);
             if !f.in_gate {
                 detail.push_str(" <i>(outside gate)</i>");
             }
             if f.since_last.as_deref() == Some("new") {
                 detail.push_str(" <b>(new since the last run)</b>");
+            }
+            if f.accepted {
+                detail.push_str(" <i>(accepted by the baseline: never fails a gate)</i>");
             }
             if f.source_digest.is_some() || f.target_digest.is_some() {
                 detail.push_str(&format!(

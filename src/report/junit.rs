@@ -7,7 +7,7 @@
 
 use super::escape::{visible, visible_lines};
 use super::{location, Report};
-use crate::finding::{Code, Finding, Level};
+use crate::finding::{Code, Finding};
 use std::io::Write;
 
 /// XML markup characters as references; callers make the text visible first, which also takes
@@ -47,7 +47,7 @@ enum Outcome {
 fn outcome(f: &Finding) -> Outcome {
     if f.code == Code::SourceError {
         Outcome::Error
-    } else if f.level == Level::Deny && f.in_gate && !f.repaired() {
+    } else if f.failing() {
         Outcome::Failure
     } else {
         Outcome::Pass
@@ -141,6 +141,8 @@ pub fn write(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
                 Outcome::Pass => {
                     let why = if f.repaired() {
                         "repaired and verified"
+                    } else if f.accepted {
+                        "accepted by the baseline"
                     } else if !f.in_gate {
                         "outside the gate"
                     } else {

@@ -137,6 +137,9 @@ pub fn write(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
     if let Some(line) = super::since_line(r) {
         writeln!(out, "- {}\n", text(&line))?;
     }
+    if let Some(line) = super::baseline_line(r) {
+        writeln!(out, "- {}\n", text(&line))?;
+    }
     if !s.by_code.is_empty() {
         writeln!(out, "| code | count |\n|---|---|")?;
         for (c, n) in &s.by_code {
@@ -172,7 +175,7 @@ pub fn write(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
     for f in &r.findings {
         writeln!(
             out,
-            "| {}{}{} | {} | {} | {} | {}{} |",
+            "| {}{}{}{} | {} | {} | {} | {}{} |",
             f.level.as_str(),
             if f.in_gate { "" } else { " (outside gate)" },
             if f.since_last.as_deref() == Some("new") {
@@ -180,6 +183,7 @@ pub fn write(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
             } else {
                 ""
             },
+            if f.accepted { " ✔ accepted" } else { "" },
             f.layer.as_str(),
             code(f.code.as_str()),
             code(&location(f)),

@@ -89,6 +89,9 @@ pub struct Summary {
     /// Findings of the last run gone in this one (absent when this run is incomplete).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resolved: Option<usize>,
+    /// Findings accepted by the `--baseline` file (absent without a baseline).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub accepted: Option<usize>,
 }
 
 /// What this run's findings were compared with (`summary.new` / `still` / `resolved`).
@@ -142,6 +145,9 @@ pub struct Report {
     /// What the findings were compared with to mark them `new` or `still`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub since_last: Option<SinceLast>,
+    /// The `--baseline` file applied, when one was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<crate::baseline::Applied>,
 }
 
 /// What the L2 probe covered on one side.
@@ -168,27 +174,7 @@ impl Report {
         mut findings: Vec<Finding>,
     ) -> Self {
         findings.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
-        let mut summary = Summary {
-            total: findings.len(),
-            ..Summary::default()
-        };
-        for f in &findings {
-            match f.level {
-                Level::Deny => summary.deny += 1,
-                Level::Warn => summary.warn += 1,
-                Level::Allow => summary.allow += 1,
-            }
-            if f.level == Level::Deny && f.in_gate && !f.repaired() {
-                summary.failing += 1;
-            }
-            if f.repaired() {
-                summary.repaired += 1;
-            }
-            *summary
-                .by_code
-                .entry(f.code.as_str().to_owned())
-                .or_default() += 1;
-        }
+        let summary = summarize(&findings);
         let complete = !findings.iter().any(|f| f.code == Code::SourceError);
         let mut r = Report {
             schema_version: REPORT_SCHEMA_VERSION,
@@ -208,9 +194,28 @@ impl Report {
             repairs: Vec::new(),
             probe: BTreeMap::new(),
             since_last: None,
+            baseline: None,
         };
         r.exit_code = r.status().code();
         r
+    }
+
+    /// Sort the findings again and recount the summary after findings were added or marked
+    /// (the baseline); what other stages counted (settled, since the last run) is kept.
+    pub fn recount(&mut self) {
+        self.findings
+            .sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
+        let fresh = summarize(&self.findings);
+        let accepted = self.baseline.as_ref().map(|_| fresh.total_accepted());
+        self.summary = Summary {
+            settled: self.summary.settled,
+            new: self.summary.new,
+            still: self.summary.still,
+            resolved: self.summary.resolved,
+            accepted,
+            ..fresh
+        };
+        self.exit_code = self.status().code();
     }
 
     /// `PASS`, `FAIL (drift)` or `INCOMPLETE`, from the exit code.
@@ -285,6 +290,42 @@ impl Report {
     }
 }
 
+/// Counts of a sorted findings list (settled and since-last-run counts are filled by their stages).
+fn summarize(findings: &[Finding]) -> Summary {
+    let mut summary = Summary {
+        total: findings.len(),
+        ..Summary::default()
+    };
+    let mut accepted = 0;
+    for f in findings {
+        match f.level {
+            Level::Deny => summary.deny += 1,
+            Level::Warn => summary.warn += 1,
+            Level::Allow => summary.allow += 1,
+        }
+        if f.failing() {
+            summary.failing += 1;
+        }
+        if f.repaired() {
+            summary.repaired += 1;
+        }
+        accepted += usize::from(f.accepted);
+        *summary
+            .by_code
+            .entry(f.code.as_str().to_owned())
+            .or_default() += 1;
+    }
+    // Only shown with a baseline: `recount` keeps it when one was applied.
+    summary.accepted = (accepted > 0).then_some(accepted);
+    summary
+}
+
+impl Summary {
+    fn total_accepted(&self) -> usize {
+        self.accepted.unwrap_or(0)
+    }
+}
+
 /// `since last run (<run id>, <against>): N new, M still, K resolved[; note]`, when compared.
 #[must_use]
 pub fn since_line(r: &Report) -> Option<String> {
@@ -318,6 +359,21 @@ pub fn since_text(
         line.push_str(note);
     }
     line
+}
+
+/// `baseline FILE: N accepted (never failing a gate), M stale entries, K expired`, with a baseline.
+#[must_use]
+pub fn baseline_line(r: &Report) -> Option<String> {
+    let b = r.baseline.as_ref()?;
+    Some(format!(
+        "baseline {}: {} finding(s) accepted (never failing a gate), {} stale entr{}, {} expired of {}",
+        b.path,
+        b.accepted,
+        b.stale,
+        if b.stale == 1 { "y" } else { "ies" },
+        b.expired,
+        b.entries
+    ))
 }
 
 /// One side in a line: nodes with version, DB, and what was read.

@@ -145,6 +145,28 @@ pub fn write(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
         let samples: Vec<(String, usize)> = v.map(|v| (String::new(), v)).into_iter().collect();
         metric(out, name, help, &samples)?;
     }
+    // With `--baseline` only: accepted findings never count in `nacos_drift_failing`.
+    if let Some(b) = &r.baseline {
+        for (name, help, v) in [
+            (
+                "nacos_drift_accepted_findings",
+                "Findings accepted by the --baseline file (reported, never failing a gate).",
+                b.accepted,
+            ),
+            (
+                "nacos_drift_baseline_stale_entries",
+                "Baseline entries that matched no finding (baseline-stale).",
+                b.stale,
+            ),
+            (
+                "nacos_drift_baseline_expired_entries",
+                "Baseline entries past their expiry date (treated as absent).",
+                b.expired,
+            ),
+        ] {
+            metric(out, name, help, &[(String::new(), v)])?;
+        }
+    }
     let mut read = Vec::new();
     for (side, info) in [("source", &r.source), ("target", &r.target)] {
         for (what, v) in [

@@ -67,6 +67,9 @@ pub fn write(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
     if let Some(line) = super::since_line(r) {
         writeln!(out, "  {}", visible(&line))?;
     }
+    if let Some(line) = super::baseline_line(r) {
+        writeln!(out, "  {}", visible(&line))?;
+    }
     if let Some(m) = &r.run_mode {
         writeln!(out, "  run: {}", visible(m))?;
     }
@@ -109,6 +112,9 @@ pub fn write(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
         let mut gate_note = if f.in_gate { "" } else { " (outside gate)" }.to_owned();
         if f.since_last.as_deref() == Some("new") {
             gate_note.push_str(" [NEW]");
+        }
+        if f.accepted {
+            gate_note.push_str(" [ACCEPTED]");
         }
         writeln!(
             out,

@@ -21,6 +21,12 @@ pub struct RunContext {
     source_db: Option<db::Handle>,
     /// The target's DB pool (`None`: no DB configured).
     target_db: Option<db::Handle>,
+    /// Accounts are read through the auth API: L1 cannot compare them (a side has no DB).
+    accounts_by_api: bool,
+}
+
+fn accounts_by_api(settings: &Settings) -> bool {
+    settings.source.db.is_none() || settings.target.db.is_none()
 }
 
 /// A side's DB pool, made once (no connection is made yet); statements end by `deadline`.
@@ -42,6 +48,7 @@ impl RunContext {
             nodes: Nodes::new(settings),
             source_db: open_db(&settings.source, settings, deadline),
             target_db: open_db(&settings.target, settings, deadline),
+            accounts_by_api: accounts_by_api(settings),
         }
     }
 
@@ -62,6 +69,7 @@ impl RunContext {
             },
             source_db: source.1,
             target_db: target.1,
+            accounts_by_api: accounts_by_api(settings),
         }
     }
 
@@ -80,6 +88,7 @@ impl RunContext {
         SideHandles {
             nodes: self.nodes.side(side),
             db: self.db(side),
+            accounts_by_api: self.accounts_by_api,
         }
     }
 

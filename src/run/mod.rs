@@ -163,14 +163,7 @@ fn stages(
     probe::client_check(run, g)?;
     // L4: what the applications hold, and who still listens on the source.
     let l4 = crate::listeners::stage(
-        a.l4,
-        settings,
-        scope,
-        rt,
-        stop,
-        &ctx.nodes,
-        &g.source,
-        &g.target,
+        a.l4, settings, scope, rt, stop, &ctx.nodes, &g.source, &g.target,
     )?;
     if let Some(out) = l4 {
         g.findings.extend(out.findings);

@@ -91,8 +91,9 @@ pub(super) fn probe(a: &AuditArgs, run: &Run<'_>, g: &mut Gathered) -> Result<()
     }
     g.done.insert(Layer::L2);
     if !g.probe.is_empty() {
-        g.clients_not
-            .extend(crate::listeners::variants_note(&g.source, &g.target, run.scope));
+        g.clients_not.extend(crate::listeners::variants_note(
+            &g.source, &g.target, run.scope,
+        ));
     }
     Ok(())
 }

@@ -216,6 +216,7 @@ async fn recheck_side(
         let nodes = SideHandles {
             nodes: handles.nodes,
             db: None,
+            accounts_by_api: handles.accounts_by_api,
         };
         capture::capture(side, &api_only, nodes, filter, also, None, true)
             .await

@@ -53,6 +53,7 @@ pub(super) const KEYS: &[(&str, &str, Kind)] = &[
     ("audit", "formats", Kind::List),
     ("audit", "out", Kind::Str),
     ("audit", "show_secrets", Kind::Bool),
+    ("audit", "baseline", Kind::Str),
     ("audit", "settle_secs", Kind::Int),
     ("audit", "timeout_secs", Kind::Int),
     ("audit", "deadline_secs", Kind::Int),

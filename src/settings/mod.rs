@@ -180,7 +180,16 @@ impl Gate {
                                 | ConfigMetaDiffers
                                 | InstanceDiffers
                                 | ServiceMetaDiffers
+                                // A synced copy of a dead instance: target consumers call it.
+                                | InstanceOrphaned
                         ))
+                    // An application whose account, role or permission is missing (or whose
+                    // password differs) on the target cannot log in after cutover, whichever
+                    // layer saw it.
+                    || matches!(
+                        code,
+                        UserMissing | UserPasswordDiffers | RoleMissing | PermissionMissing
+                    )
             }
             Gate::DecommissionReady => {
                 matches!(
@@ -191,6 +200,9 @@ impl Gate {
                         | InstanceMissing
                         | ClientConnected
                         | ClientOnSource
+                        | UserMissing
+                        | RoleMissing
+                        | PermissionMissing
                 )
             }
         }
@@ -212,14 +224,17 @@ pub struct IgnoreSettings {
     pub metadata_keys: Vec<String>,
 }
 
-/// Metadata keys that sync tools and dual-registration agents add on one side only.
-pub const DEFAULT_IGNORED_METADATA_KEYS: [&str; 6] = [
+/// Metadata keys that sync tools and dual-registration agents add on one side only: nacos-sync's
+/// (`syncSource`, `sourceClusterId`, `destClusterId`, `sync.instance.tag`; MSE Sync is built on
+/// it) and Polaris sync's `__sync__` (which tool writes which: `diff/sync.rs`).
+pub const DEFAULT_IGNORED_METADATA_KEYS: [&str; 7] = [
     "nacos.cluster.name",
     "syncSource",
     "sourceClusterId",
     "destClusterId",
     "sync.instance.tag",
     "preserved.register.source",
+    "__sync__",
 ];
 
 /// Everything a run needs, resolved.
@@ -243,6 +258,8 @@ pub struct Settings {
     pub show_secrets: bool,
     /// `--since REPORT.json`: mark findings new/still against that report instead of the record.
     pub since: Option<PathBuf>,
+    /// `--baseline`: accepted findings, read and checked while resolving.
+    pub baseline: Option<crate::baseline::Baseline>,
     /// Settling re-check delay, seconds (0 = no re-check).
     pub settle_secs: u64,
     /// Per-request timeout, seconds.
@@ -307,6 +324,7 @@ impl Default for Settings {
             out: None,
             show_secrets: false,
             since: None,
+            baseline: None,
             settle_secs: 3,
             timeout_secs: 10,
             deadline_secs: 1800,
@@ -342,10 +360,14 @@ impl Default for Settings {
 }
 
 impl Settings {
-    /// The level of a code: as configured in `[levels]`, else `deny` (every drift kind fails a gate by default).
+    /// The level of a code: as configured in `[levels]`, else its default (`deny` for every
+    /// drift kind but the advisory ones, see [`Code::default_level`]).
     #[must_use]
     pub fn level_of(&self, code: Code) -> Level {
-        self.levels.get(&code).copied().unwrap_or(Level::Deny)
+        self.levels
+            .get(&code)
+            .copied()
+            .unwrap_or_else(|| code.default_level())
     }
 
     /// A live audit must have at least one layer that can compare something: L1 needs a DB on

@@ -136,6 +136,14 @@ pub fn resolve(inp: &Inputs<'_>) -> Result<Settings> {
                 "--out",
             );
         }
+        if let Some(b) = &r.baseline {
+            put(
+                &mut set,
+                "audit.baseline",
+                Raw::Str(b.display().to_string()),
+                "--baseline",
+            );
+        }
         if r.show_secrets {
             put(
                 &mut set,
@@ -364,6 +372,13 @@ pub(super) fn build(
     }
     if let Some((o, _)) = str_of("audit.out") {
         s.out = Some(PathBuf::from(o));
+    }
+    if let Some((p, at)) = str_of("audit.baseline") {
+        // Read now: a malformed baseline is a configuration error (exit 2), named by file and line.
+        match crate::baseline::load(std::path::Path::new(&p)) {
+            Ok(b) => s.baseline = Some(b),
+            Err(e) => problems.push(format!("{at}: audit.baseline: {e}")),
+        }
     }
     if let Some(b) = bool_of("audit.show_secrets") {
         s.show_secrets = b;

@@ -1,0 +1,190 @@
+//! Users, roles and permissions through the auth API of Java Nacos 1.x/2.x (`/v1/auth/users`,
+//! `/v1/auth/roles`, `/v1/auth/permissions`; `UserController`, `RoleController`,
+//! `PermissionController` of the default auth plugin), for sides without a database.
+//!
+//! Each list is paged (`pageNo`, `pageSize`, answered as `{totalCount, pageItems}`); 2.2+ serve
+//! the listing only with `search=accurate` (`@GetMapping(params = "search=accurate")`), which
+//! 2.0 ignores. A user's answer carries its stored password hash: it is digested at once, like
+//! the DB does (`db::auth`), and dropped. Listing needs an admin login (`@Secured(... READ)` on
+//! `console/users` etc.): a 403 says so. Nacos 3.x (v3 API only) and r-nacos do not serve these
+//! endpoints: their accounts are not compared (named under "not compared").
+
+use super::dialect::{Call, Endpoint};
+use super::{NacosNode, NodeError, ServerKind};
+use crate::accounts::{AuthTables, Permission, RoleBinding, User};
+use serde_json::Value;
+
+/// Page size asked for.
+const PAGE: usize = 500;
+/// The prefix digested with each hash: the same as the DB's `SHA2` (`db::auth`).
+const DIGEST_PREFIX: &str = "nacos-drift users.password ";
+
+fn digest(hash: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(format!("{DIGEST_PREFIX}{hash}")))
+}
+
+impl NacosNode {
+    /// Users (password digests), roles and permissions; `Ok(None)` when this server has no
+    /// `/v1/auth` API (Nacos 3.x, r-nacos), with the reason.
+    pub async fn auth_tables(&self) -> Result<Result<AuthTables, String>, NodeError> {
+        let kind = self.kind().await?.1;
+        match kind {
+            ServerKind::Nacos(1 | 2, _, _) => {}
+            ServerKind::Nacos(..) => {
+                return Ok(Err(
+                    "Nacos 3.x serves accounts only through its v3 console API".into(),
+                ))
+            }
+            ServerKind::RNacos => {
+                return Ok(Err("r-nacos has no Nacos auth API".into()));
+            }
+        }
+        let Some(users) = self.pages("/v1/auth/users").await? else {
+            return Ok(Err(
+                "no /v1/auth/users on this server (auth disabled, or another auth plugin)".into(),
+            ));
+        };
+        // Served with the users by the same plugin: one missing is an answer not understood.
+        let gone = |what: &str| {
+            self.transport.err(
+                format!("GET /v1/auth/{what} is not served while /v1/auth/users is"),
+                false,
+                None,
+            )
+        };
+        let roles = self
+            .pages("/v1/auth/roles")
+            .await?
+            .ok_or_else(|| gone("roles"))?;
+        let permissions = self
+            .pages("/v1/auth/permissions")
+            .await?
+            .ok_or_else(|| gone("permissions"))?;
+        let text = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
+        let bad = |what: &str| {
+            self.transport.err(
+                format!("GET /v1/auth/{what}: an item without the expected fields"),
+                false,
+                Some(200),
+            )
+        };
+        let mut out = AuthTables::default();
+        for u in &users {
+            out.users.push(User {
+                username: text(u, "username").ok_or_else(|| bad("users"))?,
+                password_sha256: u.get("password").and_then(Value::as_str).map(digest),
+            });
+        }
+        for r in &roles {
+            out.roles.push(RoleBinding {
+                username: text(r, "username").ok_or_else(|| bad("roles"))?,
+                role: text(r, "role").ok_or_else(|| bad("roles"))?,
+            });
+        }
+        for p in &permissions {
+            out.permissions.push(Permission {
+                role: text(p, "role").ok_or_else(|| bad("permissions"))?,
+                resource: text(p, "resource").ok_or_else(|| bad("permissions"))?,
+                action: text(p, "action").ok_or_else(|| bad("permissions"))?,
+            });
+        }
+        Ok(Ok(out))
+    }
+
+    /// Every item of one paged auth listing; what was read must add up to the server's count.
+    /// `None` when the server does not serve it (404, 405, 410, 501).
+    async fn pages(&self, path: &'static str) -> Result<Option<Vec<Value>>, NodeError> {
+        let mut out = Vec::new();
+        let mut page = 1usize;
+        loop {
+            let call = Call {
+                endpoint: Endpoint::AuthList,
+                method: reqwest::Method::GET,
+                path,
+                params: vec![
+                    ("search", "accurate".into()),
+                    ("pageNo", page.to_string()),
+                    ("pageSize", PAGE.to_string()),
+                    ("username", String::new()),
+                    ("role", String::new()),
+                ],
+                headers: Vec::new(),
+                timeout: None,
+            };
+            let resp = self.transport.send(&call).await?;
+            if resp.status == 403 || resp.status == 401 {
+                return Err(self.transport.err(
+                    format!(
+                        "GET {path} answered HTTP {}: the login lacks admin rights (listing users, roles and permissions needs a user with ROLE_ADMIN: set nacos_username to one)",
+                        resp.status
+                    ),
+                    false,
+                    Some(resp.status),
+                ));
+            }
+            if page == 1 && matches!(resp.status, 404 | 405 | 410 | 501) {
+                return Ok(None);
+            }
+            if resp.status != 200 {
+                return Err(self.transport.status_error(&call, &resp));
+            }
+            // The body holds password hashes: no part of it goes into a message.
+            let v: Value = serde_json::from_str(&resp.body).map_err(|_| {
+                self.transport.err(
+                    format!("GET {path}: the answer is not JSON"),
+                    false,
+                    Some(200),
+                )
+            })?;
+            let (Some(total), Some(items)) = (
+                v.get("totalCount").and_then(Value::as_u64),
+                v.get("pageItems").and_then(Value::as_array),
+            ) else {
+                return Err(self.transport.err(
+                    format!("GET {path}: no totalCount/pageItems in the answer"),
+                    false,
+                    Some(200),
+                ));
+            };
+            let n = items.len();
+            out.extend(items.iter().cloned());
+            let total = usize::try_from(total).unwrap_or(usize::MAX);
+            if out.len() >= total || n == 0 {
+                if out.len() != total {
+                    return Err(self.transport.err(
+                        format!(
+                            "GET {path}: read {} item(s) where the server counts {total}",
+                            out.len()
+                        ),
+                        true,
+                        Some(200),
+                    ));
+                }
+                return Ok(Some(out));
+            }
+            page += 1;
+        }
+    }
+}
+
+/// Read the accounts through the node the API capture used, into `snap` (a read failure is a
+/// capture error of the API layer, never an empty list; a server without the API leaves
+/// `snap.auth` empty, which the report names).
+pub async fn capture(nodes: &[std::sync::Arc<NacosNode>], snap: &mut crate::model::ApiSnapshot) {
+    let Some(node) = nodes.iter().find(|n| n.base == snap.origin) else {
+        return;
+    };
+    if snap.errors.iter().any(|e| e.origin == snap.origin) {
+        return;
+    }
+    match node.auth_tables().await {
+        Ok(Ok(t)) => snap.auth = Some(t),
+        Ok(Err(why)) => tracing::info!("{}: accounts not read: {why}", node.base),
+        Err(e) => snap.errors.push(crate::model::CaptureError {
+            origin: node.base.clone(),
+            namespace: None,
+            message: format!("reading users, roles and permissions: {}", e.message),
+        }),
+    }
+}
