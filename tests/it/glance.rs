@@ -35,8 +35,10 @@ fn codes(v: &Value) -> Vec<(String, u64)> {
 
 /// Hand count of the demo (fixtures/demo/expected/report.txt): L1 holds 1 namespace-missing,
 /// 1 namespace-extra, 3 config-missing, 2 config-extra, 2 config-content-differs and 1
-/// config-meta-differs; the target lacks exactly the service `prod/GATEWAY/api-gateway` and
-/// the instance `10.0.1.14:8080` of `prod/ORDER/order-service`.
+/// config-meta-differs, and of the accounts 1 user-missing, 1 user-password-differs, 1
+/// role-missing and 2 permission-missing (the two quota findings are warn); the target lacks
+/// exactly the service `prod/GATEWAY/api-gateway` and the instance `10.0.1.14:8080` of
+/// `prod/ORDER/order-service`.
 #[test]
 fn demo_gates_match_a_hand_count() {
     let out = tempdir("glance-demo");
@@ -62,7 +64,7 @@ fn demo_gates_match_a_hand_count() {
         (db["evaluated"].as_bool(), db["passes"].as_bool()),
         (Some(true), Some(false))
     );
-    assert_eq!(db["failing"], 10);
+    assert_eq!(db["failing"], 15);
     assert_eq!(
         codes(&db["by_code"]),
         [
@@ -72,6 +74,10 @@ fn demo_gates_match_a_hand_count() {
             ("config-missing".to_owned(), 3),
             ("namespace-extra".to_owned(), 1),
             ("namespace-missing".to_owned(), 1),
+            ("permission-missing".to_owned(), 2),
+            ("role-missing".to_owned(), 1),
+            ("user-missing".to_owned(), 1),
+            ("user-password-differs".to_owned(), 1),
         ]
     );
     let dual = &g["dual-registered"];
@@ -102,11 +108,12 @@ fn demo_gates_match_a_hand_count() {
     assert_eq!(caches["evaluated"], false);
     assert_eq!(caches["passes"], false);
     assert_eq!(caches["reason"], "L2 not compared");
-    // cutover-ready: the 10 L1 findings, both missing ones, and L3's 6 config-missing...
-    assert_eq!(g["cutover-ready"]["failing"], 22);
+    // cutover-ready: the 15 failing L1 findings, both missing ones, and L3's config-missing...
+    assert_eq!(g["cutover-ready"]["failing"], 27);
     assert_eq!(g["cutover-ready"]["passes"], false);
-    // Decommission: 2 namespace-missing + 6 config-missing + 1 service + 1 instance missing.
-    assert_eq!(g["decommission-ready"]["failing"], 10);
+    // Decommission: 2 namespace-missing + 6 config-missing + 1 service + 1 instance missing,
+    // and the accounts only on the source: 1 user, 1 role, 2 permissions.
+    assert_eq!(g["decommission-ready"]["failing"], 14);
     // The text report shows the step table right after the summary line.
     let txt = std::fs::read_to_string(out.join("report.txt")).unwrap();
     let lines: Vec<&str> = txt.lines().collect();
@@ -131,7 +138,7 @@ fn the_selected_gate_decides_the_exit_code_only() {
     assert_eq!(o.status.code(), Some(3), "{}", text(&o));
     assert_eq!(r["exit_code"], 3);
     assert_eq!(r["gates"]["caches-fresh"]["passes"], false, "{}", text(&o));
-    assert_eq!(r["gates"]["db-synced"]["failing"], 10);
+    assert_eq!(r["gates"]["db-synced"]["failing"], 15);
     let txt = std::fs::read_to_string(out.join("report.txt")).unwrap();
     assert!(txt.contains("   *caches-fresh"), "{txt}");
     assert!(
@@ -142,7 +149,7 @@ fn the_selected_gate_decides_the_exit_code_only() {
     let out = tempdir("glance-gate-db");
     let (o, r) = demo(&out, &["--gate", "db-synced"]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
-    assert_eq!(r["summary"]["failing"], 10);
+    assert_eq!(r["summary"]["failing"], 15);
     assert_eq!(r["gates"]["dual-registered"]["failing"], 2);
 }
 
@@ -160,7 +167,7 @@ fn diff_since_an_earlier_report_marks_new_still_and_resolved() {
     let (o, r2) = demo(&second, &["--since", earlier.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert_eq!(r2["summary"]["new"], 0);
-    assert_eq!(r2["summary"]["still"], 27);
+    assert_eq!(r2["summary"]["still"], 34);
     assert_eq!(r2["summary"]["resolved"], 0);
     assert!(r2["findings"]
         .as_array()
@@ -187,7 +194,7 @@ fn diff_since_an_earlier_report_marks_new_still_and_resolved() {
             &r3["summary"]["still"],
             &r3["summary"]["resolved"]
         ),
-        (&Value::from(1), &Value::from(26), &Value::from(1))
+        (&Value::from(1), &Value::from(33), &Value::from(1))
     );
     let new: Vec<&Value> = r3["findings"]
         .as_array()
@@ -198,7 +205,7 @@ fn diff_since_an_earlier_report_marks_new_still_and_resolved() {
     assert_eq!(new.len(), 1);
     assert_eq!(new[0]["code"], "service-missing");
     let txt = std::fs::read_to_string(third.join("report.txt")).unwrap();
-    assert!(txt.contains("1 new, 26 still, 1 resolved"), "{txt}");
+    assert!(txt.contains("1 new, 33 still, 1 resolved"), "{txt}");
     assert!(
         txt.contains("service-missing prod/GATEWAY/api-gateway [NEW]"),
         "{txt}"
@@ -248,7 +255,7 @@ fn status_shows_the_newest_report_and_exits_with_its_code() {
     assert!(out.contains("   *dual-registered      FAIL"), "{out}");
     assert!(out.contains("    db-synced            FAIL"), "{out}");
     assert!(out.contains("caches-fresh         NOT EVALUATED"), "{out}");
-    assert!(out.contains("0 new, 27 still, 0 resolved"), "{out}");
+    assert!(out.contains("0 new, 34 still, 0 resolved"), "{out}");
     // A given report; a clean one exits 0.
     let mut clean: Value = r.clone();
     clean["exit_code"] = Value::from(0);
