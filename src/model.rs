@@ -119,6 +119,10 @@ pub struct ApiSnapshot {
     pub configs: Vec<ConfigItem>,
     /// Every service with its instances.
     pub services: Vec<Service>,
+    /// Config fields this read could not give (`desc`, `tags`), each with why: they are not
+    /// compared with the other side, and the report says so.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub config_fields_unread: BTreeMap<String, String>,
     /// Failures while reading.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<CaptureError>,
