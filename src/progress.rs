@@ -42,7 +42,8 @@ pub fn bar(side: Side) -> ProgressBar {
 /// Show a side's request count and rate on its line.
 pub fn rate(bar: &ProgressBar, requests: u64, elapsed: std::time::Duration) {
     let secs = elapsed.as_secs_f64();
-    #[allow(clippy::cast_precision_loss)] // why: a display rate; exact beyond 2^52 requests is moot.
+    #[allow(clippy::cast_precision_loss)]
+    // why: a display rate; exact beyond 2^52 requests is moot.
     let per_sec = if secs > 0.0 {
         requests as f64 / secs
     } else {

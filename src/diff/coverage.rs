@@ -109,13 +109,9 @@ fn unread_fields(api: &crate::model::ApiSnapshot) -> impl Iterator<Item = String
             None => by_reason.push((why, vec![field])),
         }
     }
-    by_reason.into_iter().map(move |(why, fields)| {
-        format!(
-            "config {} on {}: {why}",
-            fields.join("/"),
-            api.origin
-        )
-    })
+    by_reason
+        .into_iter()
+        .map(move |(why, fields)| format!("config {} on {}: {why}", fields.join("/"), api.origin))
 }
 
 /// Add to a finished report what only the whole run can tell: target namespaces the map leaves
@@ -139,7 +135,9 @@ pub fn apply(
         }
     }
     if let (Some(s), Some(t)) = (&source.api, &target.api) {
-        report.not_compared.extend(unread_fields(s).chain(unread_fields(t)));
+        report
+            .not_compared
+            .extend(unread_fields(s).chain(unread_fields(t)));
     }
     let layer = if source.api.is_some() && target.api.is_some() {
         Layer::L3

@@ -30,10 +30,9 @@ pub fn plan(kind: ServerKind, meta: ConfigMeta) -> (ConfigPlan, Vec<(&'static st
     let no_bulk = "no bulk endpoint (audit.config_meta = \"per-config\" reads them with one request per config)";
     let off = "audit.config_meta = \"off\"".to_owned();
     match (kind, meta) {
-        (ServerKind::RNacos, ConfigMeta::Off) => (
-            ConfigPlan::List,
-            vec![("desc", off.clone()), ("tags", off)],
-        ),
+        (ServerKind::RNacos, ConfigMeta::Off) => {
+            (ConfigPlan::List, vec![("desc", off.clone()), ("tags", off)])
+        }
         // r-nacos keeps no tags (`ConfigValue` in `config/core.rs` has none).
         (ServerKind::RNacos, _) => (
             ConfigPlan::List,
@@ -45,10 +44,7 @@ pub fn plan(kind: ServerKind, meta: ConfigMeta) -> (ConfigPlan, Vec<(&'static st
             ConfigPlan::Export,
             vec![("desc", off.clone()), ("tags", off)],
         ),
-        (_, ConfigMeta::Off) => (
-            ConfigPlan::List,
-            vec![("desc", off.clone()), ("tags", off)],
-        ),
+        (_, ConfigMeta::Off) => (ConfigPlan::List, vec![("desc", off.clone()), ("tags", off)]),
         (k, ConfigMeta::Bulk) if k.exports_configs() => {
             (ConfigPlan::Export, vec![("tags", no_bulk.to_owned())])
         }
@@ -88,18 +84,17 @@ impl NacosNode {
             return Err(self.transport.status_error(&call, &resp));
         }
         // What the entries may inflate to: the body cap again per MiB of zip, at least 1 GiB.
-        let limit = self
-            .transport
-            .max_body
-            .saturating_mul(16)
-            .max(1 << 30);
+        let limit = self.transport.max_body.saturating_mul(16).max(1 << 30);
         let bytes = resp.bytes;
         let items = tokio::task::spawn_blocking({
             let ns = namespace.to_owned();
             move || parse::export_zip(&bytes, &ns, limit)
         })
         .await
-        .map_err(|e| self.transport.err(format!("export parser: {e}"), false, None))?
+        .map_err(|e| {
+            self.transport
+                .err(format!("export parser: {e}"), false, None)
+        })?
         .map_err(|e| self.transport.shape_error(&call, e))?;
         let (after, count_call) = self.config_count(namespace).await?;
         if before != after {
@@ -112,12 +107,18 @@ impl NacosNode {
                 None,
             ));
         }
-        self.check_total(
-            &call,
-            &format!("namespace `{namespace}`"),
-            items.len(),
-            after,
-        )?;
+        if items.len() as u64 != after {
+            return Err(self.transport.err(
+                format!(
+                    "{} counts {after} config(s) in namespace `{namespace}`, but {} holds {} (a truncated or inconsistent answer)",
+                    count_call.describe(),
+                    call.describe(),
+                    items.len()
+                ),
+                true,
+                None,
+            ));
+        }
         Ok(items)
     }
 }
@@ -132,7 +133,10 @@ mod tests {
         let (p, unread) = plan(n2, ConfigMeta::Bulk);
         assert_eq!(p, ConfigPlan::Export);
         assert_eq!(unread.iter().map(|x| x.0).collect::<Vec<_>>(), ["tags"]);
-        assert_eq!(plan(n2, ConfigMeta::PerConfig), (ConfigPlan::ListThenDetail, vec![]));
+        assert_eq!(
+            plan(n2, ConfigMeta::PerConfig),
+            (ConfigPlan::ListThenDetail, vec![])
+        );
         let (p, unread) = plan(n2, ConfigMeta::Off);
         assert_eq!(p, ConfigPlan::Export);
         assert_eq!(unread.len(), 2);
@@ -140,7 +144,10 @@ mod tests {
         assert_eq!((p, unread.len()), (ConfigPlan::Export, 2));
         let (p, unread) = plan(ServerKind::Nacos(1, 4, 1), ConfigMeta::Bulk);
         assert_eq!((p, unread.len()), (ConfigPlan::List, 2));
-        assert_eq!(plan(ServerKind::Nacos(1, 4, 2), ConfigMeta::Bulk).0, ConfigPlan::Export);
+        assert_eq!(
+            plan(ServerKind::Nacos(1, 4, 2), ConfigMeta::Bulk).0,
+            ConfigPlan::Export
+        );
         let (p, unread) = plan(ServerKind::RNacos, ConfigMeta::PerConfig);
         assert_eq!(p, ConfigPlan::List);
         assert_eq!(unread.iter().map(|x| x.0).collect::<Vec<_>>(), ["tags"]);

@@ -570,10 +570,7 @@ fn desc_or_tags_changed_on_the_replica_are_config_meta_differs_tags_at_l3_per_co
     // No bulk answer of Java Nacos carries tags: by default (`audit.config_meta = "bulk"`) L3
     // does not compare them and says so; L1 still finds the tag.
     let r = p.audit();
-    expect(
-        &r,
-        &[("config-meta-differs", "L1", "APP/app.properties/")],
-    );
+    expect(&r, &[("config-meta-differs", "L1", "APP/app.properties/")]);
     assert!(r.output.contains("tags: added [pci]"), "{}", r.output);
     assert!(
         r.output.contains("not compared: config tags on") && r.output.contains("no bulk endpoint"),
@@ -589,7 +586,11 @@ fn desc_or_tags_changed_on_the_replica_are_config_meta_differs_tags_at_l3_per_co
             ("config-meta-differs", "L3", "APP/app.properties/"),
         ],
     );
-    assert!(!r.output.contains("not compared: config tags"), "{}", r.output);
+    assert!(
+        !r.output.contains("not compared: config tags"),
+        "{}",
+        r.output
+    );
 }
 
 /// The L1 scan verifies content inside each DB (CRC32 + CRC32C on MariaDB 10.8+, or MD5): a
