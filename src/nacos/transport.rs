@@ -441,6 +441,8 @@ impl Transport {
         })?;
         let url = join(base, call.path);
         self.sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // The endpoint only: never the URL, whose query may name what is read.
+        tracing::debug!(node = %self.base, "nacos request {}", call.describe());
         let mut req = if call.method == reqwest::Method::GET {
             self.http.get(url.clone()).query(&call.params)
         } else {
