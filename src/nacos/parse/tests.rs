@@ -329,7 +329,11 @@ fn real_answers_of_every_endpoint_parse_to_what_the_server_holds() {
         }
         // r-nacos lists desc with each config (`ConfigInfoDto.desc`); Nacos lists none.
         let listed_desc = if d == Dialect::RNacos { "the app" } else { "" };
-        assert_eq!((item.desc.as_str(), page.without_desc), (listed_desc, false), "{at}");
+        assert_eq!(
+            (item.desc.as_str(), page.without_desc),
+            (listed_desc, false),
+            "{at}"
+        );
         assert_eq!(
             item.content.is_some(),
             d != Dialect::V3,
