@@ -10,22 +10,32 @@ use crate::{db, nacos};
 use futures::stream::{self, StreamExt};
 use std::sync::Arc;
 
-/// A pool for a side's DB, or the reason it cannot be had, recorded as a capture error.
-fn open_db(
+/// The run's pool for a side's DB, or the reason it could not be had, recorded as a capture error.
+fn open_db<'a>(
+    handle: &'a db::Handle,
     dsn: &str,
-    conf: &SideSettings,
-    settings: &Settings,
     errors: &mut Vec<CaptureError>,
-) -> Option<db::NacosDb> {
-    db::NacosDb::new(dsn, conf.db_password.as_ref(), settings.timeout_secs)
-        .map_err(|e| {
+) -> Option<&'a db::NacosDb> {
+    match handle {
+        Ok(db) => Some(db),
+        Err(e) => {
             errors.push(CaptureError {
                 origin: dsn.to_owned(),
                 namespace: None,
-                message: e.0,
-            })
-        })
-        .ok()
+                message: e.0.clone(),
+            });
+            None
+        }
+    }
+}
+
+/// One side's handles for a stage: its node clients and its DB pool (both built once per run).
+#[derive(Clone, Copy)]
+pub struct SideHandles<'a> {
+    /// The side's node clients.
+    pub nodes: &'a [Arc<NacosNode>],
+    /// The side's DB pool (`None`: no DB configured, or this stage does not read it).
+    pub db: Option<&'a db::Handle>,
 }
 
 /// Which namespaces (in this side's own ids) to read.
@@ -48,21 +58,19 @@ pub struct Compact {
 
 /// The content digest both DBs can compute: CRC32 + CRC32C when both have them and the settings
 /// allow it, else MD5. A DB that cannot be reached here gets MD5; its capture reports the error.
-pub async fn agree_digest(settings: &Settings) -> db::ContentDigest {
+pub async fn agree_digest(
+    settings: &Settings,
+    source: Option<&db::Handle>,
+    target: Option<&db::Handle>,
+) -> db::ContentDigest {
     use db::ContentDigest;
     if settings.db_digest == crate::settings::DbDigest::Md5 {
         return ContentDigest::Md5;
     }
-    let probe = |conf: &SideSettings| {
-        let dsn = conf.db.clone();
-        let pw = conf.db_password.clone();
-        async move {
-            let db = db::NacosDb::new(&dsn?, pw.as_ref(), settings.timeout_secs).ok()?;
-            let r = db.supports_crc().await.ok();
-            r
-        }
-    };
-    let (a, b) = tokio::join!(probe(&settings.source), probe(&settings.target));
+    async fn probe(handle: Option<&db::Handle>) -> Option<bool> {
+        handle?.as_ref().ok()?.supports_crc().await.ok()
+    }
+    let (a, b) = tokio::join!(probe(source), probe(target));
     if a == Some(true) && b == Some(true) {
         ContentDigest::Crc
     } else {
@@ -73,8 +81,7 @@ pub async fn agree_digest(settings: &Settings) -> db::ContentDigest {
 /// Compact L1 scan: namespaces in full, config rows as digests only (see [`db::DigestRow`]).
 async fn capture_db_compact(
     dsn: &str,
-    conf: &SideSettings,
-    settings: &Settings,
+    handle: &db::Handle,
     wanted: NamespaceFilter,
     compact: Compact,
 ) -> DbSnapshot {
@@ -88,7 +95,7 @@ async fn capture_db_compact(
         digest,
         only,
     } = compact;
-    let Some(db) = open_db(dsn, conf, settings, &mut snap.errors) else {
+    let Some(db) = open_db(handle, dsn, &mut snap.errors) else {
         return snap;
     };
     let result = async {
@@ -126,7 +133,8 @@ async fn capture_db_compact(
 pub async fn narrow_compact(
     source: &mut SideSnapshot,
     target: &mut SideSnapshot,
-    settings: &Settings,
+    source_db: Option<&db::Handle>,
+    target_db: Option<&db::Handle>,
 ) {
     use rayon::slice::ParallelSliceMut;
     let (Some(s), Some(t)) = (source.db.as_mut(), target.db.as_mut()) else {
@@ -184,30 +192,20 @@ pub async fn narrow_compact(
             (None, None) => break,
         }
     }
-    let fetch = |dsn: Option<String>, pw: Option<crate::settings::Secret>, ids: Vec<(u8, u64)>| async move {
-        let dsn = dsn.unwrap_or_default();
-        let db = db::NacosDb::new(&dsn, pw.as_ref(), settings.timeout_secs)?;
-        let r = async {
-            let mut conn = db.conn().await?;
-            let tables = db.tables(&mut conn).await?;
-            drop(conn);
-            db.items_by_id(&tables, &ids).await
-        }
-        .await;
-        r
-    };
-    let (a, b) = tokio::join!(
-        fetch(
-            settings.source.db.clone(),
-            settings.source.db_password.clone(),
-            sids
-        ),
-        fetch(
-            settings.target.db.clone(),
-            settings.target.db_password.clone(),
-            tids
-        )
-    );
+    async fn fetch(
+        handle: Option<&db::Handle>,
+        ids: Vec<(u8, u64)>,
+    ) -> Result<Vec<crate::model::ConfigItem>, db::DbError> {
+        let db = match handle {
+            Some(h) => h.as_ref().map_err(Clone::clone)?,
+            None => return Err(db::DbError("no database configured".into())),
+        };
+        let mut conn = db.conn().await?;
+        let tables = db.tables(&mut conn).await?;
+        drop(conn);
+        db.items_by_id(&tables, &ids).await
+    }
+    let (a, b) = tokio::join!(fetch(source_db, sids), fetch(target_db, tids));
     match a {
         Ok(items) => s.configs = items,
         Err(e) => s.errors.push(CaptureError {
@@ -231,7 +229,7 @@ pub async fn narrow_compact(
 /// counted and kept for later layers (rows scanned, deleted keys, watermark) is carried over.
 pub async fn reread_db(
     conf: &SideSettings,
-    settings: &Settings,
+    handle: Option<&db::Handle>,
     wanted: NamespaceFilter,
     keys: &[(String, String, String)],
     first: &DbSnapshot,
@@ -245,8 +243,10 @@ pub async fn reread_db(
         tls: first.tls,
         ..DbSnapshot::default()
     };
-    let Some(dsn) = &conf.db else { return snap };
-    let Some(db) = open_db(dsn, conf, settings, &mut snap.errors) else {
+    let (Some(dsn), Some(handle)) = (&conf.db, handle) else {
+        return snap;
+    };
+    let Some(db) = open_db(handle, dsn, &mut snap.errors) else {
         return snap;
     };
     let result = async {
@@ -328,7 +328,8 @@ pub fn nodes(side: &SideSettings, settings: &Settings) -> Vec<Arc<NacosNode>> {
                     settings.retries,
                 )
                 .with_max_body(settings.max_body_bytes)
-                .with_version(side.nacos_version.clone()),
+                .with_version(side.nacos_version.clone())
+                .with_config_meta(settings.config_meta),
             )
         })
         .collect()
@@ -342,31 +343,31 @@ pub fn nodes(side: &SideSettings, settings: &Settings) -> Vec<Arc<NacosNode>> {
 ///
 /// `also` names namespaces to scan even if the side does not list them (a namespace row lost on the
 /// target still has its configs and services, which should not then be reported missing as well).
-#[allow(clippy::too_many_arguments)] // why: each argument a different piece of the run; a stage type (issue 11) will hold them.
+#[allow(clippy::too_many_arguments)] // why: each argument a different piece of the run.
 pub async fn capture(
     side: Side,
     conf: &SideSettings,
-    nodes: &[Arc<NacosNode>],
-    settings: &Settings,
+    handles: SideHandles<'_>,
     wanted: NamespaceFilter,
     also: &[String],
     compact: Option<Compact>,
     with_api: bool,
 ) -> SideSnapshot {
+    let nodes = handles.nodes;
     let db = async {
-        match (&conf.db, compact) {
-            (Some(dsn), Some(c)) => {
-                Some(capture_db_compact(dsn, conf, settings, wanted.clone(), c).await)
+        match (&conf.db, handles.db, compact) {
+            (Some(dsn), Some(h), Some(c)) => {
+                Some(capture_db_compact(dsn, h, wanted.clone(), c).await)
             }
-            (Some(dsn), None) => Some(capture_db(dsn, conf, settings, wanted.clone()).await),
-            (None, _) => None,
+            (Some(dsn), Some(h), None) => Some(capture_db(dsn, h, wanted.clone()).await),
+            _ => None,
         }
     };
     let api = async {
         if conf.nacos.is_empty() || !with_api {
             None
         } else {
-            Some(capture_api(side, nodes, wanted.clone(), also, settings.config_meta).await)
+            Some(capture_api(side, nodes, wanted.clone(), also).await)
         }
     };
     let (db, api) = tokio::join!(db, api);
@@ -378,18 +379,13 @@ pub async fn capture(
     }
 }
 
-async fn capture_db(
-    dsn: &str,
-    conf: &SideSettings,
-    settings: &Settings,
-    wanted: NamespaceFilter,
-) -> DbSnapshot {
+async fn capture_db(dsn: &str, handle: &db::Handle, wanted: NamespaceFilter) -> DbSnapshot {
     let mut snap = DbSnapshot {
         origin: dsn.to_owned(),
         content_digest: Some(db::ContentDigest::Md5.name().to_owned()),
         ..DbSnapshot::default()
     };
-    let Some(db) = open_db(dsn, conf, settings, &mut snap.errors) else {
+    let Some(db) = open_db(handle, dsn, &mut snap.errors) else {
         return snap;
     };
     let result = async {
@@ -435,7 +431,6 @@ pub async fn capture_api(
     nodes: &[Arc<NacosNode>],
     wanted: NamespaceFilter,
     also: &[String],
-    meta: crate::settings::ConfigMeta,
 ) -> ApiSnapshot {
     let mut snap = ApiSnapshot {
         version: "unknown".into(),
@@ -486,7 +481,7 @@ pub async fn capture_api(
             scan.push(ns);
         }
     }
-    let (cplan, unread) = match node.config_plan(meta).await {
+    let (cplan, unread) = match node.config_plan(node.config_meta).await {
         Ok(p) => p,
         Err(e) => {
             snap.errors.push(CaptureError {

@@ -20,6 +20,18 @@ fn side(name: &str, s: &SideSettings, out: &mut String) {
             (None, _) => "none".to_owned(),
         }
     );
+    if s.uses_https() {
+        // Only with `https://` nodes: the demo-like runs without TLS print what they always did.
+        let trust = if s.nacos_tls_insecure_skip_verify {
+            "CERTIFICATE VERIFICATION OFF (nacos_tls_insecure_skip_verify)".to_owned()
+        } else {
+            match &s.nacos_ca_file {
+                Some(f) => format!("verified against the system roots and {}", f.display()),
+                None => "verified against the system roots".to_owned(),
+            }
+        };
+        let _ = writeln!(out, "{name}: nacos TLS: {trust}");
+    }
     let _ = writeln!(
         out,
         "{name}: database: {}{}",
@@ -64,4 +76,28 @@ pub fn describe(settings: &Settings) -> String {
     );
     let _ = writeln!(out, "probe: {}", if settings.probe { "on" } else { "off" });
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_nacos_tls_trust_is_said_only_for_https_nodes() {
+        let mut s = Settings::default();
+        s.source.nacos = vec!["http://s:8848/nacos".into()];
+        s.target.nacos = vec!["https://t:8848/nacos".into()];
+        s.target.nacos_ca_file = Some("/etc/ca.pem".into());
+        let text = describe(&s);
+        assert!(!text.contains("source: nacos TLS"), "{text}");
+        assert!(
+            text.contains("target: nacos TLS: verified against the system roots and /etc/ca.pem\n"),
+            "{text}"
+        );
+        s.target.nacos_tls_insecure_skip_verify = true;
+        assert!(
+            describe(&s).contains("target: nacos TLS: CERTIFICATE VERIFICATION OFF"),
+            "{text}"
+        );
+    }
 }

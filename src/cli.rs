@@ -99,6 +99,30 @@ pub struct SidesArgs {
     /// Target database DSN.
     #[arg(long, value_name = "DSN")]
     pub target_db: Option<String>,
+    /// PEM bundle of extra CAs trusted for the source's `https://` nodes (beside the system roots).
+    #[arg(long, value_name = "FILE")]
+    pub source_nacos_ca_file: Option<PathBuf>,
+    /// PEM bundle of extra CAs trusted for the target's `https://` nodes.
+    #[arg(long, value_name = "FILE")]
+    pub target_nacos_ca_file: Option<PathBuf>,
+    /// Check no certificate of the source's `https://` nodes (warned on every run, recorded in the report).
+    #[arg(long)]
+    pub source_nacos_tls_insecure_skip_verify: bool,
+    /// Check no certificate of the target's `https://` nodes (warned on every run, recorded in the report).
+    #[arg(long)]
+    pub target_nacos_tls_insecure_skip_verify: bool,
+    /// Source DB TLS: disabled, preferred (default), required, verify_ca or verify_identity.
+    #[arg(long, value_name = "MODE")]
+    pub source_db_ssl_mode: Option<String>,
+    /// Target DB TLS: disabled, preferred (default), required, verify_ca or verify_identity.
+    #[arg(long, value_name = "MODE")]
+    pub target_db_ssl_mode: Option<String>,
+    /// PEM CA bundle for the source DB's certificate (verify_ca, verify_identity).
+    #[arg(long, value_name = "FILE")]
+    pub source_db_ca_file: Option<PathBuf>,
+    /// PEM CA bundle for the target DB's certificate (verify_ca, verify_identity).
+    #[arg(long, value_name = "FILE")]
+    pub target_db_ca_file: Option<PathBuf>,
     /// Restrict to these source namespaces (repeatable; default all). `public` is the default namespace.
     #[arg(long = "namespace", value_name = "ID")]
     pub namespaces: Vec<String>,
@@ -167,6 +191,9 @@ pub struct AuditArgs {
     /// Skip the L2 node-cache probe.
     #[arg(long)]
     pub no_probe: bool,
+    /// Also run L4: the clients listening to each node and the md5 each holds (setting `audit.l4`).
+    #[arg(long)]
+    pub l4: bool,
     /// Resolve and validate flags, environment and config file, print the settings, contact nothing.
     #[arg(long)]
     pub check_config: bool,

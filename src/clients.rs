@@ -45,7 +45,7 @@ pub async fn check(nodes: &[Arc<NacosNode>], wanted: &NamespaceFilter) -> Outcom
             )),
             Err(e) => {
                 let mut f = Finding::new(Code::SourceError, Layer::L3, "", "", "");
-                f.side = Some("source".into());
+                f.side = Some(crate::model::Side::Source);
                 f.node = Some(node.clone());
                 f.detail = format!("source: listing connected clients: {e}");
                 out.findings.push(f);
@@ -71,7 +71,7 @@ fn findings_of(node: &str, conns: impl Iterator<Item = ClientConnection>) -> Vec
             let mut f = Finding::new(Code::ClientConnected, Layer::L3, &namespace, "", &app);
             f.instance = Some(ip.clone());
             f.node = Some(node.to_owned());
-            f.side = Some("source".into());
+            f.side = Some(crate::model::Side::Source);
             let versions: Vec<&str> = {
                 let mut v: Vec<&str> = cs.iter().map(|c| c.version.as_str()).collect();
                 v.sort_unstable();
@@ -121,6 +121,6 @@ mod tests {
         assert!(f[0].detail.starts_with("2 SDK connection(s) from 10.0.0.5"));
         assert!(f[0].detail.contains("since 2026-11-27T01:00:00Z"));
         assert_eq!(f[1].code, Code::ClientConnected);
-        assert_eq!(f[1].side.as_deref(), Some("source"));
+        assert_eq!(f[1].side, Some(crate::model::Side::Source));
     }
 }

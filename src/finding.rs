@@ -42,13 +42,17 @@ pub enum Code {
     InstanceDiffers,
     /// An SDK client is still connected to a source node (checked for `decommission-ready`).
     ClientConnected,
+    /// L4: a client holds an md5 other than the one its node serves (or should serve).
+    ClientStale,
+    /// L4: a client still listens to configs on a source node.
+    ClientOnSource,
     /// Something could not be read: the audit is incomplete.
     SourceError,
 }
 
 impl Code {
     /// Every code, in report order.
-    pub const ALL: [Code; 19] = [
+    pub const ALL: [Code; 21] = [
         Code::NamespaceMissing,
         Code::NamespaceExtra,
         Code::ConfigMissing,
@@ -67,6 +71,8 @@ impl Code {
         Code::InstanceExtra,
         Code::InstanceDiffers,
         Code::ClientConnected,
+        Code::ClientStale,
+        Code::ClientOnSource,
         Code::SourceError,
     ];
 
@@ -92,6 +98,8 @@ impl Code {
             Code::InstanceExtra => "instance-extra",
             Code::InstanceDiffers => "instance-differs",
             Code::ClientConnected => "client-connected",
+            Code::ClientStale => "client-stale",
+            Code::ClientOnSource => "client-on-source",
             Code::SourceError => "source-error",
         }
     }
@@ -153,16 +161,19 @@ pub enum Layer {
     L2,
     /// Cluster ↔ cluster through the API.
     L3,
+    /// Each node ↔ the clients listening to it.
+    L4,
 }
 
 impl Layer {
-    /// `L1`, `L2` or `L3`.
+    /// `L1`, `L2`, `L3` or `L4`.
     #[must_use]
     pub fn as_str(self) -> &'static str {
         match self {
             Layer::L1 => "L1",
             Layer::L2 => "L2",
             Layer::L3 => "L3",
+            Layer::L4 => "L4",
         }
     }
 }
@@ -195,7 +206,7 @@ pub struct Finding {
     pub node: Option<String>,
     /// Which side the finding is about (for source errors and node findings).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub side: Option<String>,
+    pub side: Option<crate::model::Side>,
     /// Fields that differ.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fields: Vec<String>,
@@ -211,6 +222,9 @@ pub struct Finding {
     /// L2: the md5 the node serves (empty = it serves nothing).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub served_md5: Option<String>,
+    /// L4: the md5 a client holds (empty = it holds nothing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_md5: Option<String>,
     /// L2 with `--fix`: `repaired`, `still stale after …`, `planned: …` or `not repairable: …`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub repair: Option<String>,
@@ -248,6 +262,7 @@ impl Finding {
             target_digest: None,
             expected_md5: None,
             served_md5: None,
+            held_md5: None,
             repair: None,
             detail: String::new(),
             diff: None,

@@ -6,7 +6,7 @@
 //! folder) and at most [`MAX_IDS`] of them, so its size is bounded whatever the drift.
 
 use crate::finding::Finding;
-use crate::report::{Report, SinceLast};
+use crate::report::{Report, SinceLast, MAX_READ_BYTES};
 use crate::settings::Settings;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -20,8 +20,6 @@ pub const MAX_IDS: usize = 50_000;
 /// Records of other configurations untouched this long are removed when a record is saved, so
 /// a folder used with changing `--namespace` lists does not grow without end.
 pub const STALE_RECORD_DAYS: u64 = 30;
-/// Largest record or `--since` report read, in bytes: anything larger is not ours.
-pub const MAX_READ_BYTES: u64 = 64 * 1024 * 1024;
 
 /// One run's findings, as kept in the state folder.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -206,7 +204,7 @@ pub fn annotate(report: &mut Report, settings: &Settings) -> crate::error::Resul
     match load_record(&path) {
         Ok(Some(r)) => compare(report, &r, "the last run's record"),
         Ok(None) => {}
-        Err(e) => crate::app::eprintln_safe(&format!(
+        Err(e) => crate::report::escape::eprintln_visible(&format!(
             "warning: since-last-run record not used ({e}); this run starts a new one"
         )),
     }
@@ -231,7 +229,7 @@ pub fn save(report: &Report, settings: &Settings) {
             crate::outdir::write_atomic(&tmp, &path, &bytes)
         });
     if let Err(e) = result {
-        crate::app::eprintln_safe(&format!(
+        crate::report::escape::eprintln_visible(&format!(
             "warning: could not keep the since-last-run record {}: {e}",
             path.display()
         ));

@@ -95,7 +95,7 @@ pub struct DbSnapshot {
     pub tls: Option<bool>,
     /// Compact digests of every row (compact L1 scan only; never written to files).
     #[serde(skip)]
-    pub digests: Vec<crate::db::DigestRow>,
+    pub digests: Vec<DigestRow>,
     /// Namespaces (this side's ids, canonical) that had rows in scope when the DB was scanned,
     /// before any narrowing: a namespace with configs but no `tenant_info` row still exists.
     #[serde(skip)]
@@ -103,6 +103,25 @@ pub struct DbSnapshot {
     /// Failures while reading.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<CaptureError>,
+}
+
+/// A config row reduced to what the L1 pre-filter compares: 48 bytes, nothing on the heap.
+///
+/// At a million rows per side, full rows would cost about a gigabyte; these cost about 100 MB,
+/// and full rows are then read again (by id) only for the few keys whose digests differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DigestRow {
+    /// 128-bit hash (two independent 64-bit hashes: collisions are negligible) of the key in
+    /// source-namespace terms: namespace, group, dataId and variant.
+    pub key: u128,
+    /// The content digest computed by the server (see `db::ContentDigest`).
+    pub content: [u8; 16],
+    /// Hash of type, app, desc and tags.
+    pub meta: u64,
+    /// Row id within its table.
+    pub id: u64,
+    /// Table index (0 `config_info`, 1 beta, 2 tag, 3 gray).
+    pub table: u8,
 }
 
 /// What the API layer captured.

@@ -81,15 +81,13 @@ pub fn save(path: &Path, st: &State) -> Result<()> {
     let tmp = path.with_extension("tmp");
     let bytes = serde_json::to_vec_pretty(st)
         .map_err(|e| Error::with_source(ErrorKind::Report, "serialising state", e))?;
-    std::fs::write(&tmp, bytes)
-        .and_then(|()| std::fs::rename(&tmp, path))
-        .map_err(|e| {
-            Error::with_source(
-                ErrorKind::Report,
-                format!("writing state file {}", path.display()),
-                e,
-            )
-        })
+    crate::outdir::write_atomic(&tmp, path, &bytes).map_err(|e| {
+        Error::with_source(
+            ErrorKind::Report,
+            format!("writing state file {}", path.display()),
+            e,
+        )
+    })
 }
 
 /// An exclusive run lock: `<state>.lock`, holding the owner's PID, kept locked (`flock`) by the

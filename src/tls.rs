@@ -59,6 +59,31 @@ pub fn nacos_client_config(ca_file: Option<&Path>, insecure: bool) -> Result<Cli
     Ok(builder.with_root_certificates(roots).with_no_client_auth())
 }
 
+/// The client config of every `https://` node of both sides, by its base URL (for the cluster
+/// gRPC channel, which follows the node's scheme). A side whose config cannot be built has none
+/// here: its HTTP client failed the same way already, and its gRPC channel then says so.
+pub fn nacos_configs_by_node(
+    settings: &crate::settings::Settings,
+) -> std::collections::HashMap<String, Arc<ClientConfig>> {
+    let mut out = std::collections::HashMap::new();
+    for side in [&settings.source, &settings.target] {
+        if !side.uses_https() {
+            continue;
+        }
+        let Ok(cfg) = nacos_client_config(
+            side.nacos_ca_file.as_deref(),
+            side.nacos_tls_insecure_skip_verify,
+        ) else {
+            continue;
+        };
+        let cfg = Arc::new(cfg);
+        for url in side.nacos.iter().filter(|u| u.starts_with("https://")) {
+            out.insert(url.clone(), cfg.clone());
+        }
+    }
+    out
+}
+
 /// Accepts every certificate (`nacos_tls_insecure_skip_verify`); signatures are still checked
 /// so that the handshake itself is sound.
 #[derive(Debug)]
@@ -158,63 +183,6 @@ pub fn is_tls_param(k: &str) -> bool {
     matches!(k, "ssl-mode" | "ssl_mode" | "ssl-ca" | "ssl_ca")
 }
 
-/// A side's TLS settings: the Nacos CA file and verification switch, and the DB's `ssl-mode`
-/// and CA file, which are carried in the DSN (`?ssl-mode=..&ssl-ca=..`, as the mysql client
-/// names them) so that every connection made from it gets them. A setting beats the DSN's own.
-pub(crate) fn side_settings(
-    side_name: &str,
-    side: &mut crate::settings::SideSettings,
-    str_of: &dyn Fn(&str) -> Option<(String, String)>,
-    bool_of: &dyn Fn(&str) -> Option<bool>,
-    problems: &mut Vec<String>,
-) {
-    if let Some((file, at)) = str_of(&format!("{side_name}.nacos_ca_file")) {
-        match read_ca_file(std::path::Path::new(&file)) {
-            Ok(_) => side.nacos_ca_file = Some(std::path::PathBuf::from(file)),
-            Err(e) => problems.push(format!("{at}: {side_name}.nacos_ca_file {e}")),
-        }
-    }
-    side.nacos_tls_insecure_skip_verify =
-        bool_of(&format!("{side_name}.nacos_tls_insecure_skip_verify")).unwrap_or(false);
-    let mode = str_of(&format!("{side_name}.db_ssl_mode"));
-    if let Some((m, at)) = &mode {
-        if SslMode::parse(m).is_none() {
-            problems.push(format!(
-                "{at}: {side_name}.db_ssl_mode: unknown mode `{m}` (expected {})",
-                SslMode::NAMES
-            ));
-        }
-    }
-    let ca = str_of(&format!("{side_name}.db_ca_file"));
-    if let Some((file, at)) = &ca {
-        if let Err(e) = read_ca_file(std::path::Path::new(file)) {
-            problems.push(format!("{at}: {side_name}.db_ca_file {e}"));
-        }
-    }
-    let Some(dsn) = side.db.as_mut() else { return };
-    let Ok(mut url) = reqwest::Url::parse(dsn) else {
-        return;
-    };
-    let mut pairs: Vec<(String, String)> = url
-        .query_pairs()
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect();
-    for (names, given) in [
-        (["ssl-mode", "ssl_mode"], mode.map(|m| m.0)),
-        (["ssl-ca", "ssl_ca"], ca.map(|c| c.0)),
-    ] {
-        let Some(v) = given else { continue };
-        pairs.retain(|(k, _)| !names.contains(&k.as_str()));
-        pairs.push((names[0].to_owned(), v));
-    }
-    if pairs.is_empty() {
-        url.set_query(None);
-    } else {
-        url.query_pairs_mut().clear().extend_pairs(pairs);
-    }
-    *dsn = url.to_string();
-}
-
 /// What a TLS failure was, told from the text of an error and its sources, or `None` when the
 /// error is not about TLS.
 pub fn name_failure(e: &(dyn std::error::Error + 'static)) -> Option<String> {
@@ -241,27 +209,10 @@ pub fn name_failure(e: &(dyn std::error::Error + 'static)) -> Option<String> {
     name_failure_text(&text)
 }
 
-/// [`name_failure`] on the text of the error chain (rustls' `Display` names the cause).
+/// [`name_failure`] on the text of the error chain (rustls' `Display` names the cause): what
+/// failed, then the line of the chain that says it, in brackets.
 pub fn name_failure_text(text: &str) -> Option<String> {
-    let what = if text.contains("UnknownIssuer") || text.contains("unknown issuer") {
-        "TLS: the server's certificate is signed by an unknown certificate authority (give its CA file, or check that the right server answers)"
-    } else if text.contains("NotValidForName") || text.contains("not valid for name") {
-        "TLS: the server's certificate name does not match the host connected to"
-    } else if text.contains("Expired") || text.contains("certificate expired") {
-        "TLS: the server's certificate has expired"
-    } else if text.contains("NotValidYet") {
-        "TLS: the server's certificate is not valid yet (check the clocks)"
-    } else if text.contains("Revoked") {
-        "TLS: the server's certificate is revoked"
-    } else if text.contains("InvalidContentType") || text.contains("corrupt message") {
-        "TLS: the server did not answer in TLS (is this port plain HTTP? use http://)"
-    } else if text.contains("invalid peer certificate") || text.contains("BadEncoding") {
-        "TLS: the server's certificate was refused"
-    } else if text.contains("received fatal alert") || text.contains("HandshakeFailure") {
-        "TLS: the handshake failed"
-    } else {
-        return None;
-    };
+    let what = failure_kind(text)?;
     let detail = text
         .lines()
         .find(|l| l.contains("certificate") || l.contains("alert") || l.contains("message"))
@@ -272,6 +223,31 @@ pub fn name_failure_text(text: &str) -> Option<String> {
     } else {
         format!("{what} [{detail}]")
     })
+}
+
+/// What a TLS failure was, without the error text (for a message that already shows it).
+pub fn failure_kind(text: &str) -> Option<&'static str> {
+    Some(
+        if text.contains("UnknownIssuer") || text.contains("unknown issuer") {
+            "TLS: the server's certificate is signed by an unknown certificate authority (give its CA file, or check that the right server answers)"
+        } else if text.contains("NotValidForName") || text.contains("not valid for name") {
+            "TLS: the server's certificate name does not match the host connected to"
+        } else if text.contains("Expired") || text.contains("certificate expired") {
+            "TLS: the server's certificate has expired"
+        } else if text.contains("NotValidYet") {
+            "TLS: the server's certificate is not valid yet (check the clocks)"
+        } else if text.contains("Revoked") {
+            "TLS: the server's certificate is revoked"
+        } else if text.contains("InvalidContentType") || text.contains("corrupt message") {
+            "TLS: the server did not answer in TLS (is this port plain HTTP? use http://)"
+        } else if text.contains("invalid peer certificate") || text.contains("BadEncoding") {
+            "TLS: the server's certificate was refused"
+        } else if text.contains("received fatal alert") || text.contains("HandshakeFailure") {
+            "TLS: the handshake failed"
+        } else {
+            return None;
+        },
+    )
 }
 
 #[cfg(test)]

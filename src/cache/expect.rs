@@ -50,11 +50,7 @@ pub fn expected_for(
     reference: Option<&Reference>,
 ) -> (Vec<Expected>, Option<String>) {
     let in_scope = |k: &crate::model::ConfigKey| {
-        let ns = if side == Side::Target {
-            scope.to_source(&k.namespace)
-        } else {
-            k.namespace.clone()
-        };
+        let ns = scope.source_ns(side, &k.namespace);
         scope.config_in_scope(&ns, &k.group, &k.data_id)
     };
     let (configs, deleted, db) = match (&snap.db, &snap.api) {

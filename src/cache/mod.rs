@@ -19,6 +19,7 @@ pub use sync::{BoxFuture, GrpcSync, GrpcSyncer};
 use crate::finding::{Code, Finding, Layer};
 use crate::model::{ConfigKey, Side};
 use crate::nacos::{NacosNode, NodeError, LISTENER_BATCH};
+use crate::settings::FixOptions;
 use futures::stream::{self, StreamExt};
 use plan::{NodeDbVerdict, ServedView};
 use serde::Serialize;
@@ -38,35 +39,14 @@ pub struct Expected {
     pub trust: Trust,
 }
 
-/// How to repair.
-#[derive(Debug, Clone, Default)]
-pub struct FixOptions {
-    /// Repair at all.
-    pub fix: bool,
-    /// Plan only.
-    pub dry_run: bool,
-    /// Full reload of every stale node, whatever its stale share.
-    pub full: bool,
-    /// Repairs may touch the source side too.
-    pub fix_source: bool,
-    /// Stale share (percent of the keys a node serves) above which a node gets a full reload instead of per-key reloads (100 = never).
-    pub full_threshold_pct: u64,
-    /// Most repair requests per second per node.
-    pub rate_per_sec: u64,
-    /// How long to wait for a reload to show before calling a key still stale.
-    pub verify_secs: u64,
-    /// `fix.allow_untrusted_rows`: reload caches even from target rows that disagree with the source.
-    pub allow_untrusted_rows: bool,
-}
-
 /// Server identity header for node-to-node endpoints.
-pub type Identity = Option<(String, crate::settings::Secret)>;
+pub type Identity = Option<(String, crate::secret::Secret)>;
 
 /// One planned or applied repair action on one node.
 #[derive(Debug, Clone, Serialize)]
 pub struct Repair {
     /// `source` or `target`.
-    pub side: String,
+    pub side: Side,
     /// Node URL.
     pub node: String,
     /// Node version.
@@ -119,36 +99,6 @@ fn host_port(url: &str) -> String {
     } else {
         format!("{hp}:80")
     }
-}
-
-/// Parse an RFC 7231 HTTP date (`Fri, 27 Nov 2026 02:22:08 GMT`) to epoch ms.
-#[must_use]
-pub fn parse_http_date(s: &str) -> Option<i64> {
-    let parts: Vec<&str> = s.split_whitespace().collect();
-    if parts.len() != 6 || parts[5] != "GMT" {
-        return None;
-    }
-    let day: i64 = parts[1].parse().ok()?;
-    let month = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ]
-    .iter()
-    .position(|m| *m == parts[2])? as i64
-        + 1;
-    let year: i64 = parts[3].parse().ok()?;
-    let hms: Vec<i64> = parts[4].split(':').filter_map(|x| x.parse().ok()).collect();
-    if hms.len() != 3 {
-        return None;
-    }
-    // Days from civil (Howard Hinnant).
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Some((days * 86_400 + hms[0] * 3600 + hms[1] * 60 + hms[2]) * 1000)
 }
 
 /// `(namespace, group, dataId, expected md5)` as the listener probe takes it.
@@ -219,7 +169,7 @@ pub struct SideRun<'a> {
 impl SideRun<'_> {
     fn node_error(&self, node: &str, msg: &str) -> Finding {
         let mut f = Finding::new(Code::SourceError, Layer::L2, "", "", "");
-        f.side = Some(self.side.as_str().to_owned());
+        f.side = Some(self.side);
         f.node = Some(node.to_owned());
         f.detail = format!("{}: {msg}", self.side);
         f
@@ -227,7 +177,7 @@ impl SideRun<'_> {
 
     fn member_finding(&self, node: &str, detail: String) -> Finding {
         let mut f = Finding::new(Code::NodeNotMember, Layer::L2, "", "", "");
-        f.side = Some(self.side.as_str().to_owned());
+        f.side = Some(self.side);
         f.node = Some(node.to_owned());
         f.detail = detail;
         f
@@ -399,7 +349,7 @@ pub async fn audit_side(run: &SideRun<'_>) -> CacheOutcome {
                 &e.key.group,
                 &e.key.data_id,
             );
-            f.side = Some(run.side.as_str().to_owned());
+            f.side = Some(run.side);
             f.node = Some(s.node.base.clone());
             f.expected_md5 = Some(e.md5.clone());
             f.detail = detail.to_owned();
@@ -435,16 +385,6 @@ mod repair;
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn http_dates_parse() {
-        assert_eq!(parse_http_date("Thu, 01 Jan 1970 00:00:01 GMT"), Some(1000));
-        assert_eq!(
-            parse_http_date("Fri, 27 Nov 2026 02:22:08 GMT"),
-            Some(1_795_746_128_000)
-        );
-        assert_eq!(parse_http_date("garbage"), None);
-    }
 
     #[test]
     fn host_port_defaults_to_80() {

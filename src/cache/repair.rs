@@ -28,14 +28,14 @@ pub(super) async fn repair_side(
 ) {
     let opts = run.opts;
     let expected = run.expected;
-    let side = run.side.as_str().to_owned();
+    let side = run.side;
     let mut applied: Vec<(usize, usize, Vec<usize>)> = Vec::new(); // (live index, repair index, keys sent)
     for (n, s) in live.iter().enumerate() {
         if s.stale.is_empty() {
             continue;
         }
         let record = |mechanism, status, keys: usize, detail: String| Repair {
-            side: side.clone(),
+            side,
             node: s.node.base.clone(),
             version: s.version.clone(),
             mechanism,

@@ -27,15 +27,32 @@ pub trait GrpcSync {
 pub struct GrpcSyncer {
     nodes: tokio::sync::Mutex<std::collections::HashMap<String, Arc<crate::nacos::grpc::GrpcNode>>>,
     timeout: Duration,
+    /// The rustls client config of each `https://` node, by its base URL: its channel is TLS.
+    tls: std::collections::HashMap<String, Arc<rustls::ClientConfig>>,
 }
 
 impl GrpcSyncer {
-    /// A syncer whose every step is bounded by `timeout`.
+    /// The syncer of a run: its timeout, and a TLS channel with its side's trust for each
+    /// `https://` node.
     #[must_use]
-    pub fn new(timeout: Duration) -> Self {
+    pub fn for_settings(settings: &crate::settings::Settings) -> Self {
+        Self::new(
+            Duration::from_secs(settings.timeout_secs),
+            crate::tls::nacos_configs_by_node(settings),
+        )
+    }
+
+    /// A syncer whose every step is bounded by `timeout`; `tls` gives the rustls client config
+    /// of each `https://` node by its base URL (the side's, as for its HTTPS API).
+    #[must_use]
+    pub fn new(
+        timeout: Duration,
+        tls: std::collections::HashMap<String, Arc<rustls::ClientConfig>>,
+    ) -> Self {
         GrpcSyncer {
             nodes: tokio::sync::Mutex::new(std::collections::HashMap::new()),
             timeout,
+            tls,
         }
     }
 }
@@ -55,24 +72,24 @@ impl GrpcSync for GrpcSyncer {
                     Some(n) if n.is_alive().await => n.clone(),
                     _ => {
                         let addr = crate::nacos::grpc::cluster_grpc_addr(base)?;
+                        // An `https://` node gets a TLS channel with its side's trust, never a
+                        // plain one: the request makes the node act and carries the identity.
+                        let tls = if base.starts_with("https://") {
+                            Some(self.tls.get(base).cloned().ok_or_else(|| {
+                                format!("Nacos gRPC {addr}: no TLS client configuration for {base}")
+                            })?)
+                        } else {
+                            None
+                        };
                         let n = Arc::new(
-                            crate::nacos::grpc::GrpcNode::connect(
+                            crate::nacos::grpc::GrpcNode::connect_tls(
                                 &addr,
+                                tls,
                                 version,
                                 identity,
                                 self.timeout,
                             )
-                            .await
-                            .map_err(|e| {
-                                // Nacos serves peer gRPC in TLS only with
-                                // `nacos.remote.peer.rpc.tls.enableTls` (RpcServerTlsConfig),
-                                // whatever its HTTP port does; this channel is plain text.
-                                if base.starts_with("https://") {
-                                    format!("{e} (the cluster gRPC repair channel is plain text only: a node whose peer gRPC needs TLS is repaired by the whole-node reload, `audit --fix --full`)")
-                                } else {
-                                    e
-                                }
-                            })?,
+                            .await?,
                         );
                         nodes.insert(base.to_owned(), n.clone());
                         n
@@ -83,7 +100,7 @@ impl GrpcSync for GrpcSyncer {
                 &key.data_id,
                 &key.group,
                 &key.namespace,
-                crate::nacos::grpc::now_ms(),
+                crate::clock::now_ms(),
             )
             .await
         })

@@ -1,11 +1,12 @@
 //! `nacos-drift diff`: two snapshot files compared offline (A = source, B = target).
 
-use crate::app::{capture_errors, emit, eprintln_safe, finish};
 use crate::cli::DiffArgs;
 use crate::diff::{self, Scope};
 use crate::error::{Error, ErrorKind, Result};
 use crate::exit::ExitStatus;
 use crate::model::{Side, SideSnapshot, SNAPSHOT_SCHEMA_VERSION};
+use crate::report::escape::eprintln_visible as eprintln_safe;
+use crate::run::finish::{capture_errors, emit, finish};
 use crate::settings::{self, Inputs};
 use std::path::Path;
 
@@ -74,10 +75,10 @@ pub(crate) fn run(a: &DiffArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<
     }
     let scope = Scope::new(&settings);
     let mut findings = diff::compare(&source, &target, &scope, None);
-    crate::run::drop_unread(&mut findings, &source, &target, &scope);
+    crate::run::settle::drop_unread(&mut findings, &source, &target, &scope);
     findings.extend(capture_errors(&source, Side::Source));
     findings.extend(capture_errors(&target, Side::Target));
     let mut report = finish(&settings, "diff", findings, &source, &target);
-    diff::coverage::apply(&mut report, &settings, &scope, &source, &target);
+    crate::report::coverage::apply(&mut report, &settings, &scope, &source, &target);
     emit(&report, &settings)
 }

@@ -1,4 +1,5 @@
-//! One module per offline-capable subcommand besides `audit` (whose stages are in `run`).
+//! One module per subcommand that reads or compares (`audit`'s stages are in `run`).
 
+pub mod audit;
 pub mod diff;
 pub mod snapshot;

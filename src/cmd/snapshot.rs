@@ -1,6 +1,5 @@
 //! `nacos-drift snapshot`: capture one side (DB and/or API) to a JSON snapshot file.
 
-use crate::app::{eprintln_safe, filters, runtime};
 use crate::cancel::Stopper;
 use crate::capture;
 use crate::cli::SnapshotArgs;
@@ -9,6 +8,8 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::exit::ExitStatus;
 use crate::finding::Layer;
 use crate::model::Side;
+use crate::report::escape::eprintln_visible as eprintln_safe;
+use crate::run::context::{filters, runtime, RunContext};
 use crate::settings::{self, Inputs};
 use std::path::Path;
 use std::sync::Arc;
@@ -52,8 +53,8 @@ pub(crate) fn run(a: &SnapshotArgs, env: &dyn Fn(&str) -> Option<String>) -> Res
     let (sf, tf) = filters(&scope);
     let rt = runtime()?;
     let stop = Stopper::new(settings.deadline_secs);
-    crate::db::limit_run(Some(stop.deadline()));
-    let nodes = capture::nodes(conf, &settings);
+    // This side's node clients and DB pool, built once and closed below.
+    let ctx = RunContext::for_side(&settings, side, stop.deadline());
     let captured = stop.run(
         &rt,
         &format!("reading the {side}"),
@@ -61,15 +62,14 @@ pub(crate) fn run(a: &SnapshotArgs, env: &dyn Fn(&str) -> Option<String>) -> Res
         capture::capture(
             side,
             conf,
-            &nodes,
-            &settings,
+            ctx.side(side),
             if side == Side::Source { sf } else { tf },
             &settings.namespaces,
             None,
             true,
         ),
     );
-    rt.block_on(crate::db::close_all());
+    rt.block_on(ctx.close_dbs());
     rt.shutdown_background();
     crate::progress::clear();
     let mut snap = captured.map_err(|s| {
@@ -110,8 +110,7 @@ pub(crate) fn run(a: &SnapshotArgs, env: &dyn Fn(&str) -> Option<String>) -> Res
 }
 
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    crate::outdir::write_atomic(&tmp, path, bytes).map_err(|e| {
+    crate::outdir::write_atomic(&path.with_extension("tmp"), path, bytes).map_err(|e| {
         Error::with_source(ErrorKind::Report, format!("writing {}", path.display()), e)
     })
 }

@@ -3,6 +3,7 @@
 
 use super::{DbError, NacosDb};
 use crate::model::canonical_namespace;
+use crate::model::DigestRow;
 use futures::TryStreamExt;
 use mysql_async::prelude::*;
 use mysql_async::Row;
@@ -105,7 +106,7 @@ fn digest_queries(
     // Raw columns: measured on MariaDB 10.11, server-side CONCAT_WS and UNHEX cost more than the
     // few bytes they save on the wire.
     let cols = digest.columns();
-    let filter = tenant_filter(only);
+    let filter = super::v3::and_where(&tenant_filter(only), tables);
     let q = |t: u8, table: &'static str, variant: &str, meta: &str| {
         (
             t,
@@ -132,30 +133,11 @@ fn digest_queries(
         out.push(q(
             3,
             "config_info_gray",
-            "CONCAT('gray:', gray_name)",
+            super::v3::gray_variant(tables),
             "NULL, app_name, NULL",
         ));
     }
     out
-}
-
-/// A config row reduced to what the L1 pre-filter compares: 48 bytes, nothing on the heap.
-///
-/// At a million rows per side, full rows would cost about a gigabyte; these cost about 100 MB,
-/// and full rows are then read again (by id) only for the few keys whose digests differ.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DigestRow {
-    /// 128-bit hash (two independent 64-bit hashes: collisions are negligible) of the key in
-    /// source-namespace terms: namespace, group, dataId and variant.
-    pub key: u128,
-    /// The content digest computed by the server (see [`ContentDigest`]).
-    pub content: [u8; 16],
-    /// Hash of type, app, desc and tags.
-    pub meta: u64,
-    /// Row id within its table.
-    pub id: u64,
-    /// Table index (0 `config_info`, 1 beta, 2 tag, 3 gray).
-    pub table: u8,
 }
 
 fn bytes_of(row: &Row, i: usize) -> &[u8] {

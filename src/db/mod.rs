@@ -6,13 +6,15 @@
 //! [`session`]).
 
 mod digest;
+mod hint;
 mod session;
+mod v3;
 
-pub use digest::{ContentDigest, DigestRow};
-pub use session::{close_all, limit_run};
+pub use crate::model::DigestRow;
+pub use digest::ContentDigest;
 
 use crate::model::{canonical_namespace, ConfigItem, ConfigKey, Namespace};
-use crate::settings::Secret;
+use crate::secret::Secret;
 use crate::tls::SslMode;
 use futures::TryStreamExt;
 use mysql_async::prelude::*;
@@ -42,6 +44,10 @@ pub struct NacosDb {
     tls_probe: Option<Opts>,
 }
 
+/// One side's database for a run: its pool, built once by the run's owner and borrowed by every
+/// stage, or why it could not be had (an invalid DSN), reported by the stages that need it.
+pub type Handle = Result<NacosDb, DbError>;
+
 /// A failure reading the DB, never carrying the password.
 #[derive(Debug, Clone)]
 pub struct DbError(pub String);
@@ -55,36 +61,6 @@ impl std::fmt::Display for DbError {
 /// The SQL of a statement, marked so that the server's process list tells whose it is.
 fn tagged(sql: &str) -> String {
     format!("/* nacos-drift pid {} */ {sql}", std::process::id())
-}
-
-/// What to tell the user about a server message: the likely cause, in their terms.
-fn hint(msg: &str, database: &str, lock_secs: u64) -> String {
-    if let Some(tls) = crate::tls::name_failure_text(msg) {
-        format!(" ({tls})")
-    } else if msg.contains("insecure transport") {
-        // MariaDB/MySQL `require_secure_transport=ON`: ER_SECURE_TRANSPORT_REQUIRED (3159).
-        " (TLS: the server requires TLS and ssl-mode is disabled: use preferred, required, verify_ca or verify_identity)".to_owned()
-    } else if msg.contains("server does not have this capability") {
-        " (TLS: ssl-mode requires TLS and the server does not offer it)".to_owned()
-    } else if msg.contains("Access denied") && msg.contains("to database") {
-        // 1044: the login worked; this user may not use this database, or it has another name.
-        format!(
-            " (no access to database `{database}`: check the database name in the DSN, or grant the user access to it)"
-        )
-    } else if msg.contains("Unknown database") {
-        format!(" (no database named `{database}` on this server)")
-    } else if msg.contains("Access denied") {
-        " (wrong user or password)".to_owned()
-    } else if msg.contains("Lock wait timeout") {
-        format!(" (a table is locked by another session: waited lock_wait_timeout = {lock_secs} s)")
-    } else if msg.contains("max_statement_time") || msg.contains("maximum statement execution time")
-    {
-        " (the statement reached the run deadline)".to_owned()
-    } else if msg.contains("onnection refused") || msg.contains("timed out") {
-        " (database unreachable)".to_owned()
-    } else {
-        String::new()
-    }
 }
 
 /// mysql_async's TLS options for an `ssl-mode` (the mysql client's meanings): `required` and
@@ -108,7 +84,14 @@ fn ssl_opts(mode: SslMode, ca: Option<&str>) -> Option<mysql_async::SslOpts> {
 
 impl NacosDb {
     /// Prepare a pool (no connection is made yet).
-    pub fn new(dsn: &str, password: Option<&Secret>, timeout_secs: u64) -> Result<Self, DbError> {
+    ///
+    /// Every session gets a server-side statement limit ending at `deadline` (the run's).
+    pub fn new(
+        dsn: &str,
+        password: Option<&Secret>,
+        timeout_secs: u64,
+        deadline: Option<std::time::Instant>,
+    ) -> Result<Self, DbError> {
         let invalid =
             |e: &dyn std::fmt::Display| DbError(format!("database {dsn}: invalid DSN: {e}"));
         let (plain, mode, ca) = crate::validate::take_tls_params(dsn).map_err(|e| invalid(&e))?;
@@ -139,8 +122,8 @@ impl NacosDb {
             );
         let wait = Duration::from_secs(timeout_secs.max(1));
         // One pool per database for the whole run, however many steps read it (digest check,
-        // scan, narrowing, diffs, re-check): one set of connections, closed by [`close_all`].
-        let key = format!("{dsn}\u{0}{}", password.map_or("", Secret::expose));
+        // scan, narrowing, diffs, re-check): the run builds this once and closes it
+        // ([`NacosDb::close`]).
         // `preferred`: plain text when the server offers no TLS at all (mysql_async has no
         // such mode: the TLS pool gives way to this one on the first connection).
         let tls_probe = (mode == SslMode::Disabled).then(|| {
@@ -149,13 +132,12 @@ impl NacosDb {
                 .into()
         });
         let fallback = (mode == SslMode::Preferred).then(|| {
-            let plain: Opts = OptsBuilder::from_opts(builder.clone())
+            OptsBuilder::from_opts(builder.clone())
                 .ssl_opts(None)
-                .into();
-            (format!("{key}\u{0}plain"), plain)
+                .into()
         });
         Ok(NacosDb {
-            shared: session::shared(&key, builder.into(), wait, fallback),
+            shared: session::Shared::new(builder.into(), deadline, fallback),
             origin: dsn.to_owned(),
             wait,
             tls_probe,
@@ -172,7 +154,7 @@ impl NacosDb {
             .split('?')
             .next()
             .unwrap_or("");
-        let hint = hint(&msg, database, self.wait.as_secs());
+        let hint = hint::hint(&msg, database, self.wait.as_secs());
         DbError(format!("database {}: {what}: {msg}{hint}", self.origin))
     }
 
@@ -245,8 +227,9 @@ impl NacosDb {
         let scans = queries.iter().map(|(_, table, sql)| async move {
             let mut conn = self.conn().await?;
             let (id, what) = (conn.id(), format!("scanning {table}"));
+            let sql = format!("{sql}{}", v3::and_where("", tables));
             let mut stream = self
-                .bounded(id, &what, conn.query_iter(tagged(sql)))
+                .bounded(id, &what, conn.query_iter(tagged(&sql)))
                 .await?;
             let mut out = Vec::new();
             while let Some(mut rs) = self.bounded(id, &what, stream.stream::<Row>()).await? {
@@ -317,14 +300,20 @@ impl NacosDb {
         keys: &[ConfigKey],
     ) -> Result<HashMap<ConfigKey, String>, DbError> {
         let mut conn = self.conn().await?;
+        let v3 = v3::is_v3(&self.tables(&mut conn).await?);
         let mut out = HashMap::new();
         for k in keys {
-            let tenant = if k.namespace == "public" {
+            let tenant = if k.namespace == "public" && !v3 {
                 String::new()
             } else {
                 k.namespace.clone()
             };
             let (sql, extra): (&str, Option<String>) = match k.variant.split_once(':') {
+                // 3.x: every variant is a gray row (see [`v3`]).
+                _ if v3 && !k.variant.is_empty() => (
+                    "SELECT content FROM config_info_gray WHERE tenant_id IN (?, ?) AND group_id = ? AND data_id = ? AND gray_name = ? LIMIT 1",
+                    v3::gray_name(&k.variant),
+                ),
                 None if k.variant.is_empty() => (
                     "SELECT content FROM config_info WHERE tenant_id IN (?, ?) AND group_id = ? AND data_id = ? LIMIT 1",
                     None,
@@ -422,7 +411,8 @@ fn table_queries(tables: &[String]) -> Vec<(u8, &'static str, String)> {
         q.push((2, "config_info_tag", format!("SELECT id, tenant_id, group_id, data_id, CONCAT('tag:', tag_id), MD5(content), NULL, app_name, NULL, {ms} FROM config_info_tag")));
     }
     if has("config_info_gray") {
-        q.push((3, "config_info_gray", format!("SELECT id, tenant_id, group_id, data_id, CONCAT('gray:', gray_name), MD5(content), NULL, app_name, NULL, {ms} FROM config_info_gray")));
+        let variant = v3::gray_variant(tables);
+        q.push((3, "config_info_gray", format!("SELECT id, tenant_id, group_id, data_id, {variant}, MD5(content), NULL, app_name, NULL, {ms} FROM config_info_gray")));
     }
     q
 }
@@ -438,8 +428,9 @@ impl NacosDb {
         let mut triples: Vec<(&str, &str, &str)> = Vec::new();
         for (t, g, d) in keys {
             if canonical_namespace(t) == "public" {
-                triples.push(("", g, d));
-                triples.push(("public", g, d));
+                for tenant in v3::default_tenants(tables) {
+                    triples.push((tenant, g, d));
+                }
             } else {
                 triples.push((t, g, d));
             }
@@ -546,38 +537,5 @@ impl NacosDb {
             .bounded(conn.id(), "reading his_config_info", conn.exec(sql, (nid,)))
             .await?;
         Ok(rows.into_iter().map(key_of).collect())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::hint;
-
-    #[test]
-    fn access_denied_to_a_database_names_it_instead_of_blaming_the_password() {
-        let h = hint(
-            "ERROR 1044 (42000): Access denied for user 'nacos'@'%' to database 'nacos_x'",
-            "nacos_x",
-            10,
-        );
-        assert!(h.contains("`nacos_x`") && !h.contains("password"), "{h}");
-        let h = hint(
-            "ERROR 1045 (28000): Access denied for user 'nacos'@'localhost' (using password: YES)",
-            "nacos",
-            10,
-        );
-        assert!(h.contains("wrong user or password"), "{h}");
-        let h = hint(
-            "ERROR 1049 (42000): Unknown database 'nacos_x'",
-            "nacos_x",
-            10,
-        );
-        assert!(h.contains("no database named `nacos_x`"), "{h}");
-        let h = hint(
-            "ERROR 1205 (HY000): Lock wait timeout exceeded; try restarting transaction",
-            "nacos",
-            7,
-        );
-        assert!(h.contains("locked") && h.contains("7 s"), "{h}");
     }
 }

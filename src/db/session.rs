@@ -7,11 +7,14 @@
 //! the server can still take one, and the database is not asked again for the rest of the run.
 //! Every statement also carries a server-side run limit (`max_statement_time` on MariaDB,
 //! `max_execution_time` for SELECTs on MySQL), so nothing this run started outlives its deadline.
+//!
+//! A pool belongs to its [`NacosDb`], built once per run by the run's owner, and is closed by it
+//! ([`NacosDb::close`]): there is no registry of pools behind the caller's back.
 
 use super::{DbError, NacosDb};
 use mysql_async::prelude::*;
 use mysql_async::{Conn, Opts, Pool};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -33,67 +36,62 @@ pub(super) struct Shared {
     ready: Mutex<HashSet<u32>>,
     /// Why this database is not asked again in this run (it did not answer).
     down: Mutex<Option<String>>,
-    /// The longest client-side wait asked of this database (bounds the clean-up at the end).
-    wait: Mutex<Duration>,
-    /// `ssl-mode=preferred`: the plain-text pool's key and options, for a server without TLS.
-    fallback: Option<(String, Opts)>,
+    /// The run's deadline: every session gets a server-side statement limit ending there.
+    deadline: Option<Instant>,
+    /// Statements whose await was dropped before they finished (the run was stopped): their
+    /// server-side queries are killed by [`NacosDb::close`].
+    orphans: Mutex<Vec<u32>>,
+    /// `ssl-mode=preferred`: the plain-text pool's options, for a server without TLS.
+    fallback: Option<Opts>,
     /// The plain-text pool, once the server was found to offer no TLS.
     plain: Mutex<Option<Arc<Shared>>>,
     /// Whether the connections are encrypted (`Ssl_cipher` of the first session), once known.
     tls: Mutex<Option<bool>>,
 }
 
-/// A statement whose await was dropped before it finished (the run was stopped): its server-side
-/// query is killed by [`close_all`].
-struct Orphan {
-    opts: Opts,
-    id: u32,
-}
-
-static DEADLINE: Mutex<Option<Instant>> = Mutex::new(None);
-static ORPHANS: Mutex<Vec<Orphan>> = Mutex::new(Vec::new());
-
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// The run's deadline: every session opened from now on gets a server-side statement limit
-/// ending there.
-pub fn limit_run(deadline: Option<Instant>) {
-    *lock(&DEADLINE) = deadline;
-}
-
-/// The run's pools, by DSN and password (in memory only, never shown).
-fn pools() -> &'static Mutex<HashMap<String, Arc<Shared>>> {
-    static POOLS: std::sync::OnceLock<Mutex<HashMap<String, Arc<Shared>>>> =
-        std::sync::OnceLock::new();
-    POOLS.get_or_init(Default::default)
-}
-
-/// The pool for `key`, made with `opts` the first time.
-pub(super) fn shared(
-    key: &str,
-    opts: Opts,
-    wait: Duration,
-    fallback: Option<(String, Opts)>,
-) -> Arc<Shared> {
-    let mut m = lock(pools());
-    let s = m.entry(key.to_owned()).or_insert_with(|| {
+impl Shared {
+    /// A pool made with `opts` (no connection is made yet).
+    pub(super) fn new(opts: Opts, deadline: Option<Instant>, fallback: Option<Opts>) -> Arc<Self> {
         Arc::new(Shared {
             pool: Pool::new(opts.clone()),
             opts,
             ready: Mutex::new(HashSet::new()),
             down: Mutex::new(None),
-            wait: Mutex::new(wait),
+            deadline,
+            orphans: Mutex::new(Vec::new()),
             fallback,
             plain: Mutex::new(None),
             tls: Mutex::new(None),
         })
-    });
-    let mut w = lock(&s.wait);
-    *w = (*w).max(wait);
-    drop(w);
-    s.clone()
+    }
+
+    /// Kill what a stopped run left running, then disconnect the pool cleanly (the server would
+    /// log an aborted connection for each one dropped instead), within `bound`.
+    async fn close(&self, origin: &str, bound: Duration) {
+        let orphans: Vec<u32> = std::mem::take(&mut *lock(&self.orphans));
+        let kills =
+            futures::future::join_all(orphans.iter().map(|id| kill(&self.opts, *id, bound)));
+        for (id, r) in orphans.iter().zip(kills.await) {
+            if let Err(e) = r {
+                tracing::warn!(
+                    "database {origin}: could not kill statement {id} left by the stopped run: {e}"
+                );
+            }
+        }
+        if lock(&self.down).is_some() {
+            return;
+        }
+        if tokio::time::timeout(bound, self.pool.clone().disconnect())
+            .await
+            .is_err()
+        {
+            tracing::warn!("database {origin} did not close its connections within {bound:?}");
+        }
+    }
 }
 
 /// `f`'s output if it comes within `d`. Polled once first, so an await that is already
@@ -116,10 +114,7 @@ struct InFlight<'a> {
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
         if self.armed {
-            lock(&ORPHANS).push(Orphan {
-                opts: self.shared.opts.clone(),
-                id: self.id,
-            });
+            lock(&self.shared.orphans).push(self.id);
         }
     }
 }
@@ -167,8 +162,8 @@ impl Limits {
 
 /// Seconds left until the run's deadline, rounded up, plus one: the run's own stop comes first
 /// (and kills what it leaves), the server's limit is the backstop. Never 0 ("no limit").
-fn run_secs() -> u64 {
-    lock(&DEADLINE).map_or(NO_DEADLINE_SECS, |d| {
+fn run_secs(deadline: Option<Instant>) -> u64 {
+    deadline.map_or(NO_DEADLINE_SECS, |d| {
         let left = d.saturating_duration_since(Instant::now());
         left.as_secs() + u64::from(left.subsec_nanos() > 0) + 1
     })
@@ -208,14 +203,14 @@ impl NacosDb {
             Some(Err(mysql_async::Error::Driver(
                 mysql_async::DriverError::NoClientSslFlagFromServer,
             ))),
-            Some((key, opts)),
+            Some(opts),
         ) = (&got, &self.shared.fallback)
         {
             tracing::info!(
                 "database {}: no TLS offered; connecting in plain text (ssl-mode=preferred)",
                 self.origin
             );
-            let plain = shared(key, opts.clone(), self.wait, None);
+            let plain = Shared::new(opts.clone(), self.shared.deadline, None);
             *lock(&self.shared.plain) = Some(plain.clone());
             got = within(self.wait, plain.pool.get_conn()).await;
         }
@@ -250,7 +245,7 @@ impl NacosDb {
         }
         let limits = Limits::of(conn.server_version());
         let lock_secs = self.wait.as_secs().max(1);
-        let set = limits.statement(lock_secs, run_secs());
+        let set = limits.statement(lock_secs, run_secs(sh.deadline));
         match self
             .bounded(id, "setting session limits", conn.query_drop(set))
             .await
@@ -372,35 +367,21 @@ async fn kill(opts: &Opts, id: u32, wait: Duration) -> Result<(), String> {
     }
 }
 
-/// End the run's database work: kill the statements of awaits that were dropped unfinished (a
-/// stopped run), then disconnect every pool cleanly (the servers would log an aborted connection
-/// for each one dropped instead). Bounded: a server that does not answer is left to drop the
-/// connections itself. Call once, at the end of a run, on the runtime that used the pools.
-pub async fn close_all() {
-    let all: Vec<Arc<Shared>> = lock(pools()).drain().map(|(_, p)| p).collect();
-    let orphans: Vec<Orphan> = std::mem::take(&mut *lock(&ORPHANS));
-    let bound = all
-        .iter()
-        .map(|s| *lock(&s.wait))
-        .max()
-        .unwrap_or(Duration::from_secs(10));
-    let kills = futures::future::join_all(orphans.iter().map(|o| kill(&o.opts, o.id, bound)));
-    for (o, r) in orphans.iter().zip(kills.await) {
-        if let Err(e) = r {
-            tracing::warn!(
-                "could not kill statement {} left by the stopped run: {e}",
-                o.id
-            );
+impl NacosDb {
+    /// End this database's work in the run: kill the statements of awaits that were dropped
+    /// unfinished (a stopped run), then disconnect its pools. Bounded: a server that does not
+    /// answer is left to drop the connections itself. Called by the pool's owner (the run's
+    /// context), on the runtime that used the pool; the database is not asked again afterwards.
+    pub async fn close(&self) {
+        let plain = lock(&self.shared.plain).clone();
+        self.shared.close(&self.origin, self.wait).await;
+        if let Some(p) = plain {
+            p.close(&self.origin, self.wait).await;
         }
-    }
-    let up: Vec<Pool> = all
-        .iter()
-        .filter(|s| lock(&s.down).is_none())
-        .map(|s| s.pool.clone())
-        .collect();
-    let closing = futures::future::join_all(up.into_iter().map(Pool::disconnect));
-    if tokio::time::timeout(bound, closing).await.is_err() {
-        tracing::warn!("a database did not close its connections within {bound:?}");
+        self.mark_down(&format!(
+            "database {}: already closed in this run",
+            self.origin
+        ));
     }
 }
 

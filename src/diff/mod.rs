@@ -4,133 +4,20 @@
 //! map), so that a namespace renamed during the migration is not reported as missing plus extra.
 //! Hashing and comparison run on rayon; the output is sorted so reports are deterministic.
 
-pub mod coverage;
 pub mod namespaces;
+mod scope;
+mod services;
 mod tags;
 pub mod text;
 
 use crate::finding::{Code, Finding, Layer};
 use crate::model::{
-    canonical_namespace, md5_hex, ConfigItem, ConfigKey, Instance, Namespace, Service, SideSnapshot,
+    canonical_namespace, md5_hex, ConfigItem, ConfigKey, Namespace, Side, SideSnapshot,
 };
-use crate::settings::Settings;
-use globset::{Glob, GlobSet, GlobSetBuilder};
 use rayon::prelude::*;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-
-/// Compiled scope rules: namespace filter, namespace pairing and ignore globs.
-pub struct Scope {
-    namespaces: Vec<String>,
-    pairing: namespaces::Pairing,
-    ignore_ns: GlobSet,
-    ignore_group: GlobSet,
-    ignore_data_id: GlobSet,
-    ignore_service: GlobSet,
-    ignore_meta: BTreeSet<String>,
-    show_secrets: bool,
-}
-
-fn globset(globs: &[String]) -> GlobSet {
-    let mut b = GlobSetBuilder::new();
-    for g in globs {
-        // Globs were validated when the settings were resolved.
-        if let Ok(g) = Glob::new(g) {
-            b.add(g);
-        }
-    }
-    b.build().unwrap_or_else(|_| GlobSet::empty())
-}
-
-impl Scope {
-    /// Compile the scope of a run.
-    #[must_use]
-    pub fn new(s: &Settings) -> Self {
-        Scope {
-            namespaces: s.namespaces.clone(),
-            // The map was checked when the settings were resolved (an ambiguous one is exit 2).
-            pairing: namespaces::Pairing::new(&s.namespace_map).unwrap_or_default(),
-            ignore_ns: globset(&s.ignore.namespaces),
-            ignore_group: globset(&s.ignore.groups),
-            ignore_data_id: globset(&s.ignore.data_ids),
-            ignore_service: globset(&s.ignore.services),
-            ignore_meta: s.ignore.metadata_keys.iter().cloned().collect(),
-            show_secrets: s.show_secrets,
-        }
-    }
-
-    /// The target namespace id a source namespace is compared with. A displaced source namespace
-    /// (see [`namespaces`]) pairs with none: its own id is returned, for reading only; no target
-    /// key ever maps back to it.
-    #[must_use]
-    pub fn to_target(&self, source_ns: &str) -> String {
-        let ns = canonical_namespace(source_ns);
-        self.pairing.target_of(&ns).unwrap_or(ns)
-    }
-
-    /// The key of a target namespace in source terms: the source namespace it pairs with, or for
-    /// an orphan a key that is never in scope (so an orphan is neither read nor compared).
-    #[must_use]
-    pub fn to_source(&self, target_ns: &str) -> String {
-        self.pairing.source_key(target_ns)
-    }
-
-    /// The resolved namespace pairing.
-    #[must_use]
-    pub fn pairing(&self) -> &namespaces::Pairing {
-        &self.pairing
-    }
-
-    /// Whether a namespace (in source terms) is audited at all.
-    #[must_use]
-    pub fn namespace_in_scope(&self, source_ns: &str) -> bool {
-        !source_ns.starts_with(namespaces::ORPHAN_PREFIX)
-            && (self.namespaces.is_empty() || self.namespaces.iter().any(|n| n == source_ns))
-            && !self.ignore_ns.is_match(source_ns)
-    }
-
-    /// Where a source namespace's items were looked for on the target, for the details of
-    /// `*-missing` findings: its mapped id, or why it pairs with nothing.
-    fn looked_for(&self, source_ns: &str) -> String {
-        if let Some(note) = self.pairing.displaced_note(source_ns) {
-            return format!(" ({note})");
-        }
-        let t = self.to_target(source_ns);
-        if t == source_ns {
-            String::new()
-        } else {
-            format!(" (looked for in target namespace `{t}`)")
-        }
-    }
-
-    /// Whether a config key (source namespace terms) is audited.
-    #[must_use]
-    pub fn config_in_scope(&self, source_ns: &str, group: &str, data_id: &str) -> bool {
-        self.namespace_in_scope(source_ns)
-            && !self.ignore_group.is_match(group)
-            && !self.ignore_data_id.is_match(data_id)
-    }
-
-    /// Whether a service (source namespace terms) is audited.
-    #[must_use]
-    pub fn service_in_scope(&self, source_ns: &str, group: &str, name: &str) -> bool {
-        self.namespace_in_scope(source_ns)
-            && !self.ignore_group.is_match(group)
-            && !self.ignore_service.is_match(name)
-    }
-
-    /// Whether diffs show secret values.
-    #[must_use]
-    pub fn show_secrets(&self) -> bool {
-        self.show_secrets
-    }
-
-    fn meta_without_ignored(&self, m: &BTreeMap<String, String>) -> BTreeMap<String, String> {
-        m.iter()
-            .filter(|(k, _)| !self.ignore_meta.contains(*k))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect()
-    }
-}
+pub use scope::Scope;
+use services::compare_services;
+use std::collections::{BTreeSet, HashMap};
 
 /// Fill in missing MD5s from content, in parallel (API snapshots carry content, not digests).
 pub fn hash_contents(configs: &mut [ConfigItem]) {
@@ -212,7 +99,7 @@ fn compare_namespaces(
     for ns in src.difference(&tgt) {
         let mut f = Finding::new(Code::NamespaceMissing, layer, ns, "", "");
         let t = scope.to_target(ns);
-        f.detail = if let Some(note) = scope.pairing.displaced_note(ns) {
+        f.detail = if let Some(note) = scope.pairing().displaced_note(ns) {
             format!("namespace `{ns}` exists on the source only: {note}")
         } else if t == *ns {
             format!("namespace `{ns}` exists on the source only")
@@ -236,16 +123,12 @@ fn compare_namespaces(
 fn index_configs<'a>(
     items: &'a [ConfigItem],
     scope: &Scope,
-    is_target: bool,
+    side: Side,
 ) -> HashMap<ConfigKey, &'a ConfigItem> {
     items
         .par_iter()
         .filter_map(|c| {
-            let ns = if is_target {
-                scope.to_source(&c.key.namespace)
-            } else {
-                canonical_namespace(&c.key.namespace)
-            };
+            let ns = scope.source_ns(side, &c.key.namespace);
             if !scope.config_in_scope(&ns, &c.key.group, &c.key.data_id) {
                 return None;
             }
@@ -292,8 +175,8 @@ fn compare_config_fields(
     (with_desc, with_tags): (bool, bool),
 ) -> Vec<Finding> {
     let (src, tgt) = rayon::join(
-        || index_configs(source, scope, false),
-        || index_configs(target, scope, true),
+        || index_configs(source, scope, Side::Source),
+        || index_configs(target, scope, Side::Target),
     );
     let mut keys: Vec<&ConfigKey> = src
         .keys()
@@ -326,7 +209,7 @@ fn compare_config_fields(
                     f.age_secs = age(now_ms, s);
                     f.detail = "content differs".to_owned();
                     if let (Some(a), Some(b)) = (&s.content, &t.content) {
-                        f.diff = Some(text::unified(a, b, scope.show_secrets));
+                        f.diff = Some(text::unified(a, b, scope.show_secrets()));
                     }
                     return Some(f);
                 }
@@ -361,203 +244,12 @@ fn compare_config_fields(
         .collect()
 }
 
-/// A stable digest of a service's compared fields (sha256 over canonical JSON).
-fn digest_of<T: serde::Serialize>(v: &T) -> String {
-    use sha2::{Digest, Sha256};
-    let bytes = serde_json::to_vec(v).unwrap_or_default();
-    hex::encode(&Sha256::digest(&bytes)[..8])
-}
-
-fn compare_services(source: &[Service], target: &[Service], scope: &Scope) -> Vec<Finding> {
-    let index =
-        |items: &[Service], is_target: bool| -> BTreeMap<(String, String, String), Service> {
-            items
-                .iter()
-                .filter_map(|s| {
-                    let ns = if is_target {
-                        scope.to_source(&s.key.namespace)
-                    } else {
-                        canonical_namespace(&s.key.namespace)
-                    };
-                    if !scope.service_in_scope(&ns, &s.key.group, &s.key.name) {
-                        return None;
-                    }
-                    let mut s = s.clone();
-                    s.metadata = scope.meta_without_ignored(&s.metadata);
-                    for i in &mut s.instances {
-                        i.metadata = scope.meta_without_ignored(&i.metadata);
-                    }
-                    Some(((ns, s.key.group.clone(), s.key.name.clone()), s))
-                })
-                .collect()
-        };
-    let src = index(source, false);
-    let tgt = index(target, true);
-    let keys: BTreeSet<&(String, String, String)> = src.keys().chain(tgt.keys()).collect();
-    let keys: Vec<_> = keys.into_iter().collect();
-    keys.par_iter()
-        .flat_map_iter(|k| {
-            let (ns, group, name) = k;
-            let mut out = Vec::new();
-            match (src.get(*k), tgt.get(*k)) {
-                (Some(s), None) => {
-                    let mut f = Finding::new(Code::ServiceMissing, Layer::L3, ns, group, name);
-                    f.source_digest = Some(digest_of(s));
-                    f.detail = format!(
-                        "service with {} instance(s) exists on the source but not on the target{}",
-                        s.instances.len(),
-                        scope.looked_for(ns)
-                    );
-                    out.push(f);
-                }
-                (None, Some(t)) => {
-                    let mut f = Finding::new(Code::ServiceExtra, Layer::L3, ns, group, name);
-                    f.target_digest = Some(digest_of(t));
-                    f.detail = format!(
-                        "service with {} instance(s) exists only on the target",
-                        t.instances.len()
-                    );
-                    out.push(f);
-                }
-                (Some(s), Some(t)) => {
-                    let mut fields = Vec::new();
-                    if (s.protect_threshold - t.protect_threshold).abs() > 1e-9 {
-                        fields.push(format!(
-                            "protect_threshold: {} → {}",
-                            s.protect_threshold, t.protect_threshold
-                        ));
-                    }
-                    if s.metadata != t.metadata {
-                        fields.push(format!(
-                            "metadata: {}",
-                            meta_delta(&s.metadata, &t.metadata)
-                        ));
-                    }
-                    if s.selector != t.selector {
-                        fields.push(format!("selector: {} → {}", s.selector, t.selector));
-                    }
-                    if !fields.is_empty() {
-                        let mut f =
-                            Finding::new(Code::ServiceMetaDiffers, Layer::L3, ns, group, name);
-                        f.source_digest =
-                            Some(digest_of(&(&s.protect_threshold, &s.metadata, &s.selector)));
-                        f.target_digest =
-                            Some(digest_of(&(&t.protect_threshold, &t.metadata, &t.selector)));
-                        f.fields = fields
-                            .iter()
-                            .map(|x| x.split(':').next().unwrap_or(x).to_owned())
-                            .collect();
-                        f.detail = fields.join("; ");
-                        out.push(f);
-                    }
-                    out.extend(compare_instances(
-                        ns,
-                        group,
-                        name,
-                        &s.instances,
-                        &t.instances,
-                    ));
-                }
-                (None, None) => {}
-            }
-            out
-        })
-        .collect()
-}
-
-fn meta_delta(s: &BTreeMap<String, String>, t: &BTreeMap<String, String>) -> String {
-    let mut parts = Vec::new();
-    for (k, v) in s {
-        match t.get(k) {
-            None => parts.push(format!("-{k}")),
-            // Metadata can hold credentials (Spring Boot Admin's `user.password`): never shown.
-            Some(tv) if tv != v && text::is_secret_key(k) => {
-                parts.push(format!("{k}: `****` → `****(2)`"))
-            }
-            Some(tv) if tv != v => parts.push(format!("{k}: `{v}` → `{tv}`")),
-            _ => {}
-        }
-    }
-    for k in t.keys() {
-        if !s.contains_key(k) {
-            parts.push(format!("+{k}"));
-        }
-    }
-    parts.join(", ")
-}
-
-fn compare_instances(
-    ns: &str,
-    group: &str,
-    name: &str,
-    source: &[Instance],
-    target: &[Instance],
-) -> Vec<Finding> {
-    let key = |i: &Instance| (i.cluster.clone(), i.ip.clone(), i.port);
-    let src: BTreeMap<_, _> = source.iter().map(|i| (key(i), i)).collect();
-    let tgt: BTreeMap<_, _> = target.iter().map(|i| (key(i), i)).collect();
-    let mut out = Vec::new();
-    let label = |i: &Instance| format!("{}:{}@{}", i.ip, i.port, i.cluster);
-    for (k, s) in &src {
-        match tgt.get(k) {
-            None => {
-                let mut f = Finding::new(Code::InstanceMissing, Layer::L3, ns, group, name);
-                f.instance = Some(label(s));
-                f.source_digest = Some(digest_of(s));
-                f.detail = "instance registered on the source only".to_owned();
-                out.push(f);
-            }
-            Some(t) => {
-                let mut fields = Vec::new();
-                if (s.weight - t.weight).abs() > 1e-9 {
-                    fields.push(format!("weight: {} → {}", s.weight, t.weight));
-                }
-                if s.healthy != t.healthy {
-                    fields.push(format!("healthy: {} → {}", s.healthy, t.healthy));
-                }
-                if s.enabled != t.enabled {
-                    fields.push(format!("enabled: {} → {}", s.enabled, t.enabled));
-                }
-                if s.ephemeral != t.ephemeral {
-                    fields.push(format!("ephemeral: {} → {}", s.ephemeral, t.ephemeral));
-                }
-                if s.metadata != t.metadata {
-                    fields.push(format!(
-                        "metadata: {}",
-                        meta_delta(&s.metadata, &t.metadata)
-                    ));
-                }
-                if !fields.is_empty() {
-                    let mut f = Finding::new(Code::InstanceDiffers, Layer::L3, ns, group, name);
-                    f.instance = Some(label(s));
-                    f.source_digest = Some(digest_of(s));
-                    f.target_digest = Some(digest_of(t));
-                    f.fields = fields
-                        .iter()
-                        .map(|x| x.split(':').next().unwrap_or(x).to_owned())
-                        .collect();
-                    f.detail = fields.join("; ");
-                    out.push(f);
-                }
-            }
-        }
-    }
-    for (k, t) in &tgt {
-        if !src.contains_key(k) {
-            let mut f = Finding::new(Code::InstanceExtra, Layer::L3, ns, group, name);
-            f.instance = Some(label(t));
-            f.target_digest = Some(digest_of(t));
-            f.detail = "instance registered on the target only".to_owned();
-            out.push(f);
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::ConfigKey;
+    use crate::model::{ConfigKey, Instance, Service};
+    use crate::settings::Settings;
+    use std::collections::BTreeMap;
 
     fn item(ns: &str, id: &str, content: &str) -> ConfigItem {
         ConfigItem {

@@ -12,6 +12,7 @@
 
 mod keys;
 mod mask;
+mod spans;
 
 pub use keys::is_secret_key;
 pub use mask::{mask_line, mask_text};

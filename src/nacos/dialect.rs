@@ -141,6 +141,8 @@ pub enum Endpoint {
     ReloadAll,
     /// Per-key cache reload through `dataChange` (repair).
     DataChange,
+    /// Which clients listen to what, with the md5 each holds (L4).
+    Listeners,
 }
 
 impl Endpoint {
@@ -163,6 +165,7 @@ impl Endpoint {
             Endpoint::Connections => "SDK connections",
             Endpoint::ReloadAll => "full cache reload",
             Endpoint::DataChange => "dataChange",
+            Endpoint::Listeners => "listening clients",
         }
     }
 }
@@ -187,7 +190,7 @@ pub struct Call {
 }
 
 impl Call {
-    fn get(endpoint: Endpoint, path: &'static str) -> Self {
+    pub(super) fn get(endpoint: Endpoint, path: &'static str) -> Self {
         Call {
             endpoint,
             method: Method::GET,
@@ -206,7 +209,7 @@ impl Call {
         }
     }
 
-    fn param(mut self, k: &'static str, v: impl Into<String>) -> Self {
+    pub(super) fn param(mut self, k: &'static str, v: impl Into<String>) -> Self {
         self.params.push((k, v.into()));
         self
     }

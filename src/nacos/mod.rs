@@ -8,13 +8,14 @@
 mod configs;
 pub mod dialect;
 pub mod grpc;
+pub mod listeners;
 pub mod parse;
 pub mod transport;
 pub mod urls;
 mod write;
 
 use crate::model::{ConfigItem, Namespace, Service};
-use crate::settings::Secret;
+use crate::secret::Secret;
 use dialect::{Call, Dialect, PAGE_SIZE};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -75,6 +76,8 @@ pub struct NacosNode {
     pinned: Option<String>,
     /// The server's version and kind, once known: asked once per node and run.
     kind: OnceCell<(String, ServerKind)>,
+    /// How config desc and tags are read (`audit.config_meta`).
+    pub config_meta: crate::settings::ConfigMeta,
 }
 
 impl NacosNode {
@@ -94,6 +97,7 @@ impl NacosNode {
             transport,
             pinned: None,
             kind: OnceCell::new(),
+            config_meta: crate::settings::ConfigMeta::default(),
         }
     }
 
@@ -109,6 +113,13 @@ impl NacosNode {
     #[must_use]
     pub fn with_version(mut self, pinned: Option<String>) -> Self {
         self.pinned = pinned;
+        self
+    }
+
+    /// The same reading config desc and tags as `audit.config_meta` says.
+    #[must_use]
+    pub fn with_config_meta(mut self, meta: crate::settings::ConfigMeta) -> Self {
+        self.config_meta = meta;
         self
     }
 
@@ -445,6 +456,16 @@ impl NacosNode {
                     // A service with no instance record yet answers "not found".
                     break (0, call);
                 }
+                if d == Dialect::V1
+                    && cluster.is_empty()
+                    && resp.status == 500
+                    && resp.body.contains("cluster  is not found!")
+                {
+                    // A service whose last ephemeral instance left has no cluster at all, and
+                    // Nacos 2.x refuses the cluster it does not have (`CatalogServiceV2Impl.
+                    // listInstances`: "cluster <name> is not found!"): it has no instances.
+                    break (0, call);
+                }
                 let p = self.read(d, &call, &resp, |v| {
                     let p = parse::instance_page(d, v, &cluster)?;
                     let size = if d == Dialect::V3 {
@@ -526,7 +547,7 @@ impl NacosNode {
         Ok(Served {
             status: resp.status,
             md5,
-            last_modified_ms: header("Last-Modified").and_then(crate::cache::parse_http_date),
+            last_modified_ms: header("Last-Modified").and_then(crate::clock::parse_http_date),
         })
     }
 }

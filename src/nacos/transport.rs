@@ -10,7 +10,7 @@
 
 use super::dialect::{Call, Dialect, Endpoint};
 use super::urls::{join, redirect_target, without_secrets};
-use crate::settings::Secret;
+use crate::secret::Secret;
 use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, LOCATION};
 use reqwest::Url;
 use std::time::{Duration, Instant};
@@ -69,6 +69,9 @@ pub fn http_client_tls(
     crate::tls::install_provider();
     let tls = crate::tls::nacos_client_config(ca_file, insecure)?;
     reqwest::Client::builder()
+        // Names the tool in the servers' access logs, so an operator (and the bed's token test)
+        // can tell nacos-drift's requests from the applications' SDKs.
+        .user_agent(concat!("nacos-drift/", env!("CARGO_PKG_VERSION")))
         .timeout(Duration::from_secs(timeout_secs))
         .connect_timeout(Duration::from_secs(timeout_secs.min(5)))
         .pool_max_idle_per_host(16)

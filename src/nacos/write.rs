@@ -36,9 +36,7 @@ impl NacosNode {
         data_id: &str,
         identity: Option<(&str, &str)>,
     ) -> Result<(), NodeError> {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis());
+        let now = u128::try_from(crate::clock::now_ms()).unwrap_or(0);
         let call = with_identity(
             Dialect::data_change(namespace, group, data_id, now),
             identity,

@@ -58,7 +58,7 @@ pub fn write(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
             f.level.as_str(),
             f.layer.as_str(),
             if f.in_gate { "true" } else { "false" },
-            f.side.as_deref().unwrap_or(""),
+            f.side.map_or("", crate::model::Side::as_str),
             &f.namespace,
             &f.group,
             &f.name,

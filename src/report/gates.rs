@@ -166,12 +166,16 @@ impl Coverage<'_> {
     }
 }
 
-/// The layers whose read errors leave a gate unjudged: those it needs, and for `cutover-ready`
-/// also L1 when it ran (a DB that failed may hide a missing row).
+/// The layers whose read errors leave a gate unjudged: those it needs, for `cutover-ready`
+/// also L1 when it ran (a DB that failed may hide a missing row), and L4 for the gates holding an
+/// L4 code (`client-stale` on the target, `client-on-source`) when it ran.
 fn error_layers(g: Gate) -> Vec<Layer> {
     let mut layers: Vec<Layer> = needs(g).iter().map(|n| need_layer(*n)).collect();
     if g == Gate::CutoverReady {
         layers.push(Layer::L1);
+    }
+    if matches!(g, Gate::CutoverReady | Gate::DecommissionReady) {
+        layers.push(Layer::L4);
     }
     layers
 }
@@ -199,8 +203,7 @@ pub fn evaluate_one(g: Gate, findings: &[Finding], cov: Coverage<'_>) -> GateRes
             }
             continue;
         }
-        if f.level == Level::Deny && !f.repaired() && g.includes(f.code, f.layer, f.side.as_deref())
-        {
+        if f.level == Level::Deny && !f.repaired() && g.includes(f.code, f.layer, f.side) {
             failing += 1;
             *by_code.entry(f.code.as_str().to_owned()).or_default() += 1;
         }

@@ -4,7 +4,10 @@ use super::*;
 
 fn f(code: Code, layer: Layer, side: Option<&str>) -> Finding {
     let mut f = Finding::new(code, layer, "ns", "G", "n");
-    f.side = side.map(str::to_owned);
+    f.side = side.map(|s| match s {
+        "source" => crate::model::Side::Source,
+        _ => crate::model::Side::Target,
+    });
     f
 }
 
@@ -166,6 +169,36 @@ fn every_gate_on_every_findings_set() {
             &with_clients,
             2,
             "P-P-P",
+        ),
+        // L4: an application on the target holding an old config blocks the cutover; one
+        // still listening on the source blocks the decommission.
+        (
+            "client stale on the target",
+            vec![f(ClientStale, L4, Some("target"))],
+            &with_clients,
+            2,
+            "PPPFP",
+        ),
+        (
+            "client stale on the source",
+            vec![f(ClientStale, L4, Some("source"))],
+            &with_clients,
+            2,
+            "PPPPP",
+        ),
+        (
+            "client listening on the source",
+            vec![f(ClientOnSource, L4, Some("source"))],
+            &with_clients,
+            2,
+            "PPPPF",
+        ),
+        (
+            "L4 unread",
+            vec![f(SourceError, L4, Some("source"))],
+            &with_clients,
+            2,
+            "PPP--",
         ),
     ];
     for (case, findings, compared, nodes, want) in table {

@@ -101,7 +101,7 @@ pub fn write(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
             writeln!(
                 out,
                 "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                v(&p.side),
+                v(p.side.as_str()),
                 v(&p.node),
                 v(&p.version),
                 v(p.mechanism.as_str()),

@@ -150,7 +150,7 @@ pub fn write(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
             writeln!(
                 out,
                 "| {} | {} | {} | {} | {} | {} | {} |",
-                text(&p.side),
+                text(p.side.as_str()),
                 text(&p.node),
                 text(p.mechanism.as_str()),
                 p.keys,

@@ -1,5 +1,6 @@
 //! The report model: one sorted, serialisable record of a run, rendered by one module per format.
 
+pub mod coverage;
 pub mod csv;
 pub mod escape;
 pub mod gates;
@@ -18,6 +19,9 @@ use crate::settings::Format;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::Path;
+
+/// Largest record or `--since` report read, in bytes: anything larger is not ours.
+pub const MAX_READ_BYTES: u64 = 64 * 1024 * 1024;
 
 /// Version of the JSON report contract (see README, "JSON report").
 pub const REPORT_SCHEMA_VERSION: u32 = 1;

@@ -98,7 +98,7 @@ pub fn run(report: Option<&Path>, reports: Option<&Path>) -> Result<ExitStatus> 
 pub fn render(path: &Path, out: &mut Vec<u8>) -> Result<ExitStatus> {
     let bad = |msg: String| Error::new(ErrorKind::Usage, format!("{}: {msg}", path.display()));
     let meta = std::fs::metadata(path).map_err(|e| bad(e.to_string()))?;
-    if meta.len() > crate::history::MAX_READ_BYTES {
+    if meta.len() > super::MAX_READ_BYTES {
         return Err(bad(format!("{} bytes: too large for a report", meta.len())));
     }
     let bytes = std::fs::read(path).map_err(|e| bad(e.to_string()))?;

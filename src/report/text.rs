@@ -19,6 +19,9 @@ pub fn write(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
     steps(&r.gates(), r.gate.as_deref(), out)?;
     for (name, side) in [("source", &r.source), ("target", &r.target)] {
         writeln!(out, "  {name}: {}", visible(&super::side_summary(side)))?;
+        if let Some(t) = tls_summary(side) {
+            writeln!(out, "  {name} TLS: {t}")?;
+        }
     }
     writeln!(
         out,
@@ -86,7 +89,7 @@ pub fn write(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
         writeln!(
             out,
             "  repair {} {} (Nacos {}): {} on {} key(s): {}; {} repaired, {} still stale — {}",
-            visible(&rep.side),
+            visible(rep.side.as_str()),
             visible(&rep.node),
             visible(&rep.version),
             visible(rep.mechanism.as_str()),
@@ -121,7 +124,7 @@ pub fn write(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
             visible(&location(f))
         )?;
         if let Some(side) = &f.side {
-            writeln!(out, "      side: {}", visible(side))?;
+            writeln!(out, "      side: {}", visible(side.as_str()))?;
         }
         writeln!(out, "      {}", visible(&f.detail))?;
         match (
@@ -162,6 +165,25 @@ pub fn write(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
     Ok(())
 }
 
+/// What the run knows of a side's TLS: whether its `https://` nodes' certificates were checked
+/// (said loudly when they were not) and whether its DB connection was encrypted; `None` when
+/// there is nothing to say (no `https://` node and no DB read, as from snapshot files).
+fn tls_summary(side: &super::SideInfo) -> Option<String> {
+    let mut parts = Vec::new();
+    match side.tls_verify {
+        Some(true) => parts.push("certificate verification on for https nodes"),
+        Some(false) => parts
+            .push("CERTIFICATE VERIFICATION OFF for https nodes (nacos_tls_insecure_skip_verify)"),
+        None => {}
+    }
+    match side.db_tls {
+        Some(true) => parts.push("DB connection encrypted"),
+        Some(false) => parts.push("DB connection NOT encrypted (plain text)"),
+        None => {}
+    }
+    (!parts.is_empty()).then(|| parts.join("; "))
+}
+
 /// The migration as steps: every gate's verdict on this run (the selected one marked `*`: it
 /// decides the exit code).
 pub fn steps(
@@ -192,4 +214,46 @@ pub fn steps(
         writeln!(out, "{}", line.trim_end())?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::{Report, SideInfo};
+
+    fn text(r: &Report) -> String {
+        let mut out = Vec::new();
+        write(r, &mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn the_summary_says_per_side_what_tls_did_and_nothing_without_tls() {
+        let mut r = Report::new("audit", "run".into(), None, Vec::new());
+        let plain = text(&r);
+        assert!(!plain.contains("TLS"), "{plain}");
+        r.source = SideInfo {
+            db_tls: Some(false),
+            ..SideInfo::default()
+        };
+        r.target = SideInfo {
+            tls_verify: Some(false),
+            db_tls: Some(true),
+            ..SideInfo::default()
+        };
+        let t = text(&r);
+        assert!(
+            t.contains("\n  source TLS: DB connection NOT encrypted (plain text)\n"),
+            "{t}"
+        );
+        assert!(
+            t.contains("\n  target TLS: CERTIFICATE VERIFICATION OFF for https nodes (nacos_tls_insecure_skip_verify); DB connection encrypted\n"),
+            "{t}"
+        );
+        r.target.tls_verify = Some(true);
+        assert!(
+            text(&r).contains("target TLS: certificate verification on for https nodes; DB"),
+            "{t}"
+        );
+    }
 }

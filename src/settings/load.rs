@@ -59,6 +59,8 @@ pub(super) const KEYS: &[(&str, &str, Kind)] = &[
     ("audit", "concurrency", Kind::Int),
     ("audit", "retries", Kind::Int),
     ("audit", "probe", Kind::Bool),
+    ("audit", "l4", Kind::Bool),
+    ("audit", "l4_per_config_max", Kind::Int),
     ("audit", "state", Kind::Str),
     ("audit", "full_every_hours", Kind::Int),
     ("audit", "skew_secs", Kind::Int),

@@ -12,28 +12,8 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::PathBuf;
 
-/// A secret string: never printed by `Debug`.
-#[derive(Clone, Default, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wrap a value.
-    #[must_use]
-    pub fn new(s: String) -> Self {
-        Secret(s)
-    }
-    /// The value, for the one place that sends it.
-    #[must_use]
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Secret(****)")
-    }
-}
+pub use crate::secret::Secret;
+pub use fix::FixOptions;
 
 /// Connection settings of one side.
 #[derive(Debug, Clone, Default)]
@@ -176,19 +156,21 @@ impl Gate {
 
     /// Whether a finding with this code, layer and side counts for the gate.
     #[must_use]
-    pub fn includes(self, code: Code, layer: Layer, side: Option<&str>) -> bool {
+    pub fn includes(self, code: Code, layer: Layer, side: Option<crate::model::Side>) -> bool {
         use Code::*;
         if code == SourceError {
             return true;
         }
         match self {
             Gate::DbSynced => layer == Layer::L1,
-            Gate::CachesFresh => layer == Layer::L2 && side != Some("source"),
+            Gate::CachesFresh => layer == Layer::L2 && side != Some(crate::model::Side::Source),
             Gate::DualRegistered => matches!(code, ServiceMissing | InstanceMissing),
             Gate::CutoverReady => {
                 Gate::DbSynced.includes(code, layer, side)
                     || Gate::CachesFresh.includes(code, layer, side)
                     || Gate::DualRegistered.includes(code, layer, side)
+                    // Applications on the target holding old configs (L4).
+                    || (code == ClientStale && side == Some(crate::model::Side::Target))
                     || (layer == Layer::L3
                         && matches!(
                             code,
@@ -208,6 +190,7 @@ impl Gate {
                         | ServiceMissing
                         | InstanceMissing
                         | ClientConnected
+                        | ClientOnSource
                 )
             }
         }
@@ -280,6 +263,12 @@ pub struct Settings {
     pub levels: BTreeMap<Code, Level>,
     /// Run the L2 probe.
     pub probe: bool,
+    /// Run L4 (the clients listening to each node) on both sides; `decommission-ready` always
+    /// runs it on the source.
+    pub l4: bool,
+    /// L4 asks each node per config (which finds clients of unknown IP) only up to this many
+    /// configs in scope; above it, per client IP only.
+    pub l4_per_config_max: u64,
     /// State file for incremental runs.
     pub state: PathBuf,
     /// An incremental run turns into a full one when the last full pass is older than this.
@@ -287,7 +276,7 @@ pub struct Settings {
     /// Clock-skew margin subtracted from the watermark.
     pub skew_secs: u64,
     /// Repair settings.
-    pub fix: crate::cache::FixOptions,
+    pub fix: FixOptions,
     /// How the L1 scan digests content inside the DBs.
     pub db_digest: DbDigest,
     /// Warnings met while resolving (already printed on stderr).
@@ -350,14 +339,16 @@ impl Default for Settings {
             },
             levels: BTreeMap::new(),
             probe: true,
+            l4: false,
+            l4_per_config_max: 200,
             state: PathBuf::from(".nacos-drift/state.json"),
             full_every_hours: 24,
             skew_secs: 60,
-            fix: crate::cache::FixOptions {
+            fix: FixOptions {
                 full_threshold_pct: 20,
                 rate_per_sec: 20,
                 verify_secs: 30,
-                ..crate::cache::FixOptions::default()
+                ..FixOptions::default()
             },
             db_digest: DbDigest::Auto,
             warnings: Vec::new(),
@@ -400,9 +391,11 @@ impl Settings {
     }
 }
 
+mod fix;
 mod load;
 mod resolve;
 #[cfg(test)]
 mod tests;
+mod tls;
 
 pub use resolve::{resolve, Inputs};

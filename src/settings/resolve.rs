@@ -55,6 +55,7 @@ pub fn resolve(inp: &Inputs<'_>) -> Result<Settings> {
         if let Some(v) = &s.target_db {
             put(&mut set, "target.db", Raw::Str(v.clone()), "--target-db");
         }
+        tls_flags(s, &mut set);
         if !s.namespaces.is_empty() {
             put(
                 &mut set,
@@ -189,6 +190,47 @@ pub fn resolve(inp: &Inputs<'_>) -> Result<Settings> {
     }
 }
 
+/// The TLS flags of both sides (`--source-nacos-ca-file`, `--target-db-ssl-mode`, ...), under
+/// the same keys as the file's and the environment's.
+fn tls_flags(s: &SidesArgs, set: &mut RawSet) {
+    for (side, ca, skip, mode, db_ca) in [
+        (
+            "source",
+            &s.source_nacos_ca_file,
+            s.source_nacos_tls_insecure_skip_verify,
+            &s.source_db_ssl_mode,
+            &s.source_db_ca_file,
+        ),
+        (
+            "target",
+            &s.target_nacos_ca_file,
+            s.target_nacos_tls_insecure_skip_verify,
+            &s.target_db_ssl_mode,
+            &s.target_db_ca_file,
+        ),
+    ] {
+        let flag = |key: &str| format!("--{side}-{}", key.replace('_', "-"));
+        let key = |k: &str| format!("{side}.{k}");
+        for (k, v) in [("nacos_ca_file", ca), ("db_ca_file", db_ca)] {
+            if let Some(p) = v {
+                put(set, &key(k), Raw::Str(p.display().to_string()), &flag(k));
+            }
+        }
+        if let Some(m) = mode {
+            put(
+                set,
+                &key("db_ssl_mode"),
+                Raw::Str(m.clone()),
+                &flag("db_ssl_mode"),
+            );
+        }
+        if skip {
+            let k = "nacos_tls_insecure_skip_verify";
+            put(set, &key(k), Raw::Bool(true), &flag(k));
+        }
+    }
+}
+
 pub(super) fn build(
     set: &RawSet,
     env: &dyn Fn(&str) -> Option<String>,
@@ -225,20 +267,16 @@ pub(super) fn build(
         }
         side.nacos_username = env(&env_name(side_name, "nacos_username"))
             .or_else(|| str_of(&format!("{side_name}.nacos_username")).map(|v| v.0));
-        side.nacos_password = env(&env_name(side_name, "nacos_password")).map(Secret::new);
-        if side.nacos_password.is_none() {
-            if let Some((file, at)) = str_of(&format!("{side_name}.nacos_password_file")) {
-                match std::fs::read_to_string(&file) {
-                    Ok(p) => {
-                        side.nacos_password =
-                            Some(Secret::new(p.trim_end_matches(['\n', '\r']).to_owned()))
-                    }
-                    Err(e) => problems.push(format!(
-                        "{at}: {side_name}.nacos_password_file `{file}`: {e}"
-                    )),
-                }
-            }
-        }
+        // A secret from its `*_file` setting, when the environment does not hold it.
+        let secret_file = |key: &str, problems: &mut Vec<String>| {
+            let (file, at) = str_of(&format!("{side_name}.{key}"))?;
+            Secret::read_file(&file)
+                .map_err(|e| problems.push(format!("{at}: {side_name}.{key} `{file}`: {e}")))
+                .ok()
+        };
+        side.nacos_password = env(&env_name(side_name, "nacos_password"))
+            .map(Secret::new)
+            .or_else(|| secret_file("nacos_password_file", problems));
         if let Some((dsn, at)) = str_of(&format!("{side_name}.db")) {
             match crate::validate::split_dsn(&dsn) {
                 Ok((clean, pw)) => {
@@ -264,37 +302,16 @@ pub(super) fn build(
                 )),
             }
         }
-        crate::tls::side_settings(side_name, side, &str_of, &bool_of, problems);
+        super::tls::side_settings(side_name, side, &str_of, &bool_of, problems);
         side.identity_key = env(&env_name(side_name, "nacos_identity_key"))
             .or_else(|| str_of(&format!("{side_name}.nacos_identity_key")).map(|v| v.0));
-        side.identity_value = env(&env_name(side_name, "nacos_identity_value")).map(Secret::new);
-        if side.identity_value.is_none() {
-            if let Some((file, at)) = str_of(&format!("{side_name}.nacos_identity_value_file")) {
-                match std::fs::read_to_string(&file) {
-                    Ok(p) => {
-                        side.identity_value =
-                            Some(Secret::new(p.trim_end_matches(['\n', '\r']).to_owned()))
-                    }
-                    Err(e) => problems.push(format!(
-                        "{at}: {side_name}.nacos_identity_value_file `{file}`: {e}"
-                    )),
-                }
-            }
-        }
+        side.identity_value = env(&env_name(side_name, "nacos_identity_value"))
+            .map(Secret::new)
+            .or_else(|| secret_file("nacos_identity_value_file", problems));
         if let Some(pw) = env(&env_name(side_name, "db_password")) {
             side.db_password = Some(Secret::new(pw));
         } else if side.db_password.is_none() {
-            if let Some((file, at)) = str_of(&format!("{side_name}.db_password_file")) {
-                match std::fs::read_to_string(&file) {
-                    Ok(p) => {
-                        side.db_password =
-                            Some(Secret::new(p.trim_end_matches(['\n', '\r']).to_owned()))
-                    }
-                    Err(e) => {
-                        problems.push(format!("{at}: {side_name}.db_password_file `{file}`: {e}"))
-                    }
-                }
-            }
+            side.db_password = secret_file("db_password_file", problems);
         }
     }
 
@@ -354,6 +371,9 @@ pub(super) fn build(
     if let Some(b) = bool_of("audit.probe") {
         s.probe = b;
     }
+    if let Some(b) = bool_of("audit.l4") {
+        s.l4 = b;
+    }
     if let Some(b) = bool_of("fix.allow_untrusted_rows") {
         s.fix.allow_untrusted_rows = b;
     }
@@ -389,6 +409,9 @@ pub(super) fn build(
         }
         u64::try_from(v).ok()
     };
+    if let Some(v) = int_setting("audit.l4_per_config_max", 0, 1_000_000) {
+        s.l4_per_config_max = v;
+    }
     if let Some(v) = int_setting("audit.settle_secs", 0, 3600) {
         s.settle_secs = v;
     }

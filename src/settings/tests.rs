@@ -1,6 +1,7 @@
 //! Unit tests of settings resolution.
 
 use super::*;
+use std::path::Path;
 
 fn no_env(_: &str) -> Option<String> {
     None
@@ -118,4 +119,99 @@ fn every_problem_is_reported_with_its_line() {
         "{m}"
     );
     assert!(m.contains("6 problems"), "{m}");
+}
+
+#[test]
+fn every_tls_setting_has_a_flag_that_beats_the_environment() {
+    let ca = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/tls/test-ca.pem");
+    let sides = SidesArgs {
+        target_db: Some("mysql://u@h:3306/nacos?ssl-mode=required".into()),
+        source_db: Some("mysql://u@h:3306/nacos".into()),
+        source_nacos: Some("https://s:8848/nacos".into()),
+        target_nacos: Some("https://t:8848/nacos".into()),
+        source_nacos_ca_file: Some(ca.into()),
+        target_nacos_ca_file: Some(ca.into()),
+        target_nacos_tls_insecure_skip_verify: true,
+        target_db_ssl_mode: Some("verify_ca".into()),
+        target_db_ca_file: Some(ca.into()),
+        source_db_ssl_mode: Some("DISABLED".into()),
+        ..SidesArgs::default()
+    };
+    // The environment says otherwise for two of them: the flags win.
+    let env = |k: &str| match k {
+        "NACOS_DRIFT_TARGET_DB_SSL_MODE" => Some("required".to_owned()),
+        "NACOS_DRIFT_SOURCE_NACOS_CA_FILE" => Some("/nonexistent.pem".to_owned()),
+        _ => None,
+    };
+    let s = resolve(&Inputs {
+        sides: Some(&sides),
+        report: None,
+        config: None,
+        namespaces: &[],
+        settle: None,
+        state: None,
+        no_probe: false,
+        env: &env,
+    })
+    .unwrap();
+    assert_eq!(s.source.nacos_ca_file.as_deref(), Some(Path::new(ca)));
+    assert_eq!(s.target.nacos_ca_file.as_deref(), Some(Path::new(ca)));
+    assert!(s.target.nacos_tls_insecure_skip_verify);
+    assert!(!s.source.nacos_tls_insecure_skip_verify);
+    assert_eq!(
+        s.target.db.as_deref(),
+        Some(
+            format!(
+                "mysql://u@h:3306/nacos?ssl-mode=verify_ca&ssl-ca={}",
+                ca.replace('/', "%2F")
+            )
+            .as_str()
+        )
+    );
+    assert_eq!(
+        s.source.db.as_deref(),
+        Some("mysql://u@h:3306/nacos?ssl-mode=DISABLED")
+    );
+    assert!(
+        s.warnings
+            .iter()
+            .any(|w| w.contains("TLS CERTIFICATE VERIFICATION IS OFF for the target")),
+        "{:?}",
+        s.warnings
+    );
+}
+
+#[test]
+fn a_bad_tls_flag_is_named_by_its_flag() {
+    let sides = SidesArgs {
+        source_db: Some("mysql://u@h:3306/nacos".into()),
+        source_db_ssl_mode: Some("on".into()),
+        target_nacos_ca_file: Some("/nonexistent/ca.pem".into()),
+        target_db_ca_file: Some("/nonexistent/db-ca.pem".into()),
+        ..SidesArgs::default()
+    };
+    let e = resolve(&Inputs {
+        sides: Some(&sides),
+        report: None,
+        config: None,
+        namespaces: &[],
+        settle: None,
+        state: None,
+        no_probe: false,
+        env: &no_env,
+    })
+    .unwrap_err()
+    .msg;
+    assert!(
+        e.contains("flag --source-db-ssl-mode: source.db_ssl_mode: unknown mode `on`"),
+        "{e}"
+    );
+    assert!(
+        e.contains("flag --target-nacos-ca-file: target.nacos_ca_file `/nonexistent/ca.pem`"),
+        "{e}"
+    );
+    assert!(
+        e.contains("flag --target-db-ca-file: target.db_ca_file `/nonexistent/db-ca.pem`"),
+        "{e}"
+    );
 }

@@ -172,6 +172,19 @@ const ENDPOINTS: &[Endpoint] = &[
         on_source: true,
         config_meta: "bulk",
     },
+    // L4 (read on the source for decommission-ready): per client IP and per config.
+    Endpoint {
+        name: "listening clients",
+        matches: |r| {
+            p(r) == "/v1/cs/communication/watcherConfigs"
+                || p(r) == "/v1/cs/communication/configWatchers"
+        },
+        v3: |r| p(r) == "/v3/admin/cs/listener" || p(r) == "/v3/admin/cs/config/listener",
+        json: true,
+        paged: false,
+        paged_v3: false,
+        on_source: true,
+    },
 ];
 
 /// The wrong answers.

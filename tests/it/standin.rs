@@ -375,6 +375,10 @@ pub fn healthy(req: &Request, port: u16, token: &str) -> Reply {
             Reply::text("text/html;charset=UTF-8", &listener_answer(req))
         }
         ("GET", "/v2/core/loader/current") => Reply::json("{}"),
+        // L4: nobody listens (`CommunicationController`, node-local).
+        ("GET", "/v1/cs/communication/watcherConfigs" | "/v1/cs/communication/configWatchers") => {
+            Reply::json(r#"{"lisentersGroupkeyStatus":{}}"#)
+        }
         _ => Reply::Http("404 Not Found", Vec::new(), b"{}".to_vec()),
     }
 }
@@ -437,6 +441,10 @@ pub fn healthy_v3(req: &Request, port: u16, token: &str) -> Reply {
             Reply::json(&captured!("members.json").replace("18878", &port.to_string()))
         }
         ("GET", "/v3/admin/core/loader/current") => Reply::json(captured!("connections.json")),
+        // L4: nobody listens (as the bed's 3.1 node answers with `aggregation=false`).
+        ("GET", "/v3/admin/cs/listener" | "/v3/admin/cs/config/listener") => Reply::json(
+            r#"{"code":0,"message":"success","data":{"queryType":"ip","listenersStatus":{}}}"#,
+        ),
         _ => Reply::Http("404 Not Found", Vec::new(), b"{}".to_vec()),
     }
 }

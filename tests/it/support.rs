@@ -108,8 +108,105 @@ pub struct Bed {
     pub ca_file: String,
     /// The target node that also serves HTTPS, by its HTTPS URL.
     pub target_nacos_https: String,
+    /// The same node behind a certificate from the bed's CA that expired in 2021.
+    pub target_nacos_https_expired: String,
+    /// The same node behind a certificate from the bed's CA for another name
+    /// (`wrong-name.invalid`).
+    pub target_nacos_https_wrong_name: String,
+    /// `host:port` of that node's SDK gRPC port, which also accepts TLS (Nacos 2.3.2 has no TLS
+    /// on the cluster gRPC port; 2.2.1–2.4.2 accept the cluster sync on the SDK port too).
+    pub target_grpc_tls: String,
     /// The bed's state folder (`<repo the bed runs from>/.testbed`): node homes and logs.
     pub home: PathBuf,
+    /// The Nacos 3.1 cluster on MariaDB (part `v3cluster`; empty when it does not run).
+    pub v3_nacos: Vec<String>,
+    pub v3_db: String,
+    pub v3_version: String,
+    /// The Nacos 2.2.3 node on the target DB (part `v22`; empty when it does not run).
+    pub v22_nacos: Vec<String>,
+    pub v22_version: String,
+    /// `TESTBED_PAIRS`: the matrix, `source>target` side names (see [`Bed::pairs`]).
+    pub pairs_spec: String,
+    /// `TESTBED_PROFILE` of the bed (`full` runs every part).
+    pub profile: String,
+}
+
+/// One side of a pair of the matrix: its nodes, its DB (`None`: read through the API only).
+#[derive(Debug, Clone)]
+pub struct Side {
+    pub name: String,
+    pub nacos: Vec<String>,
+    pub db: Option<String>,
+    pub version: String,
+    /// Java Nacos with auth on (login, identity header); r-nacos runs with open-API auth off.
+    pub java: bool,
+}
+
+/// A (source, target) pair of the matrix.
+#[derive(Debug, Clone)]
+pub struct MatrixPair {
+    pub source: Side,
+    pub target: Side,
+}
+
+impl MatrixPair {
+    /// `2.0.4>3.1.0-bugfix`, for messages.
+    pub fn label(&self) -> String {
+        format!("{}>{}", self.source.name, self.target.name)
+    }
+}
+
+impl Bed {
+    /// A side by its name in `TESTBED_PAIRS`.
+    pub fn side(&self, name: &str) -> Side {
+        let java = |nacos: &[String], db: &str, version: &str| Side {
+            name: name.to_owned(),
+            nacos: nacos.to_vec(),
+            db: Some(db.to_owned()),
+            version: version.to_owned(),
+            java: true,
+        };
+        let rnacos = |url: &str| Side {
+            name: name.to_owned(),
+            nacos: vec![url.to_owned()],
+            db: None,
+            version: "r-nacos".into(),
+            java: false,
+        };
+        match name {
+            "src-2.0.4" => java(&self.source_nacos, &self.source_db, &self.source_version),
+            "tgt-2.3.2" => java(&self.target_nacos, &self.target_db, &self.target_version),
+            "tgt-2.2.3" => java(&self.v22_nacos, &self.target_db, &self.v22_version),
+            "v3-3.1" => java(&self.v3_nacos, &self.v3_db, &self.v3_version),
+            "rnacos-src" => rnacos(&self.source_rnacos),
+            "rnacos-tgt" => rnacos(&self.target_rnacos),
+            other => panic!("TESTBED_PAIRS names an unknown side `{other}`"),
+        }
+    }
+
+    /// The matrix of (source, target) pairs the bed runs (`testbed env` lists them). Under CI on a
+    /// full bed every pair must be there.
+    pub fn pairs(&self) -> Vec<MatrixPair> {
+        let pairs: Vec<MatrixPair> = self
+            .pairs_spec
+            .split_whitespace()
+            .filter_map(|p| p.split_once('>'))
+            .map(|(s, t)| MatrixPair {
+                source: self.side(s),
+                target: self.side(t),
+            })
+            .collect();
+        if std::env::var("CI").is_ok_and(|v| v == "true") && self.profile == "full" {
+            for want in ["src-2.0.4>v3-3.1", "src-2.0.4>tgt-2.2.3"] {
+                assert!(
+                    pairs.iter().any(|p| p.label() == want),
+                    "CI=true on a full bed: pair {want} is missing from TESTBED_PAIRS ({})",
+                    self.pairs_spec
+                );
+            }
+        }
+        pairs
+    }
 }
 
 /// The bed if it is up. Without it tests skip with a printed line, except under CI=true where they fail.
@@ -181,9 +278,23 @@ pub fn bed() -> Option<Bed> {
         identity_value: get("TESTBED_NACOS_IDENTITY_VALUE"),
         ca_file: get("TESTBED_CA_FILE"),
         target_nacos_https: get("TESTBED_TARGET_NACOS_HTTPS"),
+        target_nacos_https_expired: get("TESTBED_TARGET_NACOS_HTTPS_EXPIRED"),
+        target_nacos_https_wrong_name: get("TESTBED_TARGET_NACOS_HTTPS_WRONG_NAME"),
+        target_grpc_tls: get("TESTBED_TARGET_GRPC_TLS"),
         home: vars
             .get("TESTBED_HOME")
             .map_or_else(|| root().join(".testbed"), PathBuf::from),
+        v3_nacos: list("TESTBED_V3_NACOS"),
+        v3_db: get("TESTBED_V3_DB"),
+        v3_version: get("TESTBED_V3_NACOS_VERSION"),
+        v22_nacos: list("TESTBED_V22_NACOS"),
+        v22_version: get("TESTBED_V22_NACOS_VERSION"),
+        // A bed started before the matrix existed: its two original pairs.
+        pairs_spec: vars
+            .get("TESTBED_PAIRS")
+            .cloned()
+            .unwrap_or_else(|| "src-2.0.4>tgt-2.3.2 rnacos-src>rnacos-tgt".into()),
+        profile: get("TESTBED_PROFILE"),
     })
 }
 

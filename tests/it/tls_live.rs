@@ -132,6 +132,14 @@ fn a_full_audit_over_https_and_a_verified_tls_db_passes_with_the_ca() {
     let t = &r.json["target"];
     assert_eq!(t["db_tls"], true, "{t}");
     assert_eq!(t["tls_verify"], true, "{t}");
+    assert!(
+        r.output.contains("  source TLS: DB connection NOT encrypted (plain text)\n")
+            && r.output.contains(
+                "  target TLS: certificate verification on for https nodes; DB connection encrypted\n"
+            ),
+        "{}",
+        r.output
+    );
     assert_eq!(t["db_configs"], 1, "{t}");
     assert_eq!(t["api_configs"], 1, "{t}");
     // The source DB offers no TLS: `preferred` (the default) fell back to plain text.
@@ -189,6 +197,13 @@ fn with_verification_skipped_the_run_warns_and_the_report_says_so() {
     assert!(
         r.output
             .contains("TLS CERTIFICATE VERIFICATION IS OFF for the target Nacos nodes"),
+        "{}",
+        r.output
+    );
+    assert!(
+        r.output.contains(
+            "target TLS: CERTIFICATE VERIFICATION OFF for https nodes (nacos_tls_insecure_skip_verify); DB connection encrypted"
+        ),
         "{}",
         r.output
     );

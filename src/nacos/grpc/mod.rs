@@ -14,6 +14,11 @@
 //! Ports: the cluster gRPC port is the HTTP port + 1001. 2.4.3+ accepts the sync request only
 //! there; 2.2.1–2.4.2 also accept the SDK port (HTTP + 1000).
 //!
+//! TLS: a node given as `https://` is reached in TLS (rustls, ALPN `h2`) with its side's trust,
+//! never in plain text. Nacos serves the cluster port in TLS only from 2.4.0 with
+//! `nacos.remote.peer.rpc.tls.enableTls` (`ClusterDefaultTlsProtocolNegotiatorBuilder`); in
+//! 2.3.x only `GrpcSdkServer` has a protocol negotiator, so there the channel fails, named.
+//!
 //! The request must look exactly like one from a cluster member of the node's own version: a
 //! repair may only make a node re-read its DB, never write it. Nacos 3.x's
 //! `ConfigChangeClusterSyncRequestHandler.checkNamespaceCompatible` parses the connection's
@@ -21,8 +26,17 @@
 //! `ConfigMigrateService.namespaceMigrate`, which copies or deletes rows between the `''` and
 //! `public` namespaces in the DB. See [`cluster_client_version`] and [`sync_body`].
 
+mod connect;
+mod proto;
+
+use connect::{chain, connect_failure, local_ip_towards, tls_connector};
+pub use connect::{cluster_grpc_addr, CLUSTER_PORT_OFFSET};
+
+pub use proto::{cluster_client_version, sync_body, sync_tenant, Any, Metadata, Payload};
+use proto::{codec, internal_request, is_success, request_id, response_message};
+
 use futures::channel::{mpsc, oneshot};
-use serde_json::{json, Value};
+use serde_json::json;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -36,128 +50,6 @@ const UNARY_PATH: &str = "/Request/request";
 const BI_STREAM_PATH: &str = "/BiRequestStream/requestBiStream";
 /// Nacos `NacosException.UN_REGISTER`: the connection is not (yet) registered.
 const UN_REGISTER: i64 = 301;
-/// Offset from a node's HTTP port to its cluster gRPC port.
-pub const CLUSTER_PORT_OFFSET: u16 = 1001;
-
-/// `google.protobuf.Any`, defined here so that no protoc / prost-types is needed.
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct Any {
-    #[prost(string, tag = "1")]
-    pub type_url: String,
-    #[prost(bytes = "vec", tag = "2")]
-    pub value: Vec<u8>,
-}
-
-/// Nacos `Metadata` message.
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct Metadata {
-    #[prost(string, tag = "3")]
-    pub r#type: String,
-    #[prost(string, tag = "8")]
-    pub client_ip: String,
-    #[prost(map = "string, string", tag = "7")]
-    pub headers: HashMap<String, String>,
-}
-
-/// Nacos `Payload` message: the only message type on both services.
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct Payload {
-    #[prost(message, optional, tag = "2")]
-    pub metadata: Option<Metadata>,
-    #[prost(message, optional, tag = "3")]
-    pub body: Option<Any>,
-}
-
-impl Payload {
-    fn new(kind: &str, client_ip: &str, headers: HashMap<String, String>, body: &Value) -> Self {
-        Payload {
-            metadata: Some(Metadata {
-                r#type: kind.to_owned(),
-                client_ip: client_ip.to_owned(),
-                headers,
-            }),
-            // Java leaves type_url empty too: the server dispatches on metadata.type only.
-            body: Some(Any {
-                type_url: String::new(),
-                value: body.to_string().into_bytes(),
-            }),
-        }
-    }
-
-    fn kind(&self) -> &str {
-        self.metadata.as_ref().map_or("", |m| m.r#type.as_str())
-    }
-
-    fn json(&self) -> Value {
-        self.body
-            .as_ref()
-            .and_then(|b| serde_json::from_slice(&b.value).ok())
-            .unwrap_or(Value::Null)
-    }
-}
-
-fn codec() -> tonic_prost::ProstCodec<Payload, Payload> {
-    tonic_prost::ProstCodec::default()
-}
-
-/// A process-unique request id (the server only echoes it back).
-fn request_id() -> String {
-    static N: AtomicU64 = AtomicU64::new(1);
-    format!("nacos-drift-{}", N.fetch_add(1, Ordering::Relaxed))
-}
-
-/// The cluster gRPC address (`host:port`) of a node given by its HTTP base URL,
-/// e.g. `http://127.0.0.1:18858/nacos` → `127.0.0.1:19859`.
-pub fn cluster_grpc_addr(http_base: &str) -> Result<String, String> {
-    let rest = http_base
-        .split_once("://")
-        .map_or(http_base, |(_, r)| r)
-        .split('/')
-        .next()
-        .unwrap_or("");
-    let (host, port) = match rest.rsplit_once(':') {
-        // `[::1]` without a port has its last ':' inside the brackets.
-        Some((h, p)) if !p.ends_with(']') => (h, p),
-        _ => (rest, "8848"),
-    };
-    let port: u16 = port
-        .parse()
-        .map_err(|_| format!("{http_base}: bad port {port:?}"))?;
-    let grpc = port
-        .checked_add(CLUSTER_PORT_OFFSET)
-        .ok_or_else(|| format!("{http_base}: port {port} has no cluster gRPC port"))?;
-    if host.is_empty() {
-        return Err(format!("{http_base}: no host"));
-    }
-    Ok(format!("{host}:{grpc}"))
-}
-
-/// The source chain of an error on one line (tonic's top-level text is just "transport error").
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let t = c.to_string();
-        if !s.contains(&t) {
-            s.push_str(": ");
-            s.push_str(&t);
-        }
-        cur = c.source();
-    }
-    s
-}
-
-/// The local IP the OS would use to reach `addr`, reported as the client IP like Java does;
-/// a UDP "connect" sends no packet. Empty when unknown (the server accepts that).
-fn local_ip_towards(addr: &str) -> String {
-    std::net::UdpSocket::bind("0.0.0.0:0")
-        .and_then(|s| {
-            s.connect(addr)?;
-            s.local_addr()
-        })
-        .map(|a| a.ip().to_string())
-        .unwrap_or_default()
-}
 
 /// How often an open connection sends a `HealthCheckRequest`, like the Java client does.
 ///
@@ -197,6 +89,7 @@ impl Conn {
     /// caller does).
     async fn open(
         addr: &str,
+        tls: Option<&Arc<rustls::ClientConfig>>,
         client_ip: &str,
         client_version: &str,
         timeout: Duration,
@@ -205,10 +98,20 @@ impl Conn {
             .map_err(|e| format!("bad address: {e}"))?
             .connect_timeout(timeout)
             .tcp_nodelay(true);
-        let channel = tokio::time::timeout(timeout, endpoint.connect())
+        let connect = async {
+            match tls {
+                None => endpoint.connect().await,
+                Some(cfg) => {
+                    endpoint
+                        .connect_with_connector(tls_connector(cfg, addr))
+                        .await
+                }
+            }
+        };
+        let channel = tokio::time::timeout(timeout, connect)
             .await
             .map_err(|_| format!("connect timed out after {timeout:?}"))?
-            .map_err(|e| format!("connect failed: {}", chain(&e)))?;
+            .map_err(|e| connect_failure(&chain(&e), tls.is_some()))?;
         let grpc = tonic::client::Grpc::new(channel);
 
         // Works on an unregistered connection; proves it is a Nacos 2.x gRPC port and tells
@@ -219,7 +122,10 @@ impl Conn {
             timeout,
         )
         .await
-        .map_err(|e| format!("server check: {e}"))?;
+        .map_err(|e| match tls.is_some().then(|| connect_failure(&e, true)) {
+            Some(named) if named.starts_with("TLS") => named,
+            _ => format!("server check: {e}"),
+        })?;
         if check.kind() != "ServerCheckResponse" {
             return Err(format!(
                 "server check: unexpected {} {}",
@@ -286,16 +192,6 @@ impl Conn {
     }
 }
 
-/// A request with no fields of its own (ServerCheckRequest, HealthCheckRequest).
-fn internal_request(kind: &str, client_ip: &str) -> Payload {
-    Payload::new(
-        kind,
-        client_ip,
-        HashMap::new(),
-        &json!({"headers": {}, "requestId": request_id(), "module": "internal"}),
-    )
-}
-
 /// Sends a health check every `KEEP_ALIVE`; marks the connection dead if the node has
 /// unregistered it, so the next sync reconnects at once instead of retrying.
 async fn keep_alive(grpc: tonic::client::Grpc<Channel>, alive: Arc<AtomicBool>, client_ip: String) {
@@ -328,6 +224,8 @@ enum Attempt {
 /// reset, idle ejection), the next sync opens and registers a new connection once.
 pub struct GrpcNode {
     addr: String,
+    /// The rustls config of a TLS channel (the node was given as `https://`); `None`: plain.
+    tls: Option<Arc<rustls::ClientConfig>>,
     client_ip: String,
     /// The node's version, `major.minor.patch`: decides `clientVersion`, tenant and `grayName`.
     version: (u32, u32, u32),
@@ -342,6 +240,7 @@ impl std::fmt::Debug for GrpcNode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GrpcNode")
             .field("addr", &self.addr)
+            .field("tls", &self.tls.is_some())
             .field("version", &self.version)
             .field("reconnects", &self.reconnects())
             .finish_non_exhaustive()
@@ -358,6 +257,18 @@ impl GrpcNode {
         identity: Option<(&str, &str)>,
         timeout: Duration,
     ) -> Result<GrpcNode, String> {
+        Self::connect_tls(grpc_addr, None, server_version, identity, timeout).await
+    }
+
+    /// [`GrpcNode::connect`] over TLS with `tls` (the side's rustls client config, as for its
+    /// `https://` nodes); `None` is plain text.
+    pub async fn connect_tls(
+        grpc_addr: &str,
+        tls: Option<Arc<rustls::ClientConfig>>,
+        server_version: &str,
+        identity: Option<(&str, &str)>,
+        timeout: Duration,
+    ) -> Result<GrpcNode, String> {
         let addr = grpc_addr
             .trim()
             .trim_start_matches("http://")
@@ -367,11 +278,18 @@ impl GrpcNode {
             format!("Nacos gRPC {addr}: server version `{server_version}` is not major.minor.patch, so no cluster member's request can be imitated")
         })?;
         let client_ip = local_ip_towards(&addr);
-        let conn = Conn::open(&addr, &client_ip, &cluster_client_version(version), timeout)
-            .await
-            .map_err(|e| format!("Nacos gRPC {addr}: {e}"))?;
+        let conn = Conn::open(
+            &addr,
+            tls.as_ref(),
+            &client_ip,
+            &cluster_client_version(version),
+            timeout,
+        )
+        .await
+        .map_err(|e| format!("Nacos gRPC {addr}: {e}"))?;
         Ok(GrpcNode {
             addr,
+            tls,
             client_ip,
             version,
             identity: identity.map(|(k, v)| (k.to_owned(), v.to_owned())),
@@ -404,9 +322,15 @@ impl GrpcNode {
         let mut cur = self.conn.lock().await;
         if !cur.is_alive() || failed.is_some_and(|f| Arc::ptr_eq(f, &cur)) {
             let client_version = cluster_client_version(self.version);
-            let fresh = Conn::open(&self.addr, &self.client_ip, &client_version, self.timeout)
-                .await
-                .map_err(|e| format!("reconnect: {e}"))?;
+            let fresh = Conn::open(
+                &self.addr,
+                self.tls.as_ref(),
+                &self.client_ip,
+                &client_version,
+                self.timeout,
+            )
+            .await
+            .map_err(|e| format!("reconnect: {e}"))?;
             *cur = Arc::new(fresh);
             self.reconnects.fetch_add(1, Ordering::Relaxed);
         }
@@ -485,20 +409,6 @@ impl GrpcNode {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
-}
-
-/// A Nacos `Response` is a success when resultCode is 200 (ErrorResponse carries 500).
-fn is_success(resp: &Payload, v: &Value) -> bool {
-    resp.kind() != "ErrorResponse" && v["resultCode"].as_i64() == Some(200)
-}
-
-fn response_message(v: &Value) -> String {
-    format!(
-        "(resultCode {}, errorCode {}): {}",
-        v["resultCode"],
-        v["errorCode"],
-        v["message"].as_str().unwrap_or("no message")
-    )
 }
 
 /// One unary call, bounded by `timeout`.
@@ -602,131 +512,10 @@ pub async fn config_change_sync(
     node.sync(data_id, group, namespace, last_modified_ms).await
 }
 
-/// The `clientVersion` a cluster member of `version` registers with: `GrpcClusterClient`
-/// sends `Nacos-Server:v<version>` from 2.5.0; before, its parent `GrpcClient` sent
-/// `VersionUtils.getFullClientVersion()`, `Nacos-Java-Client:v<version>`. Always `x.y.z`:
-/// `VersionUtils.compareVersion` (3.x's namespace check) throws on anything else, and a throw
-/// there means a namespace migration in the DB.
-#[must_use]
-pub fn cluster_client_version((major, minor, patch): (u32, u32, u32)) -> String {
-    let prefix = if (major, minor) >= (2, 5) {
-        "Nacos-Server:v"
-    } else {
-        "Nacos-Java-Client:v"
-    };
-    format!("{prefix}{major}.{minor}.{patch}")
-}
-
-/// The tenant a node of `version` expects for a namespace id: 3.x keeps the default namespace
-/// as `public` (`NamespaceUtil.processNamespaceParameter`, and its members send that tenant in
-/// `AsyncNotifyService`), earlier versions as "".
-#[must_use]
-pub fn sync_tenant((major, _, _): (u32, u32, u32), namespace: &str) -> String {
-    let default = namespace.is_empty() || namespace == "public";
-    match (default, major >= 3) {
-        (true, true) => "public".to_owned(),
-        (true, false) => String::new(),
-        (false, _) => namespace.to_owned(),
-    }
-}
-
-/// The `ConfigChangeClusterSyncRequest` body a member of `version` sends for a formal config:
-/// `beta` false and no `tag` (so 2.5+'s gray-compatibility migration in `checkCompatity` never
-/// runs), and from 2.5.0, where the handler reads it into the dump request, `grayName` null
-/// (formal). `lastModified` is the dump timestamp 2.1–2.2 use; 2.3+ take the row's gmt_modified.
-#[must_use]
-pub fn sync_body(
-    version: (u32, u32, u32),
-    data_id: &str,
-    group: &str,
-    namespace: &str,
-    last_modified_ms: i64,
-) -> Value {
-    let mut body = json!({
-        "headers": {},
-        "requestId": request_id(),
-        "dataId": data_id,
-        "group": group,
-        "tenant": sync_tenant(version, namespace),
-        "tag": null,
-        "lastModified": last_modified_ms,
-        "beta": false,
-        "batch": false,
-        "module": "config",
-    });
-    if version >= (2, 5, 0) {
-        body["grayName"] = Value::Null;
-    }
-    body
-}
-
 /// Milliseconds since the Unix epoch, for `last_modified_ms`.
 #[must_use]
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use prost::Message;
-
-    #[test]
-    fn cluster_port_is_http_plus_1001() {
-        assert_eq!(
-            cluster_grpc_addr("http://127.0.0.1:18858/nacos").unwrap(),
-            "127.0.0.1:19859"
-        );
-        assert_eq!(
-            cluster_grpc_addr("http://nacos-1/nacos").unwrap(),
-            "nacos-1:9849"
-        );
-        assert!(cluster_grpc_addr("http://h:65000/").is_err());
-    }
-
-    #[test]
-    fn requests_look_like_a_member_of_the_nodes_version() {
-        // (version, clientVersion, tenant of the default namespace, grayName sent)
-        let cases = [
-            ((2, 0, 4), "Nacos-Java-Client:v2.0.4", "", false),
-            ((2, 3, 2), "Nacos-Java-Client:v2.3.2", "", false),
-            ((2, 4, 3), "Nacos-Java-Client:v2.4.3", "", false),
-            ((2, 5, 1), "Nacos-Server:v2.5.1", "", true),
-            ((3, 0, 0), "Nacos-Server:v3.0.0", "public", true),
-            ((3, 1, 0), "Nacos-Server:v3.1.0", "public", true),
-        ];
-        for (v, client, tenant, gray) in cases {
-            assert_eq!(cluster_client_version(v), client, "{v:?}");
-            for ns in ["", "public"] {
-                let b = sync_body(v, "d", "g", ns, 1);
-                assert_eq!(b["tenant"], tenant, "{v:?} {ns:?}");
-                assert_eq!(b.get("grayName").is_some(), gray, "{v:?}");
-                assert_eq!(b["grayName"], Value::Null);
-                assert_eq!(b["beta"], false);
-                assert_eq!(b["tag"], Value::Null);
-            }
-            assert_eq!(sync_body(v, "d", "g", "prod", 1)["tenant"], "prod");
-        }
-        // What 3.x's checkNamespaceCompatible needs to skip the migration: the prefix, then
-        // exactly three dot-separated parts.
-        let v3 = cluster_client_version((3, 1, 0));
-        let after = v3.split("Nacos-Server:v").nth(1).unwrap();
-        assert_eq!(after.split('.').count(), 3);
-    }
-
-    #[test]
-    fn payload_round_trips_with_json_body() {
-        let p = Payload::new(
-            "ServerCheckRequest",
-            "10.0.0.1",
-            HashMap::from([("k".to_owned(), "v".to_owned())]),
-            &json!({"requestId": "1"}),
-        );
-        let back = Payload::decode(p.encode_to_vec().as_slice()).unwrap();
-        assert_eq!(back.kind(), "ServerCheckRequest");
-        assert_eq!(back.json()["requestId"], "1");
-        assert_eq!(back.metadata.unwrap().headers["k"], "v");
-    }
 }

@@ -6,38 +6,32 @@
 //! audit whose settings leave no layer that could run is refused before anything is read
 //! ([`crate::settings::Settings::check_comparable`], exit 2).
 
-use super::namespaces::{check_named, Named};
-use super::Scope;
+use super::Report;
+use crate::diff::namespaces::{check_named, Named};
+use crate::diff::Scope;
 use crate::finding::{Code, Finding, Layer};
-use crate::model::{canonical_namespace, SideSnapshot};
-use crate::report::Report;
+use crate::model::{Side, SideSnapshot};
 use crate::settings::Settings;
 
 /// How many namespaces, configs and services in scope were compared across the layers both
 /// sides have (L1: DB rows, L3: API items). L2 probe keys are counted by the caller.
 #[must_use]
 pub fn items_compared(source: &SideSnapshot, target: &SideSnapshot, scope: &Scope) -> usize {
-    let key = |ns: &str, is_target: bool| {
-        if is_target {
-            scope.to_source(ns)
-        } else {
-            canonical_namespace(ns)
-        }
-    };
+    let key = |ns: &str, side: Side| scope.source_ns(side, ns);
     let mut n = 0;
     if let (Some(s), Some(t)) = (&source.db, &target.db) {
-        for (db, is_target) in [(s, false), (t, true)] {
+        for (db, side) in [(s, Side::Source), (t, Side::Target)] {
             n += db
                 .namespaces
                 .iter()
-                .filter(|x| scope.namespace_in_scope(&key(&x.id, is_target)))
+                .filter(|x| scope.namespace_in_scope(&key(&x.id, side)))
                 .count();
             // A compact scan keeps only differing rows; it counted the rows it digested.
             n += db.rows_scanned.unwrap_or_else(|| {
                 db.configs
                     .iter()
                     .filter(|c| {
-                        let ns = key(&c.key.namespace, is_target);
+                        let ns = key(&c.key.namespace, side);
                         scope.config_in_scope(&ns, &c.key.group, &c.key.data_id)
                     })
                     .count()
@@ -45,17 +39,17 @@ pub fn items_compared(source: &SideSnapshot, target: &SideSnapshot, scope: &Scop
         }
     }
     if let (Some(s), Some(t)) = (&source.api, &target.api) {
-        for (api, is_target) in [(s, false), (t, true)] {
+        for (api, side) in [(s, Side::Source), (t, Side::Target)] {
             n += api
                 .namespaces
                 .iter()
-                .filter(|x| scope.namespace_in_scope(&key(&x.id, is_target)))
+                .filter(|x| scope.namespace_in_scope(&key(&x.id, side)))
                 .count();
             n += api
                 .configs
                 .iter()
                 .filter(|c| {
-                    let ns = key(&c.key.namespace, is_target);
+                    let ns = key(&c.key.namespace, side);
                     scope.config_in_scope(&ns, &c.key.group, &c.key.data_id)
                 })
                 .count();
@@ -63,7 +57,7 @@ pub fn items_compared(source: &SideSnapshot, target: &SideSnapshot, scope: &Scop
                 .services
                 .iter()
                 .filter(|x| {
-                    let ns = key(&x.key.namespace, is_target);
+                    let ns = key(&x.key.namespace, side);
                     scope.service_in_scope(&ns, &x.key.group, &x.key.name)
                 })
                 .count();
@@ -174,7 +168,7 @@ pub fn apply(
         f.level = settings.level_of(f.code);
         f.in_gate = settings
             .gate
-            .is_none_or(|g| g.includes(f.code, f.layer, f.side.as_deref()));
+            .is_none_or(|g| g.includes(f.code, f.layer, f.side));
     }
     let mut findings = std::mem::take(&mut report.findings);
     findings.extend(extra);
@@ -185,7 +179,7 @@ pub fn apply(
         findings,
     );
     report.findings = fresh.findings;
-    report.summary = crate::report::Summary {
+    report.summary = super::Summary {
         settled: report.summary.settled,
         ..fresh.summary
     };
@@ -300,7 +294,7 @@ mod tests {
         let scope = Scope::new(&settings);
         let src = api(&["public", "prod"], &[("prod", "a")]);
         let tgt = api(&["public", "prod"], &[]);
-        let drift = super::super::compare(&src, &tgt, &scope, None);
+        let drift = crate::diff::compare(&src, &tgt, &scope, None);
         assert_eq!(drift.len(), 1);
         let mut r = Report::new("diff", "t".into(), None, drift);
         r.compared.push("L3 (cluster ↔ cluster API)".into());
