@@ -184,6 +184,7 @@ const ENDPOINTS: &[Endpoint] = &[
         paged: false,
         paged_v3: false,
         on_source: true,
+        config_meta: "bulk",
     },
 ];
 
