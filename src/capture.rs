@@ -4,7 +4,7 @@
 //! `source-error` findings, so a partial audit is reported as incomplete, never as clean.
 
 use crate::model::{ApiSnapshot, CaptureError, DbSnapshot, Side, SideSnapshot};
-use crate::nacos::NacosNode;
+use crate::nacos::{ConfigPlan, NacosNode};
 use crate::settings::{Settings, SideSettings};
 use crate::{db, nacos};
 use futures::stream::{self, StreamExt};
@@ -332,7 +332,8 @@ pub fn nodes(side: &SideSettings, settings: &Settings) -> Vec<Arc<NacosNode>> {
                     settings.retries,
                 )
                 .with_max_body(settings.max_body_bytes)
-                .with_version(side.nacos_version.clone()),
+                .with_version(side.nacos_version.clone())
+                .with_config_meta(settings.config_meta),
             )
         })
         .collect()
@@ -489,14 +490,53 @@ pub async fn capture_api(
             scan.push(ns);
         }
     }
+    let (cplan, unread) = match node.config_plan(node.config_meta).await {
+        Ok(p) => p,
+        Err(e) => {
+            snap.errors.push(CaptureError {
+                origin: node.base.clone(),
+                namespace: None,
+                message: e.message,
+            });
+            return snap;
+        }
+    };
+    for (field, why) in unread {
+        snap.config_fields_unread.insert(field.to_owned(), why);
+    }
     let progress = crate::progress::bar(side);
+    // The request rate on the side's line, refreshed while the read runs.
+    let started = std::time::Instant::now();
+    let ticker = tokio::spawn({
+        let (node, progress) = (node.clone(), progress.clone());
+        async move {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                crate::progress::rate(&progress, node.sent(), started.elapsed());
+            }
+        }
+    });
     let per_ns = futures::future::join_all(scan.iter().map(|ns| {
         let node = node.clone();
         let id = ns.clone();
         let progress = progress.clone();
         async move {
             let configs = async {
-                let items = node.configs(&id).await?;
+                let items = match cplan {
+                    ConfigPlan::Export => {
+                        let items = node.configs_exported(&id).await?;
+                        progress.inc_length(items.len() as u64);
+                        progress.inc(items.len() as u64);
+                        return Ok((items, false));
+                    }
+                    ConfigPlan::List => {
+                        let (items, without_desc) = node.configs(&id).await?;
+                        progress.inc_length(items.len() as u64);
+                        progress.inc(items.len() as u64);
+                        return Ok((items, without_desc));
+                    }
+                    ConfigPlan::ListThenDetail => node.configs(&id).await?.0,
+                };
                 progress.inc_length(items.len() as u64);
                 // desc and tags are only in the DB-backed detail view: one request per config, bounded.
                 let results: Vec<Result<Option<crate::model::ConfigItem>, nacos::NodeError>> =
@@ -519,7 +559,7 @@ pub async fn capture_api(
                 results
                     .into_iter()
                     .collect::<Result<Vec<_>, _>>()
-                    .map(|v| v.into_iter().flatten().collect::<Vec<_>>())
+                    .map(|v| (v.into_iter().flatten().collect::<Vec<_>>(), false))
             };
             let services = async {
                 let names = node.service_names(&id).await?;
@@ -549,7 +589,15 @@ pub async fn capture_api(
     snap.namespaces = namespaces;
     for (id, c, s) in per_ns {
         match c {
-            Ok(c) => snap.configs.extend(c),
+            Ok((c, without_desc)) => {
+                if without_desc {
+                    snap.config_fields_unread.insert(
+                        "desc".into(),
+                        "the config list does not carry it on this server".into(),
+                    );
+                }
+                snap.configs.extend(c);
+            }
             Err(e) => snap.errors.push(CaptureError {
                 origin: node.base.clone(),
                 namespace: Some(id.clone()),
@@ -565,7 +613,22 @@ pub async fn capture_api(
             }),
         }
     }
+    // A field not compared is not kept either: a snapshot file says what it holds.
+    let (no_desc, no_tags) = (
+        snap.config_fields_unread.contains_key("desc"),
+        snap.config_fields_unread.contains_key("tags"),
+    );
+    for c in &mut snap.configs {
+        if no_desc {
+            c.desc.clear();
+        }
+        if no_tags {
+            c.tags.clear();
+        }
+    }
     snap.configs.sort_by(|a, b| a.key.cmp(&b.key));
     snap.services.sort_by(|a, b| a.key.cmp(&b.key));
+    ticker.abort();
+    crate::progress::rate(&progress, node.sent(), started.elapsed());
     snap
 }

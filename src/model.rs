@@ -148,6 +148,10 @@ pub struct ApiSnapshot {
     /// absent where the server has no such API).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth: Option<crate::accounts::AuthTables>,
+    /// Config fields this read could not give (`desc`, `tags`), each with why: they are not
+    /// compared with the other side, and the report says so.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub config_fields_unread: BTreeMap<String, String>,
     /// Failures while reading.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<CaptureError>,

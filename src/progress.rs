@@ -1,9 +1,10 @@
 //! Progress of the API reads on stderr, one line per side, drawn only when stderr is a terminal.
 //!
-//! Reading a big cluster through its API takes one request per config (desc and tags, and on
-//! 3.x the content) and per service: minutes at 100,000 configs. A silent terminal at 3 a.m.
-//! looks like a hang; these lines say how far each side has got. Pipes, files and CI logs get
-//! nothing (indicatif draws only to a terminal).
+//! Reading a big cluster through its API takes a request or two per service (and, with
+//! `audit.config_meta = "per-config"`, one per config): minutes at 100,000 configs. A silent
+//! terminal at 3 a.m. looks like a hang; these lines say how far each side has got and how many
+//! requests a second its node answers. Pipes, files and CI logs get nothing (indicatif draws
+//! only to a terminal).
 
 use crate::model::Side;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -30,12 +31,25 @@ pub fn bar(side: Side) -> ProgressBar {
     }
     let b = s.0.add(ProgressBar::new(0));
     b.set_style(
-        ProgressStyle::with_template("{prefix:>6} API reads {pos}/{len} [{elapsed}] {msg}")
+        ProgressStyle::with_template("{prefix:>6} API reads {pos}/{len} items [{elapsed}] {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     b.set_prefix(side.as_str());
     s.1.push((side, b.clone()));
     b
+}
+
+/// Show a side's request count and rate on its line.
+pub fn rate(bar: &ProgressBar, requests: u64, elapsed: std::time::Duration) {
+    let secs = elapsed.as_secs_f64();
+    #[allow(clippy::cast_precision_loss)]
+    // why: a display rate; exact beyond 2^52 requests is moot.
+    let per_sec = if secs > 0.0 {
+        requests as f64 / secs
+    } else {
+        0.0
+    };
+    bar.set_message(format!("{requests} requests, {per_sec:.0}/s"));
 }
 
 /// Remove every bar (before the report is printed).

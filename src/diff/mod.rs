@@ -75,12 +75,17 @@ pub fn compare(
             scope,
             Layer::L3,
         ));
-        out.extend(compare_configs(
+        // A field one side could not read is not compared (the report names it).
+        let unread = |f: &str| {
+            s.config_fields_unread.contains_key(f) || t.config_fields_unread.contains_key(f)
+        };
+        out.extend(compare_config_fields(
             &s.configs,
             &t.configs,
             scope,
             Layer::L3,
             now_ms,
+            (!unread("desc"), !unread("tags")),
         ));
         out.extend(auth::compare(
             s.auth.as_ref(),
@@ -179,6 +184,18 @@ pub fn compare_configs(
     layer: Layer,
     now_ms: Option<i64>,
 ) -> Vec<Finding> {
+    compare_config_fields(source, target, scope, layer, now_ms, (true, true))
+}
+
+/// [`compare_configs`], comparing desc and tags only where `(desc, tags)` says so.
+fn compare_config_fields(
+    source: &[ConfigItem],
+    target: &[ConfigItem],
+    scope: &Scope,
+    layer: Layer,
+    now_ms: Option<i64>,
+    (with_desc, with_tags): (bool, bool),
+) -> Vec<Finding> {
     let (src, tgt) = rayon::join(
         || index_configs(source, scope, Side::Source),
         || index_configs(target, scope, Side::Target),
@@ -225,10 +242,10 @@ pub fn compare_configs(
                 if s.app != t.app {
                     fields.push(format!("app: `{}` → `{}`", s.app, t.app));
                 }
-                if s.desc != t.desc {
+                if with_desc && s.desc != t.desc {
                     fields.push("desc".to_owned());
                 }
-                if s.tags != t.tags {
+                if with_tags && s.tags != t.tags {
                     fields.push(format!("tags: {}", tags::change(&s.tags, &t.tags)));
                 }
                 if fields.is_empty() {

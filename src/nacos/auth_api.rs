@@ -110,6 +110,7 @@ impl NacosNode {
                     ("role", String::new()),
                 ],
                 headers: Vec::new(),
+                binary: false,
                 timeout: None,
             };
             let resp = self.transport.send(&call).await?;

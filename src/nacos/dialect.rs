@@ -93,6 +93,19 @@ impl ServerKind {
     pub fn has_config_detail(self) -> bool {
         self != ServerKind::RNacos
     }
+
+    /// Whether it exports a namespace's configs with their desc, type and appName in one answer
+    /// (a zip with `.metadata.yml`): Nacos 1.4.2+ `ConfigController#exportConfigV2`
+    /// (`exportV2=true`), 3.x `ConfigControllerV3#exportConfig`. r-nacos has no such export on
+    /// its open API, but its list pages carry desc (`ConfigInfoDto` in `openapi/config/api.rs`).
+    #[must_use]
+    pub fn exports_configs(self) -> bool {
+        match self {
+            ServerKind::Nacos(1, minor, patch) => (minor, patch) >= (4, 2),
+            ServerKind::Nacos(..) => true,
+            ServerKind::RNacos => false,
+        }
+    }
 }
 
 /// What an endpoint is for, so that every error can name it.
@@ -108,6 +121,8 @@ pub enum Endpoint {
     ConfigList,
     /// One config's detail (desc, tags; content on 3.x).
     ConfigDetail,
+    /// A namespace's configs as a zip (content, desc, type, appName).
+    ConfigExport,
     /// One page of the service list.
     ServiceList,
     /// One service's detail.
@@ -142,6 +157,7 @@ impl Endpoint {
             Endpoint::Namespaces => "namespace list",
             Endpoint::ConfigList => "config list",
             Endpoint::ConfigDetail => "config detail",
+            Endpoint::ConfigExport => "config export",
             Endpoint::ServiceList => "service list",
             Endpoint::ServiceDetail => "service detail",
             Endpoint::InstanceList => "instance list",
@@ -172,6 +188,8 @@ pub struct Call {
     pub headers: Vec<(String, String)>,
     /// A timeout of its own, for calls known to be slow on big databases.
     pub timeout: Option<Duration>,
+    /// The answer is binary (a zip): kept as bytes, not read as text.
+    pub binary: bool,
 }
 
 impl Call {
@@ -183,6 +201,7 @@ impl Call {
             params: Vec::new(),
             headers: Vec::new(),
             timeout: None,
+            binary: false,
         }
     }
 
@@ -284,6 +303,39 @@ impl Dialect {
         };
         call.param("pageNo", page.to_string())
             .param("pageSize", PAGE_SIZE.to_string())
+    }
+
+    /// How many configs a namespace holds: the first page of its listing, one item long (the
+    /// total comes with it).
+    #[must_use]
+    pub fn config_count(self, namespace: &str) -> Call {
+        let mut call = self.config_page(namespace, 1);
+        for (k, v) in &mut call.params {
+            if *k == "pageSize" {
+                *v = "1".to_owned();
+            }
+        }
+        call
+    }
+
+    /// A namespace's configs in one zip with content, desc, type and appName (see
+    /// [`ServerKind::exports_configs`]). Both versions want `ids` present, even empty (2.x
+    /// calls `ids.removeAll` on it). The server builds the whole zip from one query, so it gets
+    /// the namespaces listing's long timeout.
+    #[must_use]
+    pub fn config_export(self, namespace: &str) -> Call {
+        let call = match self {
+            Dialect::V3 => Call::get(Endpoint::ConfigExport, "/v3/admin/cs/config/export")
+                .param("namespaceId", namespace),
+            Dialect::V1 | Dialect::RNacos => Call::get(Endpoint::ConfigExport, "/v1/cs/configs")
+                .param("exportV2", "true")
+                .param("tenant", api_tenant(namespace)),
+        };
+        Call {
+            timeout: Some(Duration::from_secs(600)),
+            binary: true,
+            ..call.param("ids", "")
+        }
     }
 
     /// One config's DB-backed detail: desc and tags (`show=all`), and on 3.x content as well.

@@ -6,6 +6,7 @@
 //! answers. This file strings them together.
 
 pub mod auth_api;
+mod configs;
 pub mod dialect;
 pub mod grpc;
 pub mod listeners;
@@ -22,6 +23,7 @@ use std::collections::BTreeMap;
 use tokio::sync::OnceCell;
 use transport::{Response, Transport};
 
+pub use configs::{plan as config_plan, ConfigPlan};
 pub use dialect::{api_tenant, ServerKind};
 pub use transport::{http_client, NodeError};
 
@@ -75,6 +77,8 @@ pub struct NacosNode {
     pinned: Option<String>,
     /// The server's version and kind, once known: asked once per node and run.
     kind: OnceCell<(String, ServerKind)>,
+    /// How config desc and tags are read (`audit.config_meta`).
+    pub config_meta: crate::settings::ConfigMeta,
 }
 
 impl NacosNode {
@@ -94,6 +98,7 @@ impl NacosNode {
             transport,
             pinned: None,
             kind: OnceCell::new(),
+            config_meta: crate::settings::ConfigMeta::default(),
         }
     }
 
@@ -109,6 +114,13 @@ impl NacosNode {
     #[must_use]
     pub fn with_version(mut self, pinned: Option<String>) -> Self {
         self.pinned = pinned;
+        self
+    }
+
+    /// The same reading config desc and tags as `audit.config_meta` says.
+    #[must_use]
+    pub fn with_config_meta(mut self, meta: crate::settings::ConfigMeta) -> Self {
+        self.config_meta = meta;
         self
     }
 
@@ -129,6 +141,12 @@ impl NacosNode {
     #[must_use]
     pub fn is_down(&self) -> bool {
         self.transport.is_down()
+    }
+
+    /// Requests sent to this node so far in the run (every attempt).
+    #[must_use]
+    pub fn sent(&self) -> u64 {
+        self.transport.sent()
     }
 
     /// Check credentials (a no-op without them).
@@ -250,33 +268,60 @@ impl NacosNode {
         self.read(d, &call, &resp, |v| parse::namespaces(d, v))
     }
 
-    /// Every config of a namespace, paging until done: with content from the v1 listing, without
-    /// it from the v3 admin listing (3.x), where [`Self::config_detail`] brings content, desc and
-    /// tags, one request per config.
+    /// Every config of a namespace from its list pages: with content from the v1 listing,
+    /// without it from the v3 admin listing (3.x), where [`Self::config_detail`] brings content,
+    /// desc and tags, one request per config. Also whether some item came without a desc field
+    /// (r-nacos lists desc; see [`parse::Page::without_desc`]).
     ///
-    /// The listing has no ORDER BY on the server, so rows can move between pages while they are
-    /// written: duplicates are dropped, and what was read must add up to the server's count.
-    pub async fn configs(&self, namespace: &str) -> Result<Vec<ConfigItem>, NodeError> {
-        let mut out: BTreeMap<(String, String), ConfigItem> = BTreeMap::new();
-        let mut page = 1usize;
-        let (total, call) = loop {
+    /// The first page gives the total; the other pages are then asked for concurrently (the
+    /// node's semaphore bounds them). The listing has no ORDER BY on the server, so rows can
+    /// move between pages while they are written: duplicates are dropped, and what was read
+    /// must add up to the server's count.
+    pub async fn configs(&self, namespace: &str) -> Result<(Vec<ConfigItem>, bool), NodeError> {
+        use futures::stream::{self, StreamExt};
+        let page_of = |page: usize| async move {
             let (d, call, resp) = self.call(|d| d.config_page(namespace, page)).await?;
             let p = self.read(d, &call, &resp, |v| {
                 let p = parse::config_page(d, v, namespace)?;
                 parse::check_page(p.total, p.items.len(), PAGE_SIZE).map(|()| p)
             })?;
-            let n = p.items.len();
+            Ok::<_, NodeError>((p, call))
+        };
+        let (first, call) = page_of(1).await?;
+        let total = first.total;
+        // Paged by the count asked for: 3.x's `pagesAvailable` is not to be trusted on every list.
+        let pages = if first.items.len() < PAGE_SIZE {
+            1
+        } else {
+            usize::try_from(total.div_ceil(PAGE_SIZE as u64)).unwrap_or(usize::MAX)
+        };
+        let rest: Vec<Result<_, NodeError>> = stream::iter(2..=pages)
+            .map(page_of)
+            .buffer_unordered(8)
+            .collect()
+            .await;
+        let mut out: BTreeMap<(String, String), ConfigItem> = BTreeMap::new();
+        let mut without_desc = false;
+        for p in std::iter::once(Ok((first, call.clone()))).chain(rest) {
+            let (p, _) = p?;
+            if p.total != total {
+                return Err(self.transport.err(
+                    format!(
+                        "{}: the pages of namespace `{namespace}` give totals {total} and {} (changed while paging, or an inconsistent answer)",
+                        call.describe(),
+                        p.total
+                    ),
+                    true,
+                    None,
+                ));
+            }
+            without_desc |= p.without_desc;
             for it in p.items {
                 out.insert((it.key.group.clone(), it.key.data_id.clone()), it);
             }
-            // Paged by count: 3.x's `pagesAvailable` is not to be trusted on every list.
-            if n < PAGE_SIZE || (page * PAGE_SIZE) as u64 >= p.total {
-                break (p.total, call);
-            }
-            page += 1;
-        };
+        }
         self.check_total(&call, &format!("namespace `{namespace}`"), out.len(), total)?;
-        Ok(out.into_values().collect())
+        Ok((out.into_values().collect(), without_desc))
     }
 
     /// What a listing read must add up to the total the server gave.

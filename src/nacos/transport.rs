@@ -48,8 +48,10 @@ pub struct Response {
     pub status: u16,
     /// Response headers.
     pub headers: HeaderMap,
-    /// Body as text (lossy UTF-8).
+    /// Body as text (lossy UTF-8); empty for a binary call.
     pub body: String,
+    /// Body as bytes, for a binary call ([`Call::binary`]); empty otherwise.
+    pub bytes: Vec<u8>,
 }
 
 /// Build the shared HTTP client (system roots only).
@@ -180,6 +182,8 @@ pub struct Transport {
     permits: Semaphore,
     retries: u32,
     pub(super) max_body: usize,
+    /// Requests sent so far (every attempt), for the progress line's rate.
+    sent: std::sync::atomic::AtomicU64,
 }
 
 impl Transport {
@@ -219,7 +223,14 @@ impl Transport {
             permits: Semaphore::new(concurrency.max(1)),
             retries,
             max_body: DEFAULT_MAX_BODY,
+            sent: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    /// Requests sent to this node so far (every attempt, login included).
+    #[must_use]
+    pub fn sent(&self) -> u64 {
+        self.sent.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// An error naming this node.
@@ -432,6 +443,9 @@ impl Transport {
             timed_out: false,
         })?;
         let url = join(base, call.path);
+        self.sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // The endpoint only: never the URL, whose query may name what is read.
+        tracing::debug!(node = %self.base, "nacos request {}", call.describe());
         let mut req = if call.method == reqwest::Method::GET {
             self.http.get(url.clone()).query(&call.params)
         } else {
@@ -475,10 +489,20 @@ impl Transport {
                 status: Some(status),
                 ..f
             })?;
+        // A binary answer that is not a 200 is an error message: kept as text for it.
+        if call.binary && status == 200 {
+            return Ok(Response {
+                status,
+                headers,
+                body: String::new(),
+                bytes: body,
+            });
+        }
         Ok(Response {
             status,
             headers,
             body: String::from_utf8_lossy(&body).into_owned(),
+            bytes: Vec::new(),
         })
     }
 }

@@ -93,6 +93,21 @@ pub fn nothing_compared(
     })
 }
 
+/// `config desc/tags on <node>: <why>` for the config fields an API read could not give, one
+/// line per reason.
+fn unread_fields(api: &crate::model::ApiSnapshot) -> impl Iterator<Item = String> + '_ {
+    let mut by_reason: Vec<(&str, Vec<&str>)> = Vec::new();
+    for (field, why) in &api.config_fields_unread {
+        match by_reason.iter_mut().find(|(w, _)| w == why) {
+            Some((_, fields)) => fields.push(field),
+            None => by_reason.push((why, vec![field])),
+        }
+    }
+    by_reason
+        .into_iter()
+        .map(move |(why, fields)| format!("config {} on {}: {why}", fields.join("/"), api.origin))
+}
+
 /// Add to a finished report what only the whole run can tell: target namespaces the map leaves
 /// unpaired (under "not compared"), `source-error` findings for named namespaces that do not
 /// exist and for a run that compared nothing; then recount and recompute the exit code.
@@ -114,6 +129,11 @@ pub fn apply(
                 "target namespace `{orphan}` (if any): compared with nothing, since [namespace_map] pairs source `{orphan}` with target `{to}` and no source namespace with `{orphan}`"
             ));
         }
+    }
+    if let (Some(s), Some(t)) = (&source.api, &target.api) {
+        report
+            .not_compared
+            .extend(unread_fields(s).chain(unread_fields(t)));
     }
     let layer = if source.api.is_some() && target.api.is_some() {
         Layer::L3

@@ -66,6 +66,7 @@ pub(super) const KEYS: &[(&str, &str, Kind)] = &[
     ("audit", "full_every_hours", Kind::Int),
     ("audit", "skew_secs", Kind::Int),
     ("audit", "db_digest", Kind::Str),
+    ("audit", "config_meta", Kind::Str),
     ("audit", "max_body_mib", Kind::Int),
     ("fix", "full_threshold_pct", Kind::Int),
     ("fix", "rate_per_sec", Kind::Int),

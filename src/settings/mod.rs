@@ -300,6 +300,22 @@ pub struct Settings {
     pub warnings: Vec<String>,
     /// Largest response body read from a node, in bytes.
     pub max_body_bytes: usize,
+    /// How the API reads config desc and tags.
+    pub config_meta: ConfigMeta,
+}
+
+/// `audit.config_meta`: how the API read (L3) gets config desc and tags, which no list page
+/// carries on Java Nacos.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ConfigMeta {
+    /// What bulk answers carry: desc from the namespace export (Nacos 1.4.2+, 3.x) or the list
+    /// (r-nacos); tags, which no bulk answer carries, are not compared and the report says so.
+    #[default]
+    Bulk,
+    /// One detail request per config for desc and tags (slow: a request per config).
+    PerConfig,
+    /// Neither desc nor tags.
+    Off,
 }
 
 /// `audit.db_digest`: which in-DB content digest the L1 scan may use.
@@ -355,6 +371,7 @@ impl Default for Settings {
             db_digest: DbDigest::Auto,
             warnings: Vec::new(),
             max_body_bytes: crate::nacos::transport::DEFAULT_MAX_BODY,
+            config_meta: ConfigMeta::Bulk,
         }
     }
 }

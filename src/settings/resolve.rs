@@ -404,6 +404,16 @@ pub(super) fn build(
             )),
         }
     }
+    if let Some((m, at)) = str_of("audit.config_meta") {
+        match m.as_str() {
+            "bulk" => s.config_meta = ConfigMeta::Bulk,
+            "per-config" => s.config_meta = ConfigMeta::PerConfig,
+            "off" => s.config_meta = ConfigMeta::Off,
+            _ => problems.push(format!(
+                "{at}: unknown `audit.config_meta` `{m}` (expected bulk, per-config or off)"
+            )),
+        }
+    }
     let mut int_setting = |key: &str, min: i64, max: i64| -> Option<u64> {
         let (v, at) = int_of(key)?;
         if v < min || v > max {

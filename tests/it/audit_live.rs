@@ -528,7 +528,7 @@ fn a_wrong_password_names_side_and_node_and_never_shows_the_password() {
 }
 
 #[test]
-fn desc_or_tags_changed_on_the_replica_are_config_meta_differs() {
+fn desc_or_tags_changed_on_the_replica_are_config_meta_differs_tags_at_l3_per_config_only() {
     let Some(b) = bed() else { return };
     let p = Pair::new(b.clone(), Kind::Java);
     let key = format!(
@@ -567,7 +567,18 @@ fn desc_or_tags_changed_on_the_replica_are_config_meta_differs() {
         &b.target_db,
         &format!("INSERT INTO config_tags_relation (id, tag_name, tag_type, data_id, group_id, tenant_id) VALUES ({id}, 'pci', '', 'app.properties', '{GROUP}', '{}')", p.ns),
     );
+    // No bulk answer of Java Nacos carries tags: by default (`audit.config_meta = "bulk"`) L3
+    // does not compare them and says so; L1 still finds the tag.
     let r = p.audit();
+    expect(&r, &[("config-meta-differs", "L1", "APP/app.properties/")]);
+    assert!(r.output.contains("tags: added [pci]"), "{}", r.output);
+    assert!(
+        r.output.contains("not compared: config tags on") && r.output.contains("no bulk endpoint"),
+        "{}",
+        r.output
+    );
+    // One request per config reads them.
+    let r = p.audit_with(&[], &[("NACOS_DRIFT_AUDIT_CONFIG_META", "per-config")]);
     expect(
         &r,
         &[
@@ -575,7 +586,11 @@ fn desc_or_tags_changed_on_the_replica_are_config_meta_differs() {
             ("config-meta-differs", "L3", "APP/app.properties/"),
         ],
     );
-    assert!(r.output.contains("tags: added [pci]"), "{}", r.output);
+    assert!(
+        !r.output.contains("not compared: config tags"),
+        "{}",
+        r.output
+    );
 }
 
 /// The L1 scan verifies content inside each DB (CRC32 + CRC32C on MariaDB 10.8+, or MD5): a

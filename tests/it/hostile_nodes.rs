@@ -27,6 +27,8 @@ struct Endpoint {
     paged_v3: bool,
     /// The source side is the hostile one (the SDK-connections check asks the source only).
     on_source: bool,
+    /// `audit.config_meta` under which it is asked (the config detail only per config).
+    config_meta: &'static str,
 }
 
 fn p(r: &Request) -> &str {
@@ -42,6 +44,7 @@ const ENDPOINTS: &[Endpoint] = &[
         paged: false,
         paged_v3: false,
         on_source: false,
+        config_meta: "bulk",
     },
     Endpoint {
         name: "server state",
@@ -51,6 +54,7 @@ const ENDPOINTS: &[Endpoint] = &[
         paged: false,
         paged_v3: false,
         on_source: false,
+        config_meta: "bulk",
     },
     Endpoint {
         name: "namespace list",
@@ -60,6 +64,7 @@ const ENDPOINTS: &[Endpoint] = &[
         paged: false,
         paged_v3: false,
         on_source: false,
+        config_meta: "bulk",
     },
     Endpoint {
         name: "config list",
@@ -69,6 +74,7 @@ const ENDPOINTS: &[Endpoint] = &[
         paged: true,
         paged_v3: true,
         on_source: false,
+        config_meta: "bulk",
     },
     Endpoint {
         name: "config detail",
@@ -78,6 +84,18 @@ const ENDPOINTS: &[Endpoint] = &[
         paged: false,
         paged_v3: false,
         on_source: false,
+        config_meta: "per-config",
+    },
+    Endpoint {
+        name: "config export",
+        matches: |r| p(r) == "/v1/cs/configs" && r.param_is("exportV2", "true"),
+        v3: |r| p(r) == "/v3/admin/cs/config/export",
+        // Any JSON where a zip belongs is an error as well.
+        json: true,
+        paged: false,
+        paged_v3: false,
+        on_source: false,
+        config_meta: "bulk",
     },
     Endpoint {
         name: "service list",
@@ -87,6 +105,7 @@ const ENDPOINTS: &[Endpoint] = &[
         paged: true,
         paged_v3: true,
         on_source: false,
+        config_meta: "bulk",
     },
     Endpoint {
         name: "service detail",
@@ -96,6 +115,7 @@ const ENDPOINTS: &[Endpoint] = &[
         paged: false,
         paged_v3: false,
         on_source: false,
+        config_meta: "bulk",
     },
     Endpoint {
         name: "instance list",
@@ -105,6 +125,7 @@ const ENDPOINTS: &[Endpoint] = &[
         paged: true,
         paged_v3: false,
         on_source: false,
+        config_meta: "bulk",
     },
     Endpoint {
         name: "cluster members",
@@ -114,6 +135,7 @@ const ENDPOINTS: &[Endpoint] = &[
         paged: false,
         paged_v3: false,
         on_source: false,
+        config_meta: "bulk",
     },
     Endpoint {
         name: "listener probe",
@@ -123,6 +145,7 @@ const ENDPOINTS: &[Endpoint] = &[
         paged: false,
         paged_v3: false,
         on_source: false,
+        config_meta: "bulk",
     },
     Endpoint {
         name: "served config",
@@ -130,12 +153,14 @@ const ENDPOINTS: &[Endpoint] = &[
             p(r) == "/v1/cs/configs"
                 && !r.param_is("show", "all")
                 && !r.param_is("search", "accurate")
+                && !r.param_is("exportV2", "true")
         },
         v3: |r| p(r) == "/v1/cs/configs",
         json: false,
         paged: false,
         paged_v3: false,
         on_source: false,
+        config_meta: "bulk",
     },
     Endpoint {
         name: "SDK connections",
@@ -145,6 +170,7 @@ const ENDPOINTS: &[Endpoint] = &[
         paged: false,
         paged_v3: false,
         on_source: true,
+        config_meta: "bulk",
     },
     // L4 (read on the source for decommission-ready): per client IP and per config.
     Endpoint {
@@ -158,6 +184,7 @@ const ENDPOINTS: &[Endpoint] = &[
         paged: false,
         paged_v3: false,
         on_source: true,
+        config_meta: "bulk",
     },
 ];
 
@@ -184,6 +211,10 @@ enum Fault {
     BadMd5,
     /// 3.x: a right envelope (`code` 0) around this wrong `data`.
     Enveloped(&'static str),
+    /// A well-formed export that holds no config while the listing counts one.
+    EmptyExport,
+    /// A well-formed export whose metadata names a config it does not hold.
+    ExportWithoutEntry,
 }
 
 const SHAPES: [&str; 6] = ["{}", "[]", "null", "0", "\"\"", r#"{"status":"ok"}"#];
@@ -224,6 +255,9 @@ fn faults_for(e: &Endpoint, flavour: Flavour) -> Vec<Fault> {
     };
     if paged {
         out.extend([Fault::ShortPage, Fault::LongPage]);
+    }
+    if e.name == "config export" {
+        out.extend([Fault::EmptyExport, Fault::ExportWithoutEntry]);
     }
     out
 }
@@ -272,6 +306,11 @@ fn reply(f: Fault, good: &Reply) -> Reply {
         },
         Fault::ShortPage => with_total(good, 5),
         Fault::LongPage => with_total(good, 0),
+        Fault::EmptyExport => standin::export_zip(&[]),
+        Fault::ExportWithoutEntry => standin::export_zip_raw(
+            &[("APP/other.yaml", "x: 1")],
+            "metadata:\n- dataId: app.yaml\n  group: APP\n",
+        ),
         Fault::BadMd5 => Reply::Http(
             "200 OK",
             vec![("Content-MD5".into(), "<script>".into())],
@@ -316,7 +355,9 @@ fn pair(flavour: Flavour, hostile: Option<(usize, Fault)>) -> (StandIn, StandIn)
             };
             // The served config is the plain GET: not the 2.x listing or detail on the same path.
             let served_only = ep.name != "served config"
-                || (!r.param_is("show", "all") && !r.param_is("search", "accurate"));
+                || (!r.param_is("show", "all")
+                    && !r.param_is("search", "accurate")
+                    && !r.param_is("exportV2", "true"));
             if hit && served_only {
                 return Some(reply(f, good));
             }
@@ -329,7 +370,12 @@ fn pair(flavour: Flavour, hostile: Option<(usize, Fault)>) -> (StandIn, StandIn)
     (make(on_source), make(!on_source))
 }
 
-fn run(flavour: Flavour, source: &StandIn, target: &StandIn) -> (crate::ops::Run, Duration) {
+fn run(
+    flavour: Flavour,
+    source: &StandIn,
+    target: &StandIn,
+    config_meta: &str,
+) -> (crate::ops::Run, Duration) {
     let t0 = Instant::now();
     let r = audit(
         &[
@@ -352,6 +398,7 @@ fn run(flavour: Flavour, source: &StandIn, target: &StandIn) -> (crate::ops::Run
             ("NACOS_DRIFT_TARGET_NACOS_USERNAME", "nacos"),
             ("NACOS_DRIFT_TARGET_NACOS_PASSWORD", "pw"),
             ("NACOS_DRIFT_AUDIT_MAX_BODY_MIB", "1"),
+            ("NACOS_DRIFT_AUDIT_CONFIG_META", config_meta),
         ],
     );
     (r, t0.elapsed())
@@ -361,8 +408,10 @@ fn run(flavour: Flavour, source: &StandIn, target: &StandIn) -> (crate::ops::Run
 fn two_healthy_stand_ins_audit_clean() {
     for flavour in [Flavour::V2, Flavour::V3] {
         let (source, target) = pair(flavour, None);
-        let (r, _) = run(flavour, &source, &target);
-        assert_eq!(r.code, 0, "{flavour:?}: {}", r.output);
+        for meta in ["bulk", "per-config"] {
+            let (r, _) = run(flavour, &source, &target, meta);
+            assert_eq!(r.code, 0, "{flavour:?} {meta}: {}", r.output);
+        }
         // Every endpoint of the table was asked (served config only when a key is flagged).
         for e in ENDPOINTS.iter().filter(|e| e.name != "served config") {
             let asked = [&source, &target].iter().any(|s| {
@@ -415,7 +464,7 @@ fn one_case((flavour, e, f): Case) -> Result<(), String> {
     let ep = &ENDPOINTS[e];
     let (source, target) = pair(flavour, Some((e, f)));
     let hostile = if ep.on_source { &source } else { &target };
-    let (r, took) = run(flavour, &source, &target);
+    let (r, took) = run(flavour, &source, &target, ep.config_meta);
     let case = format!("{flavour:?} {} / {f:?}", ep.name);
     let named = format!("({})", ep.name);
     let problems: Vec<&str> = [

@@ -266,6 +266,43 @@ fn listener_answer(req: &Request) -> String {
         .collect()
 }
 
+/// A config export as Nacos builds it (`ZipUtils.zip`: one `group/dataId` entry per config,
+/// then `.metadata.yml`; the layout of `fixtures/answers/export/`): `(group, dataId, content,
+/// metadata lines)`.
+pub fn export_zip(configs: &[(&str, &str, &str, &str)]) -> Reply {
+    let mut meta = String::from("metadata:");
+    if configs.is_empty() {
+        meta.push_str(" []");
+    }
+    meta.push('\n');
+    let mut entries = Vec::new();
+    for (group, data_id, content, lines) in configs {
+        entries.push((format!("{group}/{data_id}"), *content));
+        meta.push_str(&format!("- dataId: {data_id}\n  group: {group}\n{lines}"));
+    }
+    let entries: Vec<(&str, &str)> = entries.iter().map(|(n, c)| (n.as_str(), *c)).collect();
+    export_zip_raw(&entries, &meta)
+}
+
+/// A zip of these `(name, content)` entries and this `.metadata.yml`, as a 200 answer.
+pub fn export_zip_raw(entries: &[(&str, &str)], metadata: &str) -> Reply {
+    use std::io::Write as _;
+    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let opts = zip::write::SimpleFileOptions::default();
+    for (name, content) in entries {
+        w.start_file(*name, opts).unwrap();
+        w.write_all(content.as_bytes()).unwrap();
+    }
+    w.start_file(".metadata.yml", opts).unwrap();
+    w.write_all(metadata.as_bytes()).unwrap();
+    let bytes = w.finish().unwrap().into_inner();
+    Reply::Http(
+        "200 OK",
+        vec![("Content-Type".into(), "application/octet-stream".into())],
+        bytes,
+    )
+}
+
 /// What a healthy Nacos 2.3.2 node answers (shapes as captured from the bed's 2.3.2 nodes).
 pub fn healthy(req: &Request, port: u16, token: &str) -> Reply {
     let ns = NAMESPACE;
@@ -283,6 +320,13 @@ pub fn healthy(req: &Request, port: u16, token: &str) -> Reply {
         ("GET", "/v1/console/namespaces") => Reply::json(&format!(
             r#"{{"code":200,"message":null,"data":[{{"namespace":"","namespaceShowName":"public","namespaceDesc":null,"quota":200,"configCount":0,"type":0}},{{"namespace":"{ns}","namespaceShowName":"{ns}","namespaceDesc":"{ns}","quota":200,"configCount":1,"type":2}}]}}"#
         )),
+        ("GET", "/v1/cs/configs") if req.param_is("exportV2", "true") => {
+            if req.param_is("tenant", ns) {
+                export_zip(&[("APP", DATA_ID, "x: 1", "  appName: ''\n  type: yaml\n")])
+            } else {
+                export_zip(&[])
+            }
+        }
         ("GET", "/v1/cs/configs") if req.param_is("show", "all") => Reply::json(&format!(
             r#"{{"id":"7","dataId":"{DATA_ID}","group":"APP","content":"x: 1","md5":"c4c1a2e8e5b1e3f5c6b1f2e3a4b5c6d7","encryptedDataKey":"","tenant":"{ns}","appName":"","type":"yaml","createTime":1764300000000,"modifyTime":1764300000000,"createUser":null,"createIp":"127.0.0.1","desc":null,"use":null,"effect":null,"schema":null,"configTags":null}}"#
         )),
@@ -364,6 +408,16 @@ pub fn healthy_v3(req: &Request, port: u16, token: &str) -> Reply {
             r#"{"code":0,"message":"success","data":{"totalCount":0,"pageNumber":1,"pagesAvailable":0,"pageItems":[]}}"#,
         ),
         ("GET", "/v3/admin/cs/config") => Reply::json(captured!("config-detail.json")),
+        // The export of the config that `config-detail.json` shows.
+        ("GET", "/v3/admin/cs/config/export") if req.param_is("namespaceId", NAMESPACE_V3) => {
+            export_zip(&[(
+                "APP",
+                "app.yaml",
+                "x: 1\n",
+                "  appName: orders\n  desc: the app\n  type: yaml\n",
+            )])
+        }
+        ("GET", "/v3/admin/cs/config/export") => export_zip(&[]),
         ("GET", "/v1/cs/configs") => Reply::Http(
             "200 OK",
             vec![

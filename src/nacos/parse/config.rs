@@ -65,8 +65,17 @@ pub fn config_page(dialect: Dialect, answer: &Value, namespace: &str) -> Shape<P
     };
     let want = canonical_namespace(namespace);
     let mut out = Vec::with_capacity(items.len());
+    let mut without_desc = false;
     for (i, it) in items.iter().enumerate() {
         let it = object(it, &index(&o.at("pageItems"), i))?;
+        // r-nacos lists desc with each config (`ConfigInfoDto.desc`, null when unset); Nacos
+        // lists none (its `ConfigInfo` has no desc).
+        let desc = if dialect == Dialect::RNacos {
+            without_desc |= !it.has("desc");
+            it.opt_str("desc")?.to_owned()
+        } else {
+            String::new()
+        };
         let ns = it.opt_str(ns_field)?;
         if it.has(ns_field) && canonical_namespace(ns) != want {
             return Err(format!(
@@ -89,12 +98,16 @@ pub fn config_page(dialect: Dialect, answer: &Value, namespace: &str) -> Shape<P
             content,
             r#type: it.opt_str("type")?.to_owned(),
             app: it.opt_str("appName")?.to_owned(),
-            desc: String::new(),
+            desc,
             tags: Vec::new(),
             modified_ms: None,
         });
     }
-    Ok(Page { total, items: out })
+    Ok(Page {
+        total,
+        items: out,
+        without_desc,
+    })
 }
 
 /// Fill desc and tags (and on 3.x content) from a config detail answer: v1 `ConfigAllInfo`

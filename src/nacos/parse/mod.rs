@@ -4,6 +4,7 @@
 //! captured from real servers (`fixtures/answers/`).
 
 mod config;
+mod export;
 pub mod naming;
 pub mod shape;
 #[cfg(test)]
@@ -13,6 +14,7 @@ pub use config::{
     config_detail, config_page, config_row, listener, listening_configs, namespaces, served_md5,
     CANARY_DATA_ID,
 };
+pub use export::export_zip;
 pub use naming::{connections, instance_page, members, service, service_detail, service_page};
 
 use super::dialect::{Dialect, ServerKind};
@@ -26,6 +28,8 @@ pub struct Page<T> {
     pub total: u64,
     /// This page's items.
     pub items: Vec<T>,
+    /// (r-nacos config pages) some item had no `desc` field: the desc was not listed.
+    pub without_desc: bool,
 }
 
 /// The most items one listing may claim; a node claiming more is not believed (reading it would

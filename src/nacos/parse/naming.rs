@@ -29,7 +29,11 @@ pub fn service_page(dialect: Dialect, answer: &Value) -> Shape<Page<(String, Str
         };
         items.push((group.to_owned(), name.to_owned()));
     }
-    Ok(Page { total, items })
+    Ok(Page {
+        total,
+        items,
+        without_desc: false,
+    })
 }
 
 /// What a service detail says besides its instances.
@@ -128,7 +132,11 @@ pub fn instance_page(dialect: Dialect, answer: &Value, cluster: &str) -> Shape<P
     for (i, it) in items.iter().enumerate() {
         out.push(instance(&object(it, &index(&path, i))?, cluster)?);
     }
-    Ok(Page { total, items: out })
+    Ok(Page {
+        total,
+        items: out,
+        without_desc: false,
+    })
 }
 
 fn instance(i: &Obj<'_>, cluster: &str) -> Shape<Instance> {

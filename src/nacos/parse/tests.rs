@@ -327,6 +327,13 @@ fn real_answers_of_every_endpoint_parse_to_what_the_server_holds() {
             // r-nacos keeps no app name.
             assert_eq!(item.app, "orders", "{at}");
         }
+        // r-nacos lists desc with each config (`ConfigInfoDto.desc`); Nacos lists none.
+        let listed_desc = if d == Dialect::RNacos { "the app" } else { "" };
+        assert_eq!(
+            (item.desc.as_str(), page.without_desc),
+            (listed_desc, false),
+            "{at}"
+        );
         assert_eq!(
             item.content.is_some(),
             d != Dialect::V3,
@@ -408,4 +415,15 @@ fn real_answers_of_every_endpoint_parse_to_what_the_server_holds() {
         let md5 = served_md5(header(c.served_headers, "Content-MD5"), c.served_body).unwrap();
         assert_eq!(md5, crate::model::md5_hex("x: 1\n"), "{at}");
     }
+}
+
+#[test]
+fn an_r_nacos_list_without_desc_says_so() {
+    let v = json(r#"{"totalCount":1,"pageNumber":1,"pagesAvailable":1,"pageItems":[{"tenant":"ns","group":"G","dataId":"d","content":"x","md5":"m"}]}"#).unwrap();
+    let p = config_page(Dialect::RNacos, &v, "ns").unwrap();
+    assert!(p.without_desc);
+    let v = json(r#"{"totalCount":1,"pageNumber":1,"pagesAvailable":1,"pageItems":[{"tenant":"ns","group":"G","dataId":"d","content":"x","md5":"m","desc":null}]}"#).unwrap();
+    let p = config_page(Dialect::RNacos, &v, "ns").unwrap();
+    assert!(!p.without_desc);
+    assert_eq!(p.items[0].desc, "");
 }
