@@ -125,9 +125,11 @@ fn run(fault: Fault, extra: &[&str]) -> Option<(crate::ops::Run, FakeNode)> {
         fake.base.as_str(),
     ];
     args.extend_from_slice(extra);
+    // The fake serves list pages, not the export zip a 2.x node answers by default.
     let env = [
         ("NACOS_DRIFT_TARGET_NACOS_USERNAME", "nacos"),
         ("NACOS_DRIFT_TARGET_NACOS_PASSWORD", "fake-secret-pw"),
+        ("NACOS_DRIFT_AUDIT_CONFIG_META", "per-config"),
     ];
     Some((audit(&args, &env), fake))
 }
@@ -226,6 +228,9 @@ fn a_hanging_node_costs_two_timeouts_once_per_run() {
             ("NACOS_DRIFT_SOURCE_NACOS_PASSWORD", "pw"),
             ("NACOS_DRIFT_TARGET_NACOS_USERNAME", "nacos"),
             ("NACOS_DRIFT_TARGET_NACOS_PASSWORD", "pw"),
+            // The target's other content is written into its list pages, not into an export
+            // zip: read configs from the list pages.
+            ("NACOS_DRIFT_AUDIT_CONFIG_META", "per-config"),
         ],
     );
     let took = t0.elapsed();
