@@ -289,7 +289,7 @@ pub fn check_named(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::model::{ApiSnapshot, ConfigItem, ConfigKey, Namespace};
 
@@ -415,7 +415,9 @@ mod tests {
         assert!(p.displaced_note("A").is_none());
     }
 
-    fn api(namespaces: &[&str], configs: &[(&str, &str)]) -> SideSnapshot {
+    /// An API snapshot of these namespaces and `(namespace, data id)` configs (group `G`); also
+    /// used by `report::coverage`'s tests.
+    pub(crate) fn api(namespaces: &[&str], configs: &[(&str, &str)]) -> SideSnapshot {
         SideSnapshot {
             schema_version: 1,
             api: Some(ApiSnapshot {

@@ -192,7 +192,7 @@ pub fn apply(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{ApiSnapshot, ConfigItem, ConfigKey, Namespace};
+    use crate::diff::namespaces::tests::api;
 
     fn s(v: &[&str]) -> Vec<String> {
         v.iter().map(|x| (*x).to_owned()).collect()
@@ -216,42 +216,6 @@ mod tests {
         // No layer at all, even with items counted somewhere: still nothing compared.
         assert!(nothing_compared(&[], &[], 5).is_some());
         assert!(nothing_compared(&s(&["L1 (DB ↔ DB)"]), &[], 1).is_none());
-    }
-
-    fn api(namespaces: &[&str], configs: &[(&str, &str)]) -> SideSnapshot {
-        SideSnapshot {
-            schema_version: 1,
-            api: Some(ApiSnapshot {
-                namespaces: namespaces
-                    .iter()
-                    .map(|n| Namespace {
-                        id: (*n).to_owned(),
-                        name: String::new(),
-                        desc: String::new(),
-                    })
-                    .collect(),
-                configs: configs
-                    .iter()
-                    .map(|(ns, id)| ConfigItem {
-                        key: ConfigKey {
-                            namespace: (*ns).to_owned(),
-                            group: "G".into(),
-                            data_id: (*id).to_owned(),
-                            variant: String::new(),
-                        },
-                        md5: "x".into(),
-                        content: None,
-                        r#type: String::new(),
-                        app: String::new(),
-                        desc: String::new(),
-                        tags: vec![],
-                        modified_ms: None,
-                    })
-                    .collect(),
-                ..ApiSnapshot::default()
-            }),
-            ..SideSnapshot::default()
-        }
     }
 
     #[test]
