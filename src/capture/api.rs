@@ -130,16 +130,33 @@ pub async fn capture_api(
                     .map(|v| (v.into_iter().flatten().collect::<Vec<_>>(), false))
             };
             let services = async {
-                let names = node.service_names(&id).await?;
-                progress.inc_length(names.len() as u64);
+                // 3.x: the list pages carry every instance, so only the detail is per service.
+                let listed: Vec<((String, String), Option<Vec<crate::model::Instance>>)> =
+                    if node.lists_instances_with_services().await? {
+                        node.services_with_instances(&id)
+                            .await?
+                            .into_iter()
+                            .map(|(k, i)| (k, Some(i)))
+                            .collect()
+                    } else {
+                        node.service_names(&id)
+                            .await?
+                            .into_iter()
+                            .map(|k| (k, None))
+                            .collect()
+                    };
+                progress.inc_length(listed.len() as u64);
                 let results: Vec<Result<crate::model::Service, nacos::NodeError>> =
-                    stream::iter(names)
-                        .map(|(g, n)| {
+                    stream::iter(listed)
+                        .map(|((g, n), instances)| {
                             let node = node.clone();
                             let id = id.clone();
                             let progress = progress.clone();
                             async move {
-                                let s = node.service(&id, &g, &n).await;
+                                let s = match instances {
+                                    Some(i) => node.service_with(&id, &g, &n, i).await,
+                                    None => node.service(&id, &g, &n).await,
+                                };
                                 progress.inc(1);
                                 s
                             }

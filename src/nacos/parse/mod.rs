@@ -15,7 +15,10 @@ pub use config::{
     CANARY_DATA_ID,
 };
 pub use export::export_zip;
-pub use naming::{connections, instance_page, members, service, service_detail, service_page};
+pub use naming::{
+    connections, instance_page, members, service, service_detail, service_page,
+    service_page_with_instances,
+};
 
 use super::dialect::{Dialect, ServerKind};
 use serde_json::Value;
