@@ -36,14 +36,15 @@ pub fn service_page(dialect: Dialect, answer: &Value) -> Shape<Page<(String, Str
     })
 }
 
+/// A service as a list page with instances gives it: `(group, name)` and its instances.
+pub type Listed = ((String, String), Vec<Instance>);
+
 /// A v3 service list page read with `withInstances=true` (`ServiceControllerV3#list` →
 /// `CatalogServiceV2Impl#pageListServiceDetail`): per service its group, name and every instance
 /// of every cluster (`clusterMap.<cluster>.hosts`, from the same `ServiceStorage.getData` as
 /// `/v3/admin/ns/instance/list`, which without `clusterName` answers the `DEFAULT` cluster only).
 /// It leaves out protect threshold, selector and cluster metadata: those stay with the detail.
-pub fn service_page_with_instances(
-    answer: &Value,
-) -> Shape<Page<((String, String), Vec<Instance>)>> {
+pub fn service_page_with_instances(answer: &Value) -> Shape<Page<Listed>> {
     let o = object(answer, "data")?;
     let total = o.count("totalCount")?;
     let mut items = Vec::new();

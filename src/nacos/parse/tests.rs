@@ -452,7 +452,15 @@ fn a_v3_service_page_with_instances_carries_every_cluster() {
     assert_eq!((g.as_str(), n.as_str()), ("G", "s1"));
     let mut got: Vec<_> = inst
         .iter()
-        .map(|i| (i.cluster.as_str(), i.ip.as_str(), i.weight, i.enabled, i.ephemeral))
+        .map(|i| {
+            (
+                i.cluster.as_str(),
+                i.ip.as_str(),
+                i.weight,
+                i.enabled,
+                i.ephemeral,
+            )
+        })
         .collect();
     got.sort_by(|a, b| a.0.cmp(b.0));
     assert_eq!(
@@ -462,7 +470,13 @@ fn a_v3_service_page_with_instances_carries_every_cluster() {
             ("DEFAULT", "127.0.0.9", 2.0, false, false)
         ]
     );
-    assert_eq!(inst.iter().find(|i| i.cluster == "DEFAULT").unwrap().metadata["a"], "b");
+    assert_eq!(
+        inst.iter()
+            .find(|i| i.cluster == "DEFAULT")
+            .unwrap()
+            .metadata["a"],
+        "b"
+    );
     assert!(p.items[1].1.is_empty());
     // A host in the wrong shape is an error, not a service without that instance.
     let bad = body.replace(r#""port":9,"weight":1.0"#, r#""port":"x","weight":1.0"#);
