@@ -124,7 +124,7 @@ pub fn not_compared(
             (false, false) => "either side",
         };
         return vec![format!(
-            "accounts (users, roles, permissions) at L3: not read on {who} (only Java Nacos 1.x/2.x serve /v1/auth/*; Nacos 3.x and r-nacos do not), and no database on both sides for L1"
+            "accounts (users, roles, permissions) at L3: not read on {who} (Java Nacos serves /v1/auth/* or /v3/auth/*; r-nacos only its console API, read where `rnacos_console` is set), and no database on both sides for L1"
         )];
     };
     if !s.errors.is_empty() || !t.errors.is_empty() {

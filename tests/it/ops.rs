@@ -24,6 +24,19 @@ pub struct Node {
     pub v3: bool,
 }
 
+/// The token in headers, never in the URL (the bed's access logs record request lines): Java
+/// Nacos 2.0.4 reads only `Authorization: Bearer` from headers (`NacosAuthManager.resolveToken`),
+/// 2.2+ and 3.x read it and an `accessToken` header (`NacosAuthPluginService.resolveToken` over
+/// `HttpIdentityContextBuilder`'s headers), r-nacos reads both (`openapi/middle/auth_middle.rs`).
+pub fn with_token(req: reqwest::RequestBuilder, token: Option<&str>) -> reqwest::RequestBuilder {
+    match token {
+        Some(t) => req
+            .header("Authorization", format!("Bearer {t}"))
+            .header("accessToken", t),
+        None => req,
+    }
+}
+
 impl Node {
     /// Log in (if credentials are given) and return the node.
     pub fn login(base: &str, user: &str, pass: &str) -> Node {
@@ -50,13 +63,10 @@ impl Node {
     /// A raw call; returns status and body.
     pub fn call(&self, method: &str, path: &str, params: &[(&str, &str)]) -> (u16, String) {
         let url = format!("{}{path}", self.base);
-        let mut all: Vec<(String, String)> = params
+        let all: Vec<(String, String)> = params
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
-        if let Some(t) = &self.token {
-            all.push(("accessToken".into(), t.clone()));
-        }
         block(async {
             nacos_drift::tls::install_provider();
             let c = reqwest::Client::builder()
@@ -69,7 +79,7 @@ impl Node {
                 "PUT" => c.put(&url).query(&all),
                 _ => c.post(&url).form(&all),
             };
-            let r = req
+            let r = with_token(req, self.token.as_deref())
                 .send()
                 .await
                 .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
@@ -166,19 +176,14 @@ impl Node {
     /// GET a config from this node's cache: (status, content, Content-MD5).
     pub fn get_config(&self, ns: &str, group: &str, data_id: &str) -> (u16, String, String) {
         let url = format!("{}/v1/cs/configs", self.base);
-        let mut q = vec![
+        let q = vec![
             ("tenant", ns.to_owned()),
             ("group", group.to_owned()),
             ("dataId", data_id.to_owned()),
         ];
-        if let Some(t) = &self.token {
-            q.push(("accessToken", t.clone()));
-        }
         block(async {
             nacos_drift::tls::install_provider();
-            let r = reqwest::Client::new()
-                .get(&url)
-                .query(&q)
+            let r = with_token(reqwest::Client::new().get(&url).query(&q), self.token.as_deref())
                 .send()
                 .await
                 .unwrap();
