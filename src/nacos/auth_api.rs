@@ -45,7 +45,7 @@ const PAGE: usize = 500;
 /// The prefix digested with each hash: the same as the DB's `SHA2` (`db::auth`).
 const DIGEST_PREFIX: &str = "nacos-drift users.password ";
 
-fn digest(hash: &str) -> String {
+pub(super) fn digest(hash: &str) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(format!("{DIGEST_PREFIX}{hash}")))
 }
@@ -60,7 +60,7 @@ impl NacosNode {
             ServerKind::Nacos(..) => Api::V3,
             ServerKind::RNacos => {
                 return Ok(Err(
-                    "r-nacos has no Nacos auth API (its console API is read when `rnacos_console` is set for the side)".into(),
+                    "r-nacos has no Nacos auth API (its console API is read where `rnacos_console` is set for the side)".into(),
                 ));
             }
         };
@@ -216,14 +216,23 @@ impl NacosNode {
 /// Read the accounts through the node the API capture used, into `snap` (a read failure is a
 /// capture error of the API layer, never an empty list; a server without the API leaves
 /// `snap.auth` empty, which the report names).
-pub async fn capture(nodes: &[std::sync::Arc<NacosNode>], snap: &mut crate::model::ApiSnapshot) {
+/// An r-nacos side with `rnacos_console` set is read through that console instead.
+pub async fn capture(
+    nodes: &[std::sync::Arc<NacosNode>],
+    snap: &mut crate::model::ApiSnapshot,
+    rnacos_console: Option<&str>,
+) {
     let Some(node) = nodes.iter().find(|n| n.base == snap.origin) else {
         return;
     };
     if snap.errors.iter().any(|e| e.origin == snap.origin) {
         return;
     }
-    match node.auth_tables().await {
+    let tables = match (rnacos_console, node.kind().await.map(|k| k.1)) {
+        (Some(console), Ok(ServerKind::RNacos)) => node.rnacos_auth_tables(console).await.map(Ok),
+        _ => node.auth_tables().await,
+    };
+    match tables {
         Ok(Ok(t)) => snap.auth = Some(t),
         Ok(Err(why)) => tracing::info!("{}: accounts not read: {why}", node.base),
         Err(e) => snap.errors.push(crate::model::CaptureError {

@@ -227,6 +227,21 @@ impl Transport {
         }
     }
 
+    /// A transport to another base URL of the same server (r-nacos's console port): the same
+    /// HTTP client (TLS, timeouts), no login of its own.
+    #[must_use]
+    pub fn sibling(&self, base: &str) -> Transport {
+        let mut t = Transport::new(self.http.clone(), base, None, None, 1, self.retries);
+        t.max_body = self.max_body;
+        t
+    }
+
+    /// The username and password this node logs in with, if any.
+    #[must_use]
+    pub fn credentials(&self) -> (Option<&str>, Option<&Secret>) {
+        (self.username.as_deref(), self.password.as_ref())
+    }
+
     /// Requests sent to this node so far (every attempt, login included).
     #[must_use]
     pub fn sent(&self) -> u64 {

@@ -99,10 +99,13 @@ async fn publish(
     content: &str,
 ) {
     let form = vec![("dataId", data_id), ("group", GROUP), ("content", content)];
-    let resp = with_token(http.post(format!("{base}/v1/cs/configs")).form(&form), token)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("publish {data_id} on {base}: {e}"));
+    let resp = with_token(
+        http.post(format!("{base}/v1/cs/configs")).form(&form),
+        token,
+    )
+    .send()
+    .await
+    .unwrap_or_else(|e| panic!("publish {data_id} on {base}: {e}"));
     let status = resp.status();
     let body = resp.text().await.unwrap_or_default();
     assert!(
@@ -168,10 +171,13 @@ async fn wait_db_row(db_url: &str, data_id: &str, content: &str) {
 
 /// Asks one node for a full dump from its DB (asynchronous on the server).
 async fn reload(http: &reqwest::Client, base: &str, token: &str) {
-    let resp = with_token(http.post(format!("{base}/v1/cs/ops/localCache")), Some(token))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("localCache on {base}: {e}"));
+    let resp = with_token(
+        http.post(format!("{base}/v1/cs/ops/localCache")),
+        Some(token),
+    )
+    .send()
+    .await
+    .unwrap_or_else(|e| panic!("localCache on {base}: {e}"));
     let status = resp.status();
     let body = resp.text().await.unwrap_or_default();
     assert!(status.is_success(), "localCache on {base}: {status} {body}");
@@ -215,16 +221,14 @@ async fn bed_runs_the_announced_versions_and_a_two_node_target_cluster() {
     }
     let (a, _) = two_target_nodes(&bed);
     let token = login(&http, a, &bed).await;
-    let nodes: serde_json::Value = with_token(
-        http.get(format!("{a}/v1/core/cluster/nodes")),
-        Some(&token),
-    )
-    .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let nodes: serde_json::Value =
+        with_token(http.get(format!("{a}/v1/core/cluster/nodes")), Some(&token))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
     let members = nodes["data"].as_array().expect("members");
     assert_eq!(members.len(), bed.target_nacos.len(), "{nodes}");
     assert!(members.iter().all(|m| m["state"] == "UP"), "{nodes}");
@@ -353,8 +357,8 @@ async fn instance_registered_on_source_is_listed_there_and_not_on_target() {
         Some(&stoken),
     )
     .send()
-        .await
-        .unwrap();
+    .await
+    .unwrap();
     let status = resp.status();
     let body = resp.text().await.unwrap_or_default();
     assert!(
@@ -371,11 +375,11 @@ async fn instance_registered_on_source_is_listed_there_and_not_on_target() {
                 Some(&token),
             )
             .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
             v["hosts"]
                 .as_array()
                 .map(|h| {
@@ -418,8 +422,8 @@ async fn namespace_created_on_source_reaches_the_target_nodes_through_the_db() {
         Some(&stoken),
     )
     .send()
-        .await
-        .unwrap();
+    .await
+    .unwrap();
     let status = resp.status();
     let body = resp.text().await.unwrap_or_default();
     assert!(
@@ -436,11 +440,11 @@ async fn namespace_created_on_source_reaches_the_target_nodes_through_the_db() {
                 Some(&token),
             )
             .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
             let found = v["data"]
                 .as_array()
                 .is_some_and(|d| d.iter().any(|n| n["namespace"] == ns.as_str()));

@@ -183,10 +183,13 @@ impl Node {
         ];
         block(async {
             nacos_drift::tls::install_provider();
-            let r = with_token(reqwest::Client::new().get(&url).query(&q), self.token.as_deref())
-                .send()
-                .await
-                .unwrap();
+            let r = with_token(
+                reqwest::Client::new().get(&url).query(&q),
+                self.token.as_deref(),
+            )
+            .send()
+            .await
+            .unwrap();
             let s = r.status().as_u16();
             let md5 = r
                 .headers()
@@ -462,6 +465,66 @@ pub fn audit(args: &[&str], env: &[(&str, &str)]) -> Run {
         .unwrap_or(serde_json::Value::Null);
     Run {
         code: o.status.code().unwrap_or(-1),
+        json,
+        output,
+    }
+}
+
+/// [`audit`], calling `at` once, while the audit waits, when its log shows a line containing
+/// `marker` (so a test acts on an event of the run, not after a guessed delay).
+pub fn audit_at_log_line(
+    args: &[&str],
+    env: &[(&str, &str)],
+    marker: &str,
+    at: impl FnOnce(),
+) -> Run {
+    use std::io::BufRead;
+    let out = crate::support::tempdir("audit");
+    let mut cmd = std::process::Command::new(crate::support::bin());
+    cmd.args(["audit", "--format", "json", "--out", out.to_str().unwrap()])
+        .args(args)
+        .current_dir(crate::support::root())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    for (k, _) in std::env::vars() {
+        if k.starts_with("NACOS_DRIFT_") {
+            cmd.env_remove(k);
+        }
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.env("NACOS_DRIFT_LOG", "nacos_drift=info");
+    let mut child = cmd.spawn().expect("running nacos-drift");
+    let stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut std::io::BufReader::new(stdout), &mut s).ok();
+        s
+    });
+    let mut err = String::new();
+    let mut at = Some(at);
+    for line in std::io::BufReader::new(child.stderr.take().unwrap())
+        .lines()
+        .map_while(Result::ok)
+    {
+        if line.contains(marker) {
+            if let Some(f) = at.take() {
+                f();
+            }
+        }
+        err.push_str(&line);
+        err.push('\n');
+    }
+    let status = child.wait().unwrap();
+    let output = format!("{}{err}", reader.join().unwrap());
+    assert!(at.is_none(), "the audit never logged `{marker}`:\n{output}");
+    let json = std::fs::read_to_string(out.join("report.json"))
+        .ok()
+        .and_then(|s| serde_json::from_str(&s).ok())
+        .unwrap_or(serde_json::Value::Null);
+    Run {
+        code: status.code().unwrap_or(-1),
         json,
         output,
     }
