@@ -77,9 +77,8 @@ pub fn compare(
     };
     // A side without permissions (r-nacos): none compared, and nothing to scope users by, so a
     // restricted run compares users and roles whole (the report says so).
-    let scoped = scope.restricted()
-        && s.permissions_not_read.is_none()
-        && t.permissions_not_read.is_none();
+    let scoped =
+        scope.restricted() && s.permissions_not_read.is_none() && t.permissions_not_read.is_none();
     let (sp, tp) = if s.permissions_not_read.is_none() && t.permissions_not_read.is_none() {
         (perms(s, false), perms(t, true))
     } else {

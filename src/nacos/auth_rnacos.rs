@@ -38,8 +38,10 @@ fn role_name(code: &str) -> String {
     }
 }
 
-/// Standard base64 with padding (what `crypto_utils::decode_base64` takes).
-fn base64(s: &str) -> String {
+/// Standard base64 with padding (what `crypto_utils::decode_base64` takes): the console login
+/// form's password.
+#[must_use]
+pub fn base64(s: &str) -> String {
     const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
     for c in s.as_bytes().chunks(3) {
@@ -184,14 +186,25 @@ async fn login(t: &Transport, user: &str, pass: &str) -> Result<String, NodeErro
         return Err(t.status_error(&call, &resp));
     }
     // The body holds the session token: no part of it goes into a message.
-    let v: Value = serde_json::from_str(&resp.body)
-        .map_err(|_| t.err(format!("POST {path}: the answer is not JSON"), false, Some(200)))?;
+    let v: Value = serde_json::from_str(&resp.body).map_err(|_| {
+        t.err(
+            format!("POST {path}: the answer is not JSON"),
+            false,
+            Some(200),
+        )
+    })?;
     ok_data(t, path, &v)?
         .get("token")
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty())
         .map(str::to_owned)
-        .ok_or_else(|| t.err(format!("POST {path}: no token in the answer"), false, Some(200)))
+        .ok_or_else(|| {
+            t.err(
+                format!("POST {path}: no token in the answer"),
+                false,
+                Some(200),
+            )
+        })
 }
 
 #[cfg(test)]
