@@ -64,8 +64,17 @@ impl NacosNode {
     /// Users (password digests) and user → role bindings of an r-nacos side, read through its
     /// console at `console` with this node's credentials.
     pub async fn rnacos_auth_tables(&self, console: &str) -> Result<AuthTables, NodeError> {
-        let t = self.transport.sibling(console);
-        let (Some(user), Some(pass)) = self.transport.credentials() else {
+        // The same HTTP client (TLS, timeouts), no login of its own: the console has another.
+        let mut t = Transport::new(
+            self.transport.http.clone(),
+            console,
+            None,
+            None,
+            1,
+            self.transport.retries,
+        );
+        t.max_body = self.transport.max_body;
+        let (Some(user), Some(pass)) = (&self.transport.username, &self.transport.password) else {
             return Err(t.err(
                 "reading r-nacos accounts needs a console login: set nacos_username and the password for this side",
                 false,

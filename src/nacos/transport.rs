@@ -168,19 +168,19 @@ pub struct Auth {
 
 /// The HTTP side of one node.
 pub struct Transport {
-    http: reqwest::Client,
+    pub(super) http: reqwest::Client,
     /// Base URL with context path as configured, e.g. `http://127.0.0.1:8848/nacos`, for messages.
     pub base: String,
     /// The same, parsed (or why it could not be).
     base_url: Result<Url, String>,
-    username: Option<String>,
-    password: Option<Secret>,
+    pub(super) username: Option<String>,
+    pub(super) password: Option<Secret>,
     token: Mutex<Option<Token>>,
     /// Why the node is down, once it is: it failed to answer (after the retries) or to log in,
     /// and no later stage of the run asks it again.
     down: std::sync::OnceLock<NodeError>,
     permits: Semaphore,
-    retries: u32,
+    pub(super) retries: u32,
     pub(super) max_body: usize,
     /// Requests sent so far (every attempt), for the progress line's rate.
     sent: std::sync::atomic::AtomicU64,
@@ -225,21 +225,6 @@ impl Transport {
             max_body: DEFAULT_MAX_BODY,
             sent: std::sync::atomic::AtomicU64::new(0),
         }
-    }
-
-    /// A transport to another base URL of the same server (r-nacos's console port): the same
-    /// HTTP client (TLS, timeouts), no login of its own.
-    #[must_use]
-    pub fn sibling(&self, base: &str) -> Transport {
-        let mut t = Transport::new(self.http.clone(), base, None, None, 1, self.retries);
-        t.max_body = self.max_body;
-        t
-    }
-
-    /// The username and password this node logs in with, if any.
-    #[must_use]
-    pub fn credentials(&self) -> (Option<&str>, Option<&Secret>) {
-        (self.username.as_deref(), self.password.as_ref())
     }
 
     /// Requests sent to this node so far (every attempt, login included).

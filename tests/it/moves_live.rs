@@ -875,4 +875,32 @@ fn accounts_of_an_rnacos_pair_are_compared_through_its_console() {
         r.output
     );
     assert!(codes_of(&r).iter().all(|(c, _)| !c.starts_with("user-")));
+
+    // A login without r-nacos's manager role (the source's developer), and a login the target
+    // does not know: each a source-error that says which (exit 3).
+    let gone_pw = format!("{gone}-pw");
+    let mut env: Vec<(&str, String)> = cred_env(&gone, &gone_pw).into_iter().collect();
+    env.push((
+        "NACOS_DRIFT_SOURCE_RNACOS_CONSOLE",
+        b.source_rnacos_console.clone(),
+    ));
+    env.push((
+        "NACOS_DRIFT_TARGET_RNACOS_CONSOLE",
+        b.target_rnacos_console.clone(),
+    ));
+    let e: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let r = audit(&args, &e);
+    assert_eq!(r.code, 3, "{}", r.output);
+    assert!(
+        r.output
+            .contains("the login lacks the r-nacos manager role"),
+        "{}",
+        r.output
+    );
+    assert!(
+        r.output.contains("the console refused the login"),
+        "{}",
+        r.output
+    );
+    assert!(!r.output.contains(&gone_pw));
 }
