@@ -17,7 +17,7 @@ pub use plan::{Mechanism, Outcome, RepairStatus, Trust};
 pub use sync::{BoxFuture, GrpcSync, GrpcSyncer};
 
 use crate::finding::{Code, Finding, Layer};
-use crate::model::{ConfigKey, Side};
+use crate::model::{ConfigKey, ProbeKey, Side};
 use crate::nacos::{NacosNode, NodeError, LISTENER_BATCH};
 use crate::settings::FixOptions;
 use futures::stream::{self, StreamExt};
@@ -101,9 +101,6 @@ fn host_port(url: &str) -> String {
     }
 }
 
-/// `(namespace, group, dataId, expected md5)` as the listener probe takes it.
-type ProbeKey = (String, String, String, String);
-
 struct NodeState {
     node: Arc<NacosNode>,
     version: String,
@@ -137,13 +134,9 @@ async fn probe_all(node: &NacosNode, keys: &[ProbeKey]) -> Result<Vec<usize>, No
 fn probe_keys(expected: &[Expected]) -> Vec<ProbeKey> {
     expected
         .iter()
-        .map(|e| {
-            (
-                e.key.namespace.clone(),
-                e.key.group.clone(),
-                e.key.data_id.clone(),
-                e.md5.clone(),
-            )
+        .map(|e| ProbeKey {
+            key: e.key.formal(),
+            md5: e.md5.clone(),
         })
         .collect()
 }

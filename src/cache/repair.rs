@@ -3,8 +3,9 @@
 
 use super::plan::{self, Mechanism, NodePlan, Outcome, PlanInput, RepairStatus, TrapInput};
 use super::sync::per_key;
-use super::{probe_all, CacheOutcome, NodeState, ProbeKey, Repair, SideRun};
+use super::{probe_all, CacheOutcome, NodeState, Repair, SideRun};
 use crate::finding::{Code, Finding};
+use crate::model::ProbeKey;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
