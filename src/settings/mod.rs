@@ -6,7 +6,7 @@
 
 use crate::cli::{ReportArgs, SidesArgs};
 use crate::error::{Error, ErrorKind, Result};
-use crate::finding::{Code, Layer, Level};
+use crate::finding::{Code, Level};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -151,60 +151,6 @@ impl Gate {
             Gate::DualRegistered => "dual-registered",
             Gate::CutoverReady => "cutover-ready",
             Gate::DecommissionReady => "decommission-ready",
-        }
-    }
-
-    /// Whether a finding with this code, layer and side counts for the gate.
-    #[must_use]
-    pub fn includes(self, code: Code, layer: Layer, side: Option<crate::model::Side>) -> bool {
-        use Code::*;
-        if code == SourceError {
-            return true;
-        }
-        match self {
-            Gate::DbSynced => layer == Layer::L1,
-            Gate::CachesFresh => layer == Layer::L2 && side != Some(crate::model::Side::Source),
-            Gate::DualRegistered => matches!(code, ServiceMissing | InstanceMissing),
-            Gate::CutoverReady => {
-                Gate::DbSynced.includes(code, layer, side)
-                    || Gate::CachesFresh.includes(code, layer, side)
-                    || Gate::DualRegistered.includes(code, layer, side)
-                    // Applications on the target holding old configs (L4).
-                    || (code == ClientStale && side == Some(crate::model::Side::Target))
-                    || (layer == Layer::L3
-                        && matches!(
-                            code,
-                            NamespaceMissing
-                                | ConfigMissing
-                                | ConfigContentDiffers
-                                | ConfigMetaDiffers
-                                | InstanceDiffers
-                                | ServiceMetaDiffers
-                                // A synced copy of a dead instance: target consumers call it.
-                                | InstanceOrphaned
-                        ))
-                    // An application whose account, role or permission is missing (or whose
-                    // password differs) on the target cannot log in after cutover, whichever
-                    // layer saw it.
-                    || matches!(
-                        code,
-                        UserMissing | UserPasswordDiffers | RoleMissing | PermissionMissing
-                    )
-            }
-            Gate::DecommissionReady => {
-                matches!(
-                    code,
-                    NamespaceMissing
-                        | ConfigMissing
-                        | ServiceMissing
-                        | InstanceMissing
-                        | ClientConnected
-                        | ClientOnSource
-                        | UserMissing
-                        | RoleMissing
-                        | PermissionMissing
-                )
-            }
         }
     }
 }
