@@ -20,6 +20,13 @@ pub enum Dialect {
     RNacos,
 }
 
+/// Parse `major.minor.patch` (a missing patch is 0; anything else: None).
+#[must_use]
+pub fn semver(v: &str) -> Option<(u32, u32, u32)> {
+    let mut it = v.split(['.', '-']).map(|p| p.parse::<u32>().ok());
+    Some((it.next()??, it.next()??, it.next().flatten().unwrap_or(0)))
+}
+
 /// The server a node runs, as far as its API goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ServerKind {

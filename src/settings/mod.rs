@@ -106,6 +106,11 @@ impl Format {
     }
 }
 
+/// Default cap on one response body (`audit.max_body_mib`): above any single config (Nacos caps
+/// content at 10 MiB, `PropertyUtil.maxContent`) and above a 500-config list page of configs
+/// averaging up to ~120 KiB, and far below what would hurt the machine.
+pub const DEFAULT_MAX_BODY: usize = 64 << 20;
+
 /// Named sets of codes that must be clean before a migration step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Gate {
@@ -316,7 +321,7 @@ impl Default for Settings {
             },
             db_digest: DbDigest::Auto,
             warnings: Vec::new(),
-            max_body_bytes: crate::nacos::transport::DEFAULT_MAX_BODY,
+            max_body_bytes: DEFAULT_MAX_BODY,
             config_meta: ConfigMeta::Bulk,
         }
     }
@@ -364,6 +369,6 @@ mod load;
 mod resolve;
 #[cfg(test)]
 mod tests;
-mod tls;
+pub mod tls;
 
 pub use resolve::{resolve, Inputs};
