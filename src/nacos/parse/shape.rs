@@ -231,6 +231,15 @@ impl<'a> Obj<'a> {
     }
 }
 
+/// How many characters of an unexpected answer an error quotes.
+const SNIPPET_CHARS: usize = 200;
+
+/// The beginning of an answer, for messages.
+#[must_use]
+pub fn snippet(body: &str) -> String {
+    body.chars().take(SNIPPET_CHARS).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -270,13 +279,4 @@ mod tests {
         assert!(o.string_map("none").unwrap().is_empty());
         assert!(o.string_map("bad").is_err());
     }
-}
-
-/// How many characters of an unexpected answer an error quotes.
-const SNIPPET_CHARS: usize = 200;
-
-/// The beginning of an answer, for messages.
-#[must_use]
-pub fn snippet(body: &str) -> String {
-    body.chars().take(SNIPPET_CHARS).collect()
 }
