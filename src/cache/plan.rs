@@ -3,7 +3,7 @@
 //! database it was paired with. No I/O here: `cache::audit_side` gathers the facts and asks.
 
 use crate::finding::Code;
-pub use crate::nacos::dialect::semver;
+pub use crate::version::semver;
 use serde::Serialize;
 
 /// How a node is repaired.
