@@ -197,10 +197,13 @@ pub async fn narrow_compact(
     }
 }
 
+/// `(table, id)` of a config row.
+type RowId = (u8, u64);
+
 /// The compact scan's merge: walking both sides' digests, sorted by key, the `(table, id)` rows
 /// to read in full on each side: keys on one side only, and keys whose content or metadata
 /// digest differs (both rows). Rows equal on both sides are never read again.
-fn differing_rows(sd: &[DigestRow], td: &[DigestRow]) -> (Vec<(u8, u64)>, Vec<(u8, u64)>) {
+fn differing_rows(sd: &[DigestRow], td: &[DigestRow]) -> (Vec<RowId>, Vec<RowId>) {
     let (mut sids, mut tids) = (Vec::new(), Vec::new());
     let (mut i, mut j) = (0, 0);
     while i < sd.len() || j < td.len() {
@@ -465,7 +468,8 @@ mod tests {
     fn the_compact_merge_reads_only_rows_that_differ_or_exist_on_one_side() {
         // (case, source rows as (key, content, meta, id), target rows, source ids read, target ids read)
         type Rows = &'static [(u128, u8, u64, u64)];
-        let table: [(&str, Rows, Rows, &[u64], &[u64]); 8] = [
+        type Case = (&'static str, Rows, Rows, &'static [u64], &'static [u64]);
+        let table: [Case; 8] = [
             ("both empty", &[], &[], &[], &[]),
             (
                 "equal rows are not read",

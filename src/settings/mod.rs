@@ -366,6 +366,7 @@ impl Settings {
 
 mod fix;
 mod load;
+pub mod pairing;
 mod resolve;
 #[cfg(test)]
 mod tests;

@@ -488,7 +488,7 @@ pub(super) fn build(
             .iter()
             .map(|(k, v, _)| (k.clone(), v.clone()))
             .collect();
-        match crate::diff::namespaces::Pairing::new(pairs.iter().map(|(k, v)| (k, v))) {
+        match super::pairing::Pairing::new(pairs.iter().map(|(k, v)| (k, v))) {
             Ok(p) => s.namespace_map = p.entries().clone(),
             Err(clashes) => {
                 for c in clashes {
