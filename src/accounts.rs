@@ -21,6 +21,10 @@ pub struct AuthTables {
     /// Role → resource, action permissions.
     #[serde(default)]
     pub permissions: Vec<Permission>,
+    /// Why `permissions` could not be read on this side (r-nacos has none in Nacos' sense):
+    /// then permissions are not compared, and a `--namespace` run cannot scope users by them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permissions_not_read: Option<String>,
 }
 
 /// One user.
