@@ -8,9 +8,7 @@
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::finding::{Code, Finding, Layer};
-use crate::report::Report;
-use crate::settings::Settings;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::fmt::Write as _;
 use std::path::Path;
 
@@ -84,21 +82,6 @@ pub struct Baseline {
     pub path: String,
     /// Its entries, in file order.
     pub entries: Vec<Entry>,
-}
-
-/// What applying the baseline did (the JSON report's `baseline`).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Applied {
-    /// The file.
-    pub path: String,
-    /// Entries in the file.
-    pub entries: usize,
-    /// Entries past their expiry date (treated as absent).
-    pub expired: usize,
-    /// Findings accepted.
-    pub accepted: usize,
-    /// Entries that matched nothing (`baseline-stale` findings).
-    pub stale: usize,
 }
 
 /// Days since 1970-01-01 of a proleptic Gregorian date, `None` when it is no date.
@@ -306,74 +289,9 @@ pub fn parse(shown: &str, text: &str) -> std::result::Result<Baseline, Vec<Strin
     }
 }
 
-/// Mark the report's findings the baseline accepts, add a `baseline-stale` finding for each live
-/// entry that matched nothing where this run looked, and recount.
-///
-/// An entry is only called stale where the run could have seen its finding: its layer was
-/// compared, the run was not incremental, and its namespace was audited (`namespaces`, empty =
-/// all).
-pub fn apply(report: &mut Report, b: &Baseline, settings: &Settings, today: i64) {
-    let namespaces = &settings.namespaces;
-    let mut applied = Applied {
-        path: b.path.clone(),
-        entries: b.entries.len(),
-        expired: 0,
-        accepted: 0,
-        stale: 0,
-    };
-    let compared = |l: Layer| {
-        report
-            .compared
-            .iter()
-            .any(|c| c.split_whitespace().next() == Some(l.as_str()))
-    };
-    let incremental = report
-        .run_mode
-        .as_deref()
-        .is_some_and(|m| m.starts_with("incremental"));
-    let mut stale = Vec::new();
-    for e in &b.entries {
-        if e.expired(today) {
-            applied.expired += 1;
-            continue;
-        }
-        let mut hit = false;
-        for f in &mut report.findings {
-            if f.code != Code::SourceError && e.matches(f) {
-                f.accepted = true;
-                hit = true;
-            }
-        }
-        let looked = !incremental
-            && e.layer.map_or(!report.compared.is_empty(), compared)
-            && (namespaces.is_empty() || namespaces.contains(&e.namespace));
-        if !hit && looked {
-            let mut f = stale_finding(e);
-            f.level = settings.level_of(f.code);
-            f.in_gate = settings
-                .gate
-                .is_none_or(|g| g.includes(f.code, f.layer, f.side));
-            stale.push(f);
-        }
-    }
-    applied.accepted = report.findings.iter().filter(|f| f.accepted).count();
-    applied.stale = stale.len();
-    report.findings.extend(stale);
-    report.baseline = Some(applied);
-    report.recount();
-}
-
-/// A copy of `report` with the settings' baseline applied (as of today), if there is one.
+/// The `baseline-stale` finding of an entry that matched nothing.
 #[must_use]
-pub fn applied(report: &Report, settings: &Settings) -> Report {
-    let mut r = report.clone();
-    if let Some(b) = &settings.baseline {
-        apply(&mut r, b, settings, today());
-    }
-    r
-}
-
-fn stale_finding(e: &Entry) -> Finding {
+pub fn stale_finding(e: &Entry) -> Finding {
     let mut f = Finding::new(
         Code::BaselineStale,
         e.layer.unwrap_or(Layer::L3),

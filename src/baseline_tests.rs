@@ -2,6 +2,9 @@
 
 use super::*;
 use crate::finding::Layer;
+use crate::report::accept::apply;
+use crate::report::Report;
+use crate::settings::Settings;
 
 fn finding(code: Code, layer: Layer, ns: &str, name: &str) -> Finding {
     Finding::new(code, layer, ns, "G", name)

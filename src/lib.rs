@@ -32,3 +32,4 @@ pub mod settings;
 pub mod state;
 pub mod tls;
 pub mod validate;
+pub mod version;

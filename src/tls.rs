@@ -59,31 +59,6 @@ pub fn nacos_client_config(ca_file: Option<&Path>, insecure: bool) -> Result<Cli
     Ok(builder.with_root_certificates(roots).with_no_client_auth())
 }
 
-/// The client config of every `https://` node of both sides, by its base URL (for the cluster
-/// gRPC channel, which follows the node's scheme). A side whose config cannot be built has none
-/// here: its HTTP client failed the same way already, and its gRPC channel then says so.
-pub fn nacos_configs_by_node(
-    settings: &crate::settings::Settings,
-) -> std::collections::HashMap<String, Arc<ClientConfig>> {
-    let mut out = std::collections::HashMap::new();
-    for side in [&settings.source, &settings.target] {
-        if !side.uses_https() {
-            continue;
-        }
-        let Ok(cfg) = nacos_client_config(
-            side.nacos_ca_file.as_deref(),
-            side.nacos_tls_insecure_skip_verify,
-        ) else {
-            continue;
-        };
-        let cfg = Arc::new(cfg);
-        for url in side.nacos.iter().filter(|u| u.starts_with("https://")) {
-            out.insert(url.clone(), cfg.clone());
-        }
-    }
-    out
-}
-
 /// Accepts every certificate (`nacos_tls_insecure_skip_verify`); signatures are still checked
 /// so that the handshake itself is sound.
 #[derive(Debug)]

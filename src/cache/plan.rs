@@ -3,6 +3,7 @@
 //! database it was paired with. No I/O here: `cache::audit_side` gathers the facts and asks.
 
 use crate::finding::Code;
+pub use crate::version::semver;
 use serde::Serialize;
 
 /// How a node is repaired.
@@ -147,13 +148,6 @@ pub fn trust(target_md5: &str, source: Option<&str>) -> Trust {
         Some(s) if s == target_md5 => Trust::Trusted,
         Some(_) => Trust::Disagrees,
     }
-}
-
-/// Parse `major.minor.patch` (a missing patch is 0; anything else: None).
-#[must_use]
-pub fn semver(v: &str) -> Option<(u32, u32, u32)> {
-    let mut it = v.split(['.', '-']).map(|p| p.parse::<u32>().ok());
-    Some((it.next()??, it.next()??, it.next().flatten().unwrap_or(0)))
 }
 
 /// The per-key reload mechanism a node version supports (see the README's repair table; 2.2.1

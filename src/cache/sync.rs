@@ -38,7 +38,7 @@ impl GrpcSyncer {
     pub fn for_settings(settings: &crate::settings::Settings) -> Self {
         Self::new(
             Duration::from_secs(settings.timeout_secs),
-            crate::tls::nacos_configs_by_node(settings),
+            crate::settings::tls::nacos_configs_by_node(settings),
         )
     }
 

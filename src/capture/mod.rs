@@ -3,7 +3,7 @@
 //! Read failures do not stop the capture: they are recorded as `CaptureError`s and become
 //! `source-error` findings, so a partial audit is reported as incomplete, never as clean.
 
-use crate::model::{ApiSnapshot, CaptureError, DbSnapshot, Side, SideSnapshot};
+use crate::model::{ApiSnapshot, CaptureError, DbSnapshot, DigestRow, Side, SideSnapshot};
 use crate::nacos::{ConfigPlan, NacosNode};
 use crate::settings::{Settings, SideSettings};
 use crate::{db, nacos};
@@ -164,6 +164,46 @@ pub async fn narrow_compact(
     })
     .await
     .unwrap_or_default();
+    let (sids, tids) = differing_rows(&sd, &td);
+    async fn fetch(
+        handle: Option<&db::Handle>,
+        ids: Vec<(u8, u64)>,
+    ) -> Result<Vec<crate::model::ConfigItem>, db::DbError> {
+        let db = match handle {
+            Some(h) => h.as_ref().map_err(Clone::clone)?,
+            None => return Err(db::DbError("no database configured".into())),
+        };
+        let mut conn = db.conn().await?;
+        let tables = db.tables(&mut conn).await?;
+        drop(conn);
+        db.items_by_id(&tables, &ids).await
+    }
+    let (a, b) = tokio::join!(fetch(source_db, sids), fetch(target_db, tids));
+    match a {
+        Ok(items) => s.configs = items,
+        Err(e) => s.errors.push(CaptureError {
+            origin: s.origin.clone(),
+            namespace: None,
+            message: e.0,
+        }),
+    }
+    match b {
+        Ok(items) => t.configs = items,
+        Err(e) => t.errors.push(CaptureError {
+            origin: t.origin.clone(),
+            namespace: None,
+            message: e.0,
+        }),
+    }
+}
+
+/// `(table, id)` of a config row.
+type RowId = (u8, u64);
+
+/// The compact scan's merge: walking both sides' digests, sorted by key, the `(table, id)` rows
+/// to read in full on each side: keys on one side only, and keys whose content or metadata
+/// digest differs (both rows). Rows equal on both sides are never read again.
+fn differing_rows(sd: &[DigestRow], td: &[DigestRow]) -> (Vec<RowId>, Vec<RowId>) {
     let (mut sids, mut tids) = (Vec::new(), Vec::new());
     let (mut i, mut j) = (0, 0);
     while i < sd.len() || j < td.len() {
@@ -195,36 +235,7 @@ pub async fn narrow_compact(
             (None, None) => break,
         }
     }
-    async fn fetch(
-        handle: Option<&db::Handle>,
-        ids: Vec<(u8, u64)>,
-    ) -> Result<Vec<crate::model::ConfigItem>, db::DbError> {
-        let db = match handle {
-            Some(h) => h.as_ref().map_err(Clone::clone)?,
-            None => return Err(db::DbError("no database configured".into())),
-        };
-        let mut conn = db.conn().await?;
-        let tables = db.tables(&mut conn).await?;
-        drop(conn);
-        db.items_by_id(&tables, &ids).await
-    }
-    let (a, b) = tokio::join!(fetch(source_db, sids), fetch(target_db, tids));
-    match a {
-        Ok(items) => s.configs = items,
-        Err(e) => s.errors.push(CaptureError {
-            origin: s.origin.clone(),
-            namespace: None,
-            message: e.0,
-        }),
-    }
-    match b {
-        Ok(items) => t.configs = items,
-        Err(e) => t.errors.push(CaptureError {
-            origin: t.origin.clone(),
-            namespace: None,
-            message: e.0,
-        }),
-    }
+    (sids, tids)
 }
 
 /// The settling re-check of L1: the rows (every variant) of just these `(namespace, group,
@@ -437,3 +448,78 @@ async fn capture_db(dsn: &str, handle: &db::Handle, wanted: NamespaceFilter) -> 
 mod api;
 pub use api::capture_api;
 pub(crate) use api::recheck_api;
+
+#[cfg(test)]
+mod tests {
+    use super::{differing_rows, DigestRow};
+
+    /// A digest row: key, content digest byte, meta hash, id (table 0 on the source, 1 on the
+    /// target, so that the side a row came from shows in the answer).
+    fn row(key: u128, content: u8, meta: u64, id: u64, table: u8) -> DigestRow {
+        DigestRow {
+            key,
+            content: [content; 16],
+            meta,
+            id,
+            table,
+        }
+    }
+
+    #[test]
+    fn the_compact_merge_reads_only_rows_that_differ_or_exist_on_one_side() {
+        // (case, source rows as (key, content, meta, id), target rows, source ids read, target ids read)
+        type Rows = &'static [(u128, u8, u64, u64)];
+        type Case = (&'static str, Rows, Rows, &'static [u64], &'static [u64]);
+        let table: [Case; 8] = [
+            ("both empty", &[], &[], &[], &[]),
+            (
+                "equal rows are not read",
+                &[(1, 7, 0, 10)],
+                &[(1, 7, 0, 20)],
+                &[],
+                &[],
+            ),
+            (
+                "content differs: both rows",
+                &[(1, 7, 0, 10)],
+                &[(1, 8, 0, 20)],
+                &[10],
+                &[20],
+            ),
+            (
+                "metadata differs: both rows",
+                &[(1, 7, 1, 10)],
+                &[(1, 7, 2, 20)],
+                &[10],
+                &[20],
+            ),
+            ("source only", &[(1, 7, 0, 10)], &[], &[10], &[]),
+            ("target only", &[], &[(1, 7, 0, 20)], &[], &[20]),
+            (
+                "interleaved keys",
+                &[(1, 7, 0, 10), (3, 7, 0, 11), (5, 7, 0, 12)],
+                &[(2, 7, 0, 20), (3, 7, 0, 21), (6, 7, 0, 22)],
+                &[10, 12],
+                &[20, 22],
+            ),
+            (
+                "tails after the other side ends",
+                &[(1, 7, 0, 10), (8, 7, 0, 11), (9, 7, 0, 12)],
+                &[(1, 9, 0, 20)],
+                &[10, 11, 12],
+                &[20],
+            ),
+        ];
+        for (case, s, t, want_s, want_t) in table {
+            let sd: Vec<DigestRow> = s.iter().map(|&(k, c, m, id)| row(k, c, m, id, 0)).collect();
+            let td: Vec<DigestRow> = t.iter().map(|&(k, c, m, id)| row(k, c, m, id, 1)).collect();
+            let (sids, tids) = differing_rows(&sd, &td);
+            let ids = |v: &[(u8, u64)], table: u8| -> Vec<u64> {
+                assert!(v.iter().all(|(t, _)| *t == table), "{case}: wrong side");
+                v.iter().map(|(_, id)| *id).collect()
+            };
+            assert_eq!(ids(&sids, 0), want_s, "{case}: source");
+            assert_eq!(ids(&tids, 1), want_t, "{case}: target");
+        }
+    }
+}

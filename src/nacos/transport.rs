@@ -9,6 +9,7 @@
 //! a 3xx answer is an error naming the status and where it pointed, without its query.
 
 use super::dialect::{Call, Dialect, Endpoint};
+use super::parse::shape::snippet;
 use super::urls::{join, redirect_target, without_secrets};
 use crate::secret::Secret;
 use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, LOCATION};
@@ -16,13 +17,7 @@ use reqwest::Url;
 use std::time::{Duration, Instant};
 use tokio::sync::{Mutex, Semaphore};
 
-/// Default cap on one response body (`audit.max_body_mib`): above any single config (Nacos caps
-/// content at 10 MiB, `PropertyUtil.maxContent`) and above a 500-config list page of configs
-/// averaging up to ~120 KiB, and far below what would hurt the machine.
-pub const DEFAULT_MAX_BODY: usize = 64 << 20;
-
-/// How many characters of an unexpected answer an error quotes.
-const SNIPPET_CHARS: usize = 200;
+use crate::settings::DEFAULT_MAX_BODY;
 
 /// A failure talking to a node, with a message that names the node and never a secret.
 #[derive(Debug, Clone)]
@@ -143,12 +138,6 @@ fn describe(e: &reqwest::Error) -> Failure {
 
 fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(200 * (1 << attempt.min(5)))
-}
-
-/// The beginning of an answer, for messages.
-#[must_use]
-pub fn snippet(body: &str) -> String {
-    body.chars().take(SNIPPET_CHARS).collect()
 }
 
 /// A login's token as the headers to send, and when to log in again.

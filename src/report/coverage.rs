@@ -121,7 +121,7 @@ pub fn apply(
     source: &SideSnapshot,
     target: &SideSnapshot,
 ) {
-    let accounts = crate::accounts::not_compared(source, target);
+    let accounts = accounts_not_compared(source, target);
     report.not_compared.extend(accounts);
     for (orphan, to) in scope.pairing().orphans() {
         if scope.namespace_in_scope(&orphan) {
@@ -187,6 +187,62 @@ pub fn apply(
     };
     report.complete = report.complete && fresh.complete;
     report.exit_code = report.status().code();
+}
+
+/// What of the accounts and quotas L1 could not compare, for the report's "not compared": a side
+/// whose database (or snapshot file) holds none. Nothing when L1 itself did not run or failed.
+#[must_use]
+pub(super) fn accounts_not_compared(
+    source: &crate::model::SideSnapshot,
+    target: &crate::model::SideSnapshot,
+) -> Vec<String> {
+    let (Some(s), Some(t)) = (&source.db, &target.db) else {
+        // No L1: the accounts come through the API, where both sides serve it.
+        let (Some(s), Some(t)) = (&source.api, &target.api) else {
+            return Vec::new();
+        };
+        if !s.errors.is_empty() || !t.errors.is_empty() {
+            return Vec::new();
+        }
+        let who = match (&s.auth, &t.auth) {
+            (Some(a), Some(b)) => {
+                return [("the source", a), ("the target", b)]
+                    .iter()
+                    .filter_map(|(who, t)| Some((who, t.permissions_not_read.as_ref()?)))
+                    .map(|(who, why)| format!(
+                        "permissions (role → resource) at L3: not read on {who}: {why}; users and roles are compared cluster-wide, even in a --namespace run"
+                    ))
+                    .collect();
+            }
+            (None, Some(_)) => "the source",
+            (Some(_), None) => "the target",
+            (None, None) => "either side",
+        };
+        return vec![format!(
+            "accounts (users, roles, permissions) at L3: not read on {who} (Java Nacos serves /v1/auth/* or /v3/auth/*; r-nacos only its console API, read where `rnacos_console` is set), and no database on both sides for L1"
+        )];
+    };
+    if !s.errors.is_empty() || !t.errors.is_empty() {
+        return Vec::new();
+    }
+    let lacking = |a: bool, b: bool| match (a, b) {
+        (true, true) => None,
+        (false, true) => Some("the source"),
+        (true, false) => Some("the target"),
+        (false, false) => Some("either side"),
+    };
+    let mut out = Vec::new();
+    if let Some(who) = lacking(s.auth.is_some(), t.auth.is_some()) {
+        out.push(format!(
+            "accounts (users, roles, permissions) at L1: no `users` table read on {who} (a database without Nacos auth tables, or a snapshot file from before they were captured)"
+        ));
+    }
+    if let Some(who) = lacking(s.quotas.is_some(), t.quotas.is_some()) {
+        out.push(format!(
+            "quotas (tenant_capacity, group_capacity) at L1: none read on {who} (a database without capacity tables, or a snapshot file from before they were captured)"
+        ));
+    }
+    out
 }
 
 #[cfg(test)]

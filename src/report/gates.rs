@@ -7,6 +7,7 @@
 
 use super::{ProbeInfo, Report};
 use crate::finding::{Code, Finding, Layer, Level};
+use crate::model::Side;
 use crate::settings::Gate;
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Serialize, Serializer};
@@ -21,6 +22,64 @@ pub const ORDER: [Gate; 5] = [
     Gate::CutoverReady,
     Gate::DecommissionReady,
 ];
+
+/// Gate membership: which findings block which gate. This is the one place a new finding code
+/// gets its gates (the table in `gates_tests.rs` fails for a code without a decision).
+impl Gate {
+    /// Whether a finding with this code, layer and side counts for the gate.
+    #[must_use]
+    pub fn includes(self, code: Code, layer: Layer, side: Option<Side>) -> bool {
+        use Code::*;
+        if code == SourceError {
+            return true;
+        }
+        match self {
+            Gate::DbSynced => layer == Layer::L1,
+            Gate::CachesFresh => layer == Layer::L2 && side != Some(Side::Source),
+            Gate::DualRegistered => matches!(code, ServiceMissing | InstanceMissing),
+            Gate::CutoverReady => {
+                Gate::DbSynced.includes(code, layer, side)
+                    || Gate::CachesFresh.includes(code, layer, side)
+                    || Gate::DualRegistered.includes(code, layer, side)
+                    // Applications on the target holding old configs (L4).
+                    || (code == ClientStale && side == Some(Side::Target))
+                    || (layer == Layer::L3
+                        && matches!(
+                            code,
+                            NamespaceMissing
+                                | ConfigMissing
+                                | ConfigContentDiffers
+                                | ConfigMetaDiffers
+                                | InstanceDiffers
+                                | ServiceMetaDiffers
+                                // A synced copy of a dead instance: target consumers call it.
+                                | InstanceOrphaned
+                        ))
+                    // An application whose account, role or permission is missing (or whose
+                    // password differs) on the target cannot log in after cutover, whichever
+                    // layer saw it.
+                    || matches!(
+                        code,
+                        UserMissing | UserPasswordDiffers | RoleMissing | PermissionMissing
+                    )
+            }
+            Gate::DecommissionReady => {
+                matches!(
+                    code,
+                    NamespaceMissing
+                        | ConfigMissing
+                        | ServiceMissing
+                        | InstanceMissing
+                        | ClientConnected
+                        | ClientOnSource
+                        | UserMissing
+                        | RoleMissing
+                        | PermissionMissing
+                )
+            }
+        }
+    }
+}
 
 /// How many codes the step tables name as blocking a gate.
 pub const TOP_CODES: usize = 3;

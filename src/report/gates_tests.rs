@@ -377,3 +377,80 @@ fn accounts_quotas_orphans_and_accepted_findings_in_every_gate() {
         assert_eq!(c.default_level(), Level::Warn, "{c}");
     }
 }
+
+/// Gate membership, every code × every gate × every layer and side: where each code counts, as
+/// `db-synced, caches-fresh, dual-registered, cutover-ready, decommission-ready` cells. A cell
+/// lists the layers (`1`–`4`) at which the code blocks that gate, for any side, or with a side
+/// letter where it depends on the side (`s` source, `t` target, `n` none). The match has no
+/// catch-all: a new code does not compile until its gates are decided here.
+fn membership(code: Code) -> [&'static str; 5] {
+    use Code::*;
+    match code {
+        NamespaceMissing => ["1", "2t 2n", "", "1 2t 2n 3", "1 2 3 4"],
+        NamespaceExtra => ["1", "2t 2n", "", "1 2t 2n", ""],
+        ConfigMissing => ["1", "2t 2n", "", "1 2t 2n 3", "1 2 3 4"],
+        ConfigExtra => ["1", "2t 2n", "", "1 2t 2n", ""],
+        ConfigContentDiffers => ["1", "2t 2n", "", "1 2t 2n 3", ""],
+        ConfigMetaDiffers => ["1", "2t 2n", "", "1 2t 2n 3", ""],
+        CacheStale => ["1", "2t 2n", "", "1 2t 2n", ""],
+        CacheMissing => ["1", "2t 2n", "", "1 2t 2n", ""],
+        CacheExtra => ["1", "2t 2n", "", "1 2t 2n", ""],
+        CacheTimestampTrap => ["1", "2t 2n", "", "1 2t 2n", ""],
+        NodeNotMember => ["1", "2t 2n", "", "1 2t 2n", ""],
+        ServiceMissing => ["1", "2t 2n", "1 2 3 4", "1 2 3 4", "1 2 3 4"],
+        ServiceExtra => ["1", "2t 2n", "", "1 2t 2n", ""],
+        ServiceMetaDiffers => ["1", "2t 2n", "", "1 2t 2n 3", ""],
+        InstanceMissing => ["1", "2t 2n", "1 2 3 4", "1 2 3 4", "1 2 3 4"],
+        InstanceExtra => ["1", "2t 2n", "", "1 2t 2n", ""],
+        InstanceDiffers => ["1", "2t 2n", "", "1 2t 2n 3", ""],
+        ClientConnected => ["1", "2t 2n", "", "1 2t 2n", "1 2 3 4"],
+        ClientStale => ["1", "2t 2n", "", "1 2t 2n 3t 4t", ""],
+        ClientOnSource => ["1", "2t 2n", "", "1 2t 2n", "1 2 3 4"],
+        SourceError => ["1 2 3 4", "1 2 3 4", "1 2 3 4", "1 2 3 4", "1 2 3 4"],
+        BaselineStale => ["1", "2t 2n", "", "1 2t 2n", ""],
+        InstanceOrphaned => ["1", "2t 2n", "", "1 2t 2n 3", ""],
+        UserMissing => ["1", "2t 2n", "", "1 2 3 4", "1 2 3 4"],
+        UserExtra => ["1", "2t 2n", "", "1 2t 2n", ""],
+        UserPasswordDiffers => ["1", "2t 2n", "", "1 2 3 4", ""],
+        RoleMissing => ["1", "2t 2n", "", "1 2 3 4", "1 2 3 4"],
+        RoleExtra => ["1", "2t 2n", "", "1 2t 2n", ""],
+        PermissionMissing => ["1", "2t 2n", "", "1 2 3 4", "1 2 3 4"],
+        PermissionExtra => ["1", "2t 2n", "", "1 2t 2n", ""],
+        CapacityMissing => ["1", "2t 2n", "", "1 2t 2n", ""],
+        CapacityDiffers => ["1", "2t 2n", "", "1 2t 2n", ""],
+    }
+}
+
+#[test]
+fn every_code_in_every_gate_at_every_layer_and_side() {
+    use crate::model::Side;
+    let layers = [
+        (1, Layer::L1),
+        (2, Layer::L2),
+        (3, Layer::L3),
+        (4, Layer::L4),
+    ];
+    let sides = [
+        ('s', Some(Side::Source)),
+        ('t', Some(Side::Target)),
+        ('n', None),
+    ];
+    for code in Code::ALL {
+        for (gate, cell) in ORDER.iter().zip(membership(code)) {
+            let tokens: Vec<&str> = cell.split_whitespace().collect();
+            for (n, layer) in layers {
+                for (letter, side) in sides {
+                    let want = tokens.contains(&n.to_string().as_str())
+                        || tokens.contains(&format!("{n}{letter}").as_str());
+                    assert_eq!(
+                        gate.includes(code, layer, side),
+                        want,
+                        "{} in {} at {layer:?} side {side:?}",
+                        code.as_str(),
+                        gate.name()
+                    );
+                }
+            }
+        }
+    }
+}

@@ -1,5 +1,6 @@
 //! The report model: one sorted, serialisable record of a run, rendered by one module per format.
 
+pub mod accept;
 pub mod coverage;
 pub mod csv;
 pub mod escape;
@@ -106,6 +107,21 @@ pub struct SinceLast {
     pub note: Option<String>,
 }
 
+/// What applying the baseline did (the JSON report's `baseline`).
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct Applied {
+    /// The file.
+    pub path: String,
+    /// Entries in the file.
+    pub entries: usize,
+    /// Entries past their expiry date (treated as absent).
+    pub expired: usize,
+    /// Findings accepted.
+    pub accepted: usize,
+    /// Entries that matched nothing (`baseline-stale` findings).
+    pub stale: usize,
+}
+
 /// A whole run.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
@@ -147,7 +163,7 @@ pub struct Report {
     pub since_last: Option<SinceLast>,
     /// The `--baseline` file applied, when one was.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub baseline: Option<crate::baseline::Applied>,
+    pub baseline: Option<Applied>,
 }
 
 /// What the L2 probe covered on one side.

@@ -215,7 +215,7 @@ pub(crate) fn finish(
 
 /// Write the reports, print the text summary, and return the status.
 pub(crate) fn emit(report: &Report, settings: &Settings) -> Result<ExitStatus> {
-    let mut report = crate::baseline::applied(report, settings);
+    let mut report = crate::report::accept::applied(report, settings);
     report.settle_gate();
     crate::history::annotate(&mut report, settings)?;
     let report = &report;

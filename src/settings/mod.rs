@@ -6,7 +6,7 @@
 
 use crate::cli::{ReportArgs, SidesArgs};
 use crate::error::{Error, ErrorKind, Result};
-use crate::finding::{Code, Layer, Level};
+use crate::finding::{Code, Level};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -109,6 +109,11 @@ impl Format {
     }
 }
 
+/// Default cap on one response body (`audit.max_body_mib`): above any single config (Nacos caps
+/// content at 10 MiB, `PropertyUtil.maxContent`) and above a 500-config list page of configs
+/// averaging up to ~120 KiB, and far below what would hurt the machine.
+pub const DEFAULT_MAX_BODY: usize = 64 << 20;
+
 /// Named sets of codes that must be clean before a migration step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Gate {
@@ -154,60 +159,6 @@ impl Gate {
             Gate::DualRegistered => "dual-registered",
             Gate::CutoverReady => "cutover-ready",
             Gate::DecommissionReady => "decommission-ready",
-        }
-    }
-
-    /// Whether a finding with this code, layer and side counts for the gate.
-    #[must_use]
-    pub fn includes(self, code: Code, layer: Layer, side: Option<crate::model::Side>) -> bool {
-        use Code::*;
-        if code == SourceError {
-            return true;
-        }
-        match self {
-            Gate::DbSynced => layer == Layer::L1,
-            Gate::CachesFresh => layer == Layer::L2 && side != Some(crate::model::Side::Source),
-            Gate::DualRegistered => matches!(code, ServiceMissing | InstanceMissing),
-            Gate::CutoverReady => {
-                Gate::DbSynced.includes(code, layer, side)
-                    || Gate::CachesFresh.includes(code, layer, side)
-                    || Gate::DualRegistered.includes(code, layer, side)
-                    // Applications on the target holding old configs (L4).
-                    || (code == ClientStale && side == Some(crate::model::Side::Target))
-                    || (layer == Layer::L3
-                        && matches!(
-                            code,
-                            NamespaceMissing
-                                | ConfigMissing
-                                | ConfigContentDiffers
-                                | ConfigMetaDiffers
-                                | InstanceDiffers
-                                | ServiceMetaDiffers
-                                // A synced copy of a dead instance: target consumers call it.
-                                | InstanceOrphaned
-                        ))
-                    // An application whose account, role or permission is missing (or whose
-                    // password differs) on the target cannot log in after cutover, whichever
-                    // layer saw it.
-                    || matches!(
-                        code,
-                        UserMissing | UserPasswordDiffers | RoleMissing | PermissionMissing
-                    )
-            }
-            Gate::DecommissionReady => {
-                matches!(
-                    code,
-                    NamespaceMissing
-                        | ConfigMissing
-                        | ServiceMissing
-                        | InstanceMissing
-                        | ClientConnected
-                        | ClientOnSource
-                        | UserMissing
-                        | RoleMissing
-                        | PermissionMissing
-                )
-            }
         }
     }
 }
@@ -373,7 +324,7 @@ impl Default for Settings {
             },
             db_digest: DbDigest::Auto,
             warnings: Vec::new(),
-            max_body_bytes: crate::nacos::transport::DEFAULT_MAX_BODY,
+            max_body_bytes: DEFAULT_MAX_BODY,
             config_meta: ConfigMeta::Bulk,
         }
     }
@@ -418,9 +369,10 @@ impl Settings {
 
 mod fix;
 mod load;
+pub mod pairing;
 mod resolve;
 #[cfg(test)]
 mod tests;
-mod tls;
+pub mod tls;
 
 pub use resolve::{resolve, Inputs};

@@ -303,7 +303,7 @@ pub(super) fn build(
             }
         }
         if let Some((v, at)) = str_of(&format!("{side_name}.nacos_version")) {
-            match crate::nacos::ServerKind::parse(&v) {
+            match crate::version::ServerKind::parse(&v) {
                 Some(_) => side.nacos_version = Some(v.trim().to_owned()),
                 None => problems.push(format!(
                     "{at}: {side_name}.nacos_version: `{v}` is not a server version (e.g. 2.3.2, 3.1.0 or r-nacos)"
@@ -494,7 +494,7 @@ pub(super) fn build(
             .iter()
             .map(|(k, v, _)| (k.clone(), v.clone()))
             .collect();
-        match crate::diff::namespaces::Pairing::new(pairs.iter().map(|(k, v)| (k, v))) {
+        match super::pairing::Pairing::new(pairs.iter().map(|(k, v)| (k, v))) {
             Ok(p) => s.namespace_map = p.entries().clone(),
             Err(clashes) => {
                 for c in clashes {

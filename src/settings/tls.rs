@@ -58,3 +58,28 @@ pub(crate) fn side_settings(
     }
     *dsn = url.to_string();
 }
+
+/// The client config of every `https://` node of both sides, by its base URL (for the cluster
+/// gRPC channel, which follows the node's scheme). A side whose config cannot be built has none
+/// here: its HTTP client failed the same way already, and its gRPC channel then says so.
+pub fn nacos_configs_by_node(
+    settings: &super::Settings,
+) -> std::collections::HashMap<String, std::sync::Arc<rustls::ClientConfig>> {
+    let mut out = std::collections::HashMap::new();
+    for side in [&settings.source, &settings.target] {
+        if !side.uses_https() {
+            continue;
+        }
+        let Ok(cfg) = crate::tls::nacos_client_config(
+            side.nacos_ca_file.as_deref(),
+            side.nacos_tls_insecure_skip_verify,
+        ) else {
+            continue;
+        };
+        let cfg = std::sync::Arc::new(cfg);
+        for url in side.nacos.iter().filter(|u| u.starts_with("https://")) {
+            out.insert(url.clone(), cfg.clone());
+        }
+    }
+    out
+}

@@ -274,7 +274,7 @@ impl GrpcNode {
             .trim_start_matches("http://")
             .trim_end_matches('/')
             .to_owned();
-        let version = crate::cache::plan::semver(server_version).ok_or_else(|| {
+        let version = crate::version::semver(server_version).ok_or_else(|| {
             format!("Nacos gRPC {addr}: server version `{server_version}` is not major.minor.patch, so no cluster member's request can be imitated")
         })?;
         let client_ip = local_ip_towards(&addr);

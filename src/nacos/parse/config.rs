@@ -263,7 +263,7 @@ pub fn listener(keys: &[ProbeKey], answer: &str) -> Shape<Vec<usize>> {
         if !(2..=3).contains(&parts.len()) {
             return Err(format!(
                 "`{}` is not a `dataId%02group[%02tenant]` entry",
-                super::super::transport::snippet(entry)
+                super::shape::snippet(entry)
             ));
         }
         if parts[0] == CANARY_DATA_ID {
@@ -284,7 +284,7 @@ pub fn listener(keys: &[ProbeKey], answer: &str) -> Shape<Vec<usize>> {
             None => {
                 return Err(format!(
                     "the answer names `{}`, which was not asked about",
-                    super::super::transport::snippet(entry)
+                    super::shape::snippet(entry)
                 ))
             }
         }
@@ -307,7 +307,7 @@ pub fn served_md5(content_md5: Option<&str>, body: &str) -> Shape<String> {
         Some(m) if m.len() == 32 && m.bytes().all(|b| b.is_ascii_hexdigit()) => Ok(m.to_owned()),
         Some(m) => Err(format!(
             "`Content-MD5: {}` is not an MD5",
-            super::super::transport::snippet(m)
+            super::shape::snippet(m)
         )),
         None => Ok(crate::model::md5_hex(body)),
     }

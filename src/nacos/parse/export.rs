@@ -59,7 +59,7 @@ pub fn export_zip(bytes: &[u8], namespace: &str, limit: usize) -> Result<Vec<Con
         if entry.is_dir() {
             return Err(format!(
                 "export entry {i} is a directory (`{}`), not a config",
-                super::super::transport::snippet(&name)
+                super::shape::snippet(&name)
             ));
         }
         let mut data = Vec::new();
@@ -69,7 +69,7 @@ pub fn export_zip(bytes: &[u8], namespace: &str, limit: usize) -> Result<Vec<Con
             .map_err(|e| {
                 format!(
                     "export entry `{}` cannot be read ({e}); corrupt or truncated answer?",
-                    super::super::transport::snippet(&name)
+                    super::shape::snippet(&name)
                 )
             })?;
         if read > budget {
@@ -81,7 +81,7 @@ pub fn export_zip(bytes: &[u8], namespace: &str, limit: usize) -> Result<Vec<Con
         let text = String::from_utf8(data).map_err(|_| {
             format!(
                 "export entry `{}` is not UTF-8",
-                super::super::transport::snippet(&name)
+                super::shape::snippet(&name)
             )
         })?;
         if name == METADATA_ENTRY {
@@ -97,14 +97,14 @@ pub fn export_zip(bytes: &[u8], namespace: &str, limit: usize) -> Result<Vec<Con
         else {
             return Err(format!(
                 "export entry `{}` is not `group/dataId`",
-                super::super::transport::snippet(&name)
+                super::shape::snippet(&name)
             ));
         };
         let key = (group.to_owned(), data_id.to_owned());
         if contents.insert(key, text).is_some() {
             return Err(format!(
                 "the export holds `{}` twice",
-                super::super::transport::snippet(&name)
+                super::shape::snippet(&name)
             ));
         }
     }
@@ -129,8 +129,8 @@ pub fn export_zip(bytes: &[u8], namespace: &str, limit: usize) -> Result<Vec<Con
         let Some(content) = contents.remove(&(m.group.clone(), m.data_id.clone())) else {
             return Err(format!(
                 "`{METADATA_ENTRY}` lists `{}/{}`, which the export does not hold (or lists twice)",
-                super::super::transport::snippet(&m.group),
-                super::super::transport::snippet(&m.data_id)
+                super::shape::snippet(&m.group),
+                super::shape::snippet(&m.data_id)
             ));
         };
         let _ = m.config_tags;

@@ -82,7 +82,7 @@ pub fn envelope(body: &str) -> Shape<Value> {
     if code != 0 {
         return Err(format!(
             "v3 answer with code {code} (not 0): {}",
-            super::transport::snippet(o.opt_str("message").unwrap_or(""))
+            shape::snippet(o.opt_str("message").unwrap_or(""))
         ));
     }
     if !o.has("data") {
@@ -115,7 +115,7 @@ pub fn state(state: &Value) -> Shape<(String, ServerKind)> {
     let kind = ServerKind::parse(version).ok_or_else(|| {
         format!(
             "the server says it is version `{}`, which nacos-drift does not know",
-            super::transport::snippet(version)
+            shape::snippet(version)
         )
     })?;
     Ok((version.to_owned(), kind))

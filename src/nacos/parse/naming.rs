@@ -106,7 +106,7 @@ pub fn service_detail(dialect: Dialect, answer: &Value, name: &str) -> Shape<Ser
         return Err(format!(
             "`{}` is `{}`, not the service `{name}` asked for",
             o.at(name_field),
-            super::super::transport::snippet(got)
+            super::shape::snippet(got)
         ));
     }
     let protect_threshold = match o.raw("protectThreshold") {

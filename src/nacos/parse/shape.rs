@@ -231,6 +231,15 @@ impl<'a> Obj<'a> {
     }
 }
 
+/// How many characters of an unexpected answer an error quotes.
+const SNIPPET_CHARS: usize = 200;
+
+/// The beginning of an answer, for messages.
+#[must_use]
+pub fn snippet(body: &str) -> String {
+    body.chars().take(SNIPPET_CHARS).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
