@@ -430,34 +430,6 @@ pub fn sides_wanted(l4: bool, decommission: bool) -> Option<Vec<Side>> {
     }
 }
 
-/// The "not compared" line for the beta, tag and gray variants in scope, when a node was probed:
-/// L2 and L4 ask a node as a client outside every beta IP list and gray rule would, so they see
-/// the formal config only (`ConfigCacheService` picks the variant by the caller's IP or labels);
-/// the variants are compared at L1 only.
-#[must_use]
-pub fn variants_note(
-    source: &SideSnapshot,
-    target: &SideSnapshot,
-    scope: &Scope,
-) -> Option<String> {
-    let mut n = 0usize;
-    for (snap, side) in [(source, Side::Source), (target, Side::Target)] {
-        let db = snap.db.iter().flat_map(|d| d.configs.iter());
-        let api = snap.api.iter().flat_map(|a| a.configs.iter());
-        n += db
-            .chain(api)
-            .filter(|c| !c.key.variant.is_empty() && key_in_scope(&c.key, scope, side))
-            .count();
-    }
-    (n > 0).then(|| {
-        format!(
-            "beta/tag/gray variants ({n} row(s) in scope): what each node serves for them is not \
-             compared (L2 and L4 see the formal config, as a client outside every beta IP list \
-             and gray rule does); they are compared at L1 only"
-        )
-    })
-}
-
 /// The L4 stage of an audit: on the sides [`sides_wanted`] names, with each side's L2
 /// expectations; `None` when L4 does not run.
 #[allow(clippy::too_many_arguments)] // why: one call site in run.rs, each a different piece of the run.

@@ -130,35 +130,3 @@ fn l4_runs_on_both_sides_when_asked_and_on_the_source_for_decommission() {
         Some(vec![Side::Source, Side::Target])
     );
 }
-
-#[test]
-fn variants_in_scope_are_named_as_not_compared_per_node() {
-    use crate::model::{ApiSnapshot, ConfigItem};
-    let scope = Scope::new(&crate::settings::Settings::default());
-    let item = |variant: &str| ConfigItem {
-        key: ConfigKey {
-            variant: variant.into(),
-            ..key("ns", "d")
-        },
-        md5: String::new(),
-        content: None,
-        r#type: String::new(),
-        app: String::new(),
-        desc: String::new(),
-        tags: Vec::new(),
-        modified_ms: None,
-    };
-    let snap = |items: Vec<ConfigItem>| SideSnapshot {
-        api: Some(ApiSnapshot {
-            configs: items,
-            ..ApiSnapshot::default()
-        }),
-        ..SideSnapshot::default()
-    };
-    let formal = snap(vec![item("")]);
-    assert_eq!(variants_note(&formal, &formal, &scope), None);
-    let beta = snap(vec![item(""), item("beta")]);
-    let note = variants_note(&beta, &formal, &scope).unwrap();
-    assert!(note.contains("1 row(s) in scope"), "{note}");
-    assert!(note.contains("not compared"), "{note}");
-}
