@@ -76,10 +76,9 @@ pub(super) fn probe(a: &AuditArgs, run: &Run<'_>, g: &mut Gathered) -> Result<()
             crate::cache::expect::expected_for(snap, scope, side, reference.as_ref());
         // Variants: their rows come from the scan, their rules (who sees them) from the DB.
         covers[ci].1 = match (ctx.db(side), snap.db.as_ref()) {
-            (Some(Ok(handle)), Some(d)) if d.errors.is_empty() => {
-                if covers[ci].2 > 0 {
-                    let during = format!("reading the {side}'s beta and gray rules");
-                    match stop.run(rt, &during, Layer::L2, handle.variant_rules())? {
+            (Some(Ok(_)), Some(d)) if d.errors.is_empty() => {
+                if let Some(rules) = g.variant_rules.remove(&side) {
+                    match rules {
                         Ok(rules) => {
                             let (v, out) = crate::cache::variants::expected_variants(
                                 snap,
@@ -164,6 +163,40 @@ pub(super) fn client_check(run: &Run<'_>, g: &mut Gathered) -> Result<(), Stoppe
     g.findings.extend(outcome.findings);
     g.clients_not.extend(outcome.not_checked);
     g.clients_compared = Some("connected clients (SDK connections of each source node)");
+    Ok(())
+}
+
+/// One side's beta/gray rules, or why they could not be read.
+pub(super) type Rules = Result<Vec<(crate::model::ConfigKey, crate::db::RuleText)>, String>;
+
+/// Read the beta/gray rules of each side whose nodes L2 will ask for variants, while its DB is
+/// still open.
+pub(super) fn read_variant_rules(run: &Run<'_>, g: &mut Gathered) -> Result<(), Stopped> {
+    if !run.settings.probe {
+        return Ok(());
+    }
+    for (side, conf) in [
+        (Side::Source, &run.settings.source),
+        (Side::Target, &run.settings.target),
+    ] {
+        let snap = if side == Side::Source {
+            &g.source
+        } else {
+            &g.target
+        };
+        if conf.nacos.is_empty() || variant_rows(snap, run.scope, side) == 0 {
+            continue;
+        }
+        let Some(Ok(handle)) = run.ctx.db(side) else {
+            continue;
+        };
+        let during = format!("reading the {side}'s beta and gray rules");
+        let rules = run
+            .stop
+            .run(run.rt, &during, Layer::L2, handle.variant_rules())?;
+        g.variant_rules
+            .insert(side, rules.map_err(|e| e.to_string()));
+    }
     Ok(())
 }
 
