@@ -3,34 +3,39 @@
 //! and `--fix` reloads just that variant on just that node.
 //!
 //! The releases are published on the Java Nacos 2.0.4 source through its open API (a `betaIps`
-//! header, a `tag` parameter: `ConfigController.publishConfig`); they replicate to the target DB,
-//! and no target node (Java Nacos 2.3.2, incremental dump worker off) is told. No client library
-//! is involved: the "clients" are nacos-drift's own probes with `X-Forwarded-For` /
-//! `Vipserver-Tag`, which is what this feature is about.
+//! header, a `tag` parameter: `ConfigController.publishConfig`); they reach each target DB of the
+//! matrix (2.3.2 and 2.2.3: replication, their beta/tag tables; 3.1: the bed's feed, gray rows
+//! `beta` and `tag_blue`), and no target node is told. No client library is involved: the
+//! "clients" are nacos-drift's own probes with `X-Forwarded-For` / `Vipserver-Tag` / `tag`, which
+//! is what this feature is about.
 
 use crate::bed::TARGET_CACHE_LOCK;
-use crate::cache_live::{l2, repairs, Env, G};
-use crate::ops::{block, md5, sql_value, wait_until, Node};
-use crate::support::{bed, unique};
+use crate::cache_live::repairs;
+use crate::matrix_live::{node, pair_audit};
+use crate::ops::{block, md5, sql_value, wait_until, Node, Run};
+use crate::support::{bed, unique, Bed, MatrixPair};
 use std::time::Duration;
+
+const G: &str = "VARIANTS";
 
 const BETA_IP: &str = "10.77.0.1";
 
 /// Publish a config release on a 1.x/2.x node: `beta_ips` as the `betaIps` header, or `tag`.
 fn publish_release(
-    e: &Env,
+    b: &Bed,
+    ns: &str,
     data_id: &str,
     content: &str,
     beta_ips: Option<&str>,
     tag: Option<&str>,
 ) {
-    let base = &e.bed.source_nacos[0];
+    let base = &b.source_nacos[0];
     block(async {
         nacos_drift::tls::install_provider();
         let c = reqwest::Client::new();
         let login: serde_json::Value = c
             .post(format!("{base}/v1/auth/login"))
-            .form(&[("username", &e.bed.username), ("password", &e.bed.password)])
+            .form(&[("username", &b.username), ("password", &b.password)])
             .send()
             .await
             .unwrap()
@@ -39,7 +44,7 @@ fn publish_release(
             .unwrap();
         let token = login["accessToken"].as_str().unwrap_or_default().to_owned();
         let mut form = vec![
-            ("tenant", e.ns.clone()),
+            ("tenant", ns.to_owned()),
             ("group", G.to_owned()),
             ("dataId", data_id.to_owned()),
             ("content", content.to_owned()),
@@ -63,45 +68,44 @@ fn publish_release(
     });
 }
 
-/// Wait until the target DB has this variant row with this content md5.
-fn replicated(e: &Env, table: &str, data_id: &str, want: &str) {
-    let q = format!(
-        "SELECT MD5(content) FROM {table} WHERE tenant_id='{}' AND group_id='{G}' AND data_id='{data_id}'",
-        e.ns
-    );
+/// Wait until the target DB has this variant row (2.x table, or the 3.x gray row) with this md5.
+fn replicated(p: &MatrixPair, ns: &str, variant: &str, want: &str) {
+    let db = p.target.db.as_deref().unwrap();
+    let at = match (p.target.version.starts_with('3'), variant) {
+        (true, "beta") => "config_info_gray WHERE gray_name='beta' AND".to_owned(),
+        (true, t) => format!("config_info_gray WHERE gray_name='tag_{}' AND", &t[4..]),
+        (false, "beta") => "config_info_beta WHERE".to_owned(),
+        (false, t) => format!("config_info_tag WHERE tag_id='{}' AND", &t[4..]),
+    };
+    let q = format!("SELECT MD5(content) FROM {at} tenant_id='{ns}' AND group_id='{G}'");
     assert!(
-        wait_until(30, || sql_value(&e.bed.target_db, &q).as_deref()
-            == Some(want)),
-        "{table} row of {data_id} did not reach the target DB"
+        wait_until(30, || sql_value(db, &q).as_deref() == Some(want)),
+        "{}: {variant} of {ns} did not reach the target DB",
+        p.label()
     );
 }
 
 /// Reload one key (one variant, "" = formal) on one target node through the cluster gRPC sync.
-fn sync(e: &Env, node: &Node, data_id: &str, variant: &str) {
-    let addr = nacos_drift::nacos::grpc::cluster_grpc_addr(&node.base).unwrap();
+fn sync(b: &Bed, p: &MatrixPair, url: &str, ns: &str, variant: &str) {
+    let addr = nacos_drift::nacos::grpc::cluster_grpc_addr(url).unwrap();
+    let id = Some((b.identity_key.as_str(), b.identity_value.as_str()));
     block(async {
         let n = nacos_drift::nacos::grpc::GrpcNode::connect(
             &addr,
-            &e.bed.target_version,
-            None,
+            &p.target.version,
+            id,
             Duration::from_secs(10),
         )
         .await
         .unwrap();
-        n.sync_variant(
-            data_id,
-            G,
-            &e.ns,
-            variant,
-            nacos_drift::nacos::grpc::now_ms(),
-        )
-        .await
-        .unwrap();
+        n.sync_variant("v.yaml", G, ns, variant, nacos_drift::nacos::grpc::now_ms())
+            .await
+            .unwrap();
     });
 }
 
 /// `(code, variant, node)` of every L2 finding.
-fn variants(r: &crate::ops::Run) -> Vec<(String, String, String)> {
+fn variants(r: &Run) -> Vec<(String, String, String)> {
     let mut v: Vec<_> = r.json["findings"]
         .as_array()
         .unwrap_or(&vec![])
@@ -119,73 +123,120 @@ fn variants(r: &crate::ops::Run) -> Vec<(String, String, String)> {
     v
 }
 
+/// Over every pair with a Java target on a DB: the target's last node is given the formal config
+/// only, the others every release too; the audit names the last node once per variant, and
+/// `--fix` reloads them there: key by key over gRPC (2.3.2: `beta`/`tag`; 3.1: `grayName`), except
+/// the tag on 2.2.3, whose cluster sync drops the tag (reported not repairable, with the remedy).
 #[test]
 fn a_node_serving_an_old_beta_or_tag_is_named_with_the_variant_and_fix_reloads_just_it() {
     let Some(b) = bed() else { return };
     let _caches = TARGET_CACHE_LOCK.blocking_lock();
-    let mut e = Env::new(b);
-    // Our own namespace, named after this branch's feature.
-    e.ns = format!("variants-{}", unique());
-    e.src.create_namespace(&e.ns);
-    let (formal, beta, blue) = ("v: formal\n", "v: beta\n", "v: blue\n");
-    e.src.publish(&e.ns, G, "v.yaml", formal);
-    e.replicated("v.yaml", Some(&md5(formal)));
-    publish_release(&e, "v.yaml", beta, Some(BETA_IP), None);
-    publish_release(&e, "v.yaml", blue, None, Some("blue"));
-    replicated(&e, "config_info_beta", "v.yaml", &md5(beta));
-    replicated(&e, "config_info_tag", "v.yaml", &md5(blue));
-    let (a, b) = (&e.tgt[0], &e.tgt[1]);
-    // Both target nodes get the formal config; node A also both releases. Node B serves no
-    // release, so a client at the beta IP or with tag `blue` gets the formal content from it.
-    for n in [a, b] {
-        sync(&e, n, "v.yaml", "");
-    }
-    sync(&e, a, "v.yaml", "beta");
-    sync(&e, a, "v.yaml", "tag:blue");
-    assert!(wait_until(20, || {
-        a.get_config(&e.ns, G, "v.yaml").2 == md5(formal)
-            && b.get_config(&e.ns, G, "v.yaml").2 == md5(formal)
-    }));
-    std::thread::sleep(Duration::from_secs(1));
+    let pairs = b.pairs();
+    for p in pairs
+        .iter()
+        .filter(|p| p.target.java && p.target.db.is_some())
+    {
+        let ns = format!("variants-{}", unique());
+        let src = node(&b, &p.source, &p.source.nacos[0]);
+        src.create_namespace(&ns);
+        let (formal, beta, blue) = ("v: formal\n", "v: beta\n", "v: blue\n");
+        src.publish(&ns, G, "v.yaml", formal);
+        publish_release(&b, &ns, "v.yaml", beta, Some(BETA_IP), None);
+        publish_release(&b, &ns, "v.yaml", blue, None, Some("blue"));
+        replicated(p, &ns, "beta", &md5(beta));
+        replicated(p, &ns, "tag:blue", &md5(blue));
+        let nodes: Vec<Node> = p
+            .target
+            .nacos
+            .iter()
+            .map(|u| node(&b, &p.target, u))
+            .collect();
+        let stale = p.target.nacos.last().unwrap().clone();
+        let tag_sync = !p.target.version.starts_with("2.2");
+        for (i, url) in p.target.nacos.iter().enumerate() {
+            sync(&b, p, url, &ns, "");
+            if *url != stale {
+                sync(&b, p, url, &ns, "beta");
+                assert!(tag_sync, "one node only on 2.2.3");
+                sync(&b, p, url, &ns, "tag:blue");
+            }
+            assert!(
+                wait_until(20, || nodes[i].get_config(&ns, G, "v.yaml").2
+                    == md5(formal)),
+                "{}: {url} did not load the formal config",
+                p.label()
+            );
+        }
+        std::thread::sleep(Duration::from_secs(1));
 
-    let r = e.audit(&[], &[]);
-    assert_eq!(r.code, 1, "{}", r.output);
-    let nb = e.bed.target_nacos[1].clone();
-    let found = variants(&r);
-    // Asked for as a client at the beta IP, node B serves the formal content (stale); asked
-    // for tag `blue`, it has none (`ConfigServletInner.doGetConfig`: 404 for an unknown tag).
-    assert_eq!(
-        found,
-        vec![
-            ("cache-missing".to_owned(), "tag:blue".to_owned(), nb.clone()),
-            ("cache-stale".to_owned(), "beta".to_owned(), nb.clone()),
-        ],
-        "{}",
-        r.output
-    );
-    assert!(r.output.contains("v.yaml#beta"), "{}", r.output);
+        let r = pair_audit(&b, p, &ns, &[], &[]);
+        assert_eq!(r.code, 1, "{}: {}", p.label(), r.output);
+        let found = variants(&r);
+        // Asked for as a client at the beta IP, the stale node serves the formal content; asked
+        // for tag `blue`, 2.x has none to serve (404), 3.x falls back to the formal config.
+        let got: Vec<(&str, &str)> = found.iter().map(|f| (f.1.as_str(), f.2.as_str())).collect();
+        assert_eq!(got.len(), 2, "{}: {found:?}\n{}", p.label(), r.output);
+        assert!(
+            got.contains(&("beta", stale.as_str())),
+            "{}: {found:?}",
+            p.label()
+        );
+        assert!(
+            got.contains(&("tag:blue", stale.as_str())),
+            "{}: {found:?}",
+            p.label()
+        );
+        assert!(
+            found.iter().any(|f| f.0 == "cache-stale" && f.1 == "beta"),
+            "{}: {found:?}",
+            p.label()
+        );
+        assert!(r.output.contains("v.yaml#beta"), "{}", r.output);
 
-    let r = e.audit(&["--fix"], &[]);
-    assert_eq!(r.code, 0, "{}", r.output);
-    let reps = repairs(&r);
-    assert_eq!(
-        reps,
-        vec![(nb.clone(), "grpc-sync".to_owned(), "applied".to_owned())],
-        "{}",
-        r.output
-    );
-    assert!(
-        r.json["findings"]
+        let fixed = pair_audit(&b, p, &ns, &["--fix"], &[]);
+        let reps = repairs(&fixed);
+        let l2f: Vec<(String, String)> = fixed.json["findings"]
             .as_array()
             .unwrap()
             .iter()
             .filter(|f| f["layer"] == "L2")
-            .all(|f| f["repair"] == "repaired"),
-        "{}",
-        r.output
-    );
-
-    let r = e.audit(&[], &[]);
-    assert_eq!(r.code, 0, "{}", r.output);
-    assert!(l2(&r).is_empty(), "{}", r.output);
+            .map(|f| {
+                (
+                    f["variant"].as_str().unwrap_or("").to_owned(),
+                    f["repair"].as_str().unwrap_or("").to_owned(),
+                )
+            })
+            .collect();
+        if tag_sync {
+            assert_eq!(fixed.code, 0, "{}: {}", p.label(), fixed.output);
+            assert_eq!(
+                reps,
+                vec![(stale.clone(), "grpc-sync".to_owned(), "applied".to_owned())],
+                "{}: {}",
+                p.label(),
+                fixed.output
+            );
+            assert!(
+                l2f.iter().all(|f| f.1 == "repaired"),
+                "{}: {l2f:?}",
+                p.label()
+            );
+            let again = pair_audit(&b, p, &ns, &[], &[]);
+            assert_eq!(again.code, 0, "{}: {}", p.label(), again.output);
+            assert!(variants(&again).is_empty(), "{}", again.output);
+        } else {
+            assert_eq!(fixed.code, 1, "{}: {}", p.label(), fixed.output);
+            let beta_fix = l2f.iter().find(|f| f.0 == "beta").unwrap();
+            assert_eq!(beta_fix.1, "repaired", "{}: {l2f:?}", p.label());
+            let tag_fix = l2f.iter().find(|f| f.0 == "tag:blue").unwrap();
+            assert!(
+                tag_fix.1.contains("drops the tag"),
+                "{}: {l2f:?}",
+                p.label()
+            );
+            let again = pair_audit(&b, p, &ns, &[], &[]);
+            let left: Vec<String> = variants(&again).into_iter().map(|f| f.1).collect();
+            assert_eq!(left, vec!["tag:blue".to_owned()], "{}", again.output);
+        }
+    }
 }
