@@ -66,6 +66,8 @@ pub struct Opts {
 pub async fn audit(sides: &[SideInput<'_>], scope: &Scope, opts: Opts) -> Outcome {
     let mut out = Outcome::default();
     let mut how = BTreeSet::new();
+    // Who listens to what on each side, in source namespace terms (for dual subscriptions).
+    let mut listening: BTreeMap<Side, BTreeSet<(String, ConfigKey)>> = BTreeMap::new();
     for s in sides {
         let keys = config_keys(s, scope);
         let per_config = u64::try_from(keys.len()).unwrap_or(u64::MAX) <= opts.per_config_max;
@@ -101,6 +103,14 @@ pub async fn audit(sides: &[SideInput<'_>], scope: &Scope, opts: Opts) -> Outcom
                 )),
                 Ok(Some(held)) => {
                     let held = in_scope(held, scope, s.side);
+                    listening
+                        .entry(s.side)
+                        .or_default()
+                        .extend(held.keys().map(|(ip, k)| {
+                            let mut k = k.clone();
+                            k.namespace = source_ns(&k.namespace, scope, s.side);
+                            (ip.clone(), k)
+                        }));
                     if s.on_source {
                         out.findings.extend(on_source(&node.base, &held));
                     }
@@ -114,6 +124,9 @@ pub async fn audit(sides: &[SideInput<'_>], scope: &Scope, opts: Opts) -> Outcom
                 }
             }
         }
+    }
+    if let (Some(src), Some(tgt)) = (listening.get(&Side::Source), listening.get(&Side::Target)) {
+        out.findings.extend(dual_subscribed(src, tgt));
     }
     out.compared = format!(
         "L4 (clients listening to each node, asked {})",
@@ -249,6 +262,36 @@ fn on_source(node: &str, held: &Held) -> Vec<Finding> {
                 "client {ip} still listens to {} config(s) of namespace {ns} on this source node \
                  (e.g. {}): move it to the target (its configuration, then a restart) before \
                  turning the source off",
+                keys.len(),
+                sample.join(", ")
+            );
+            f
+        })
+        .collect()
+}
+
+/// One `client-dual-subscribed` (information) per client IP and namespace (source terms; the
+/// report is scoped by namespace) that listens to the same config on both sides (`source`, `target`: `(client IP, config)` in source namespace terms): expected
+/// while an application moves, and worth knowing before the source is turned off.
+#[must_use]
+pub fn dual_subscribed(
+    source: &BTreeSet<(String, ConfigKey)>,
+    target: &BTreeSet<(String, ConfigKey)>,
+) -> Vec<Finding> {
+    let mut by_ip: BTreeMap<(&str, &str), Vec<&ConfigKey>> = BTreeMap::new();
+    for (ip, k) in source.intersection(target) {
+        by_ip.entry((ip, &k.namespace)).or_default().push(k);
+    }
+    by_ip
+        .into_iter()
+        .map(|((ip, ns), keys)| {
+            let mut f = Finding::new(Code::ClientDualSubscribed, Layer::L4, ns, "", "");
+            f.instance = Some(ip.to_owned());
+            let sample: Vec<String> = keys.iter().take(3).map(|k| k.display()).collect();
+            f.detail = format!(
+                "client {ip} listens to {} config(s) on both the source and the target (e.g. {}): \
+                 a dual subscription, as an application being moved has; information only, it \
+                 fails no gate (while it listens on the source, `client-on-source` says so there)",
                 keys.len(),
                 sample.join(", ")
             );
