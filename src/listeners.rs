@@ -14,7 +14,7 @@ use crate::cancel::{Stopped, Stopper};
 use crate::capture::Nodes;
 use crate::diff::Scope;
 use crate::finding::{Code, Finding, Layer};
-use crate::model::{ConfigKey, Side, SideSnapshot};
+use crate::model::{ConfigKey, ProbeKey, Side, SideSnapshot};
 use crate::nacos::{NacosNode, NodeError, LISTENER_BATCH};
 use crate::settings::Settings;
 use futures::stream::{self, StreamExt};
@@ -309,15 +309,11 @@ async fn served_for(
     let mut requests = 0;
     let mut differ: BTreeSet<ConfigKey> = BTreeSet::new();
     for chunk in entries.chunks(LISTENER_BATCH) {
-        let probe: Vec<(String, String, String, String)> = chunk
+        let probe: Vec<ProbeKey> = chunk
             .iter()
-            .map(|((_, k), md5)| {
-                (
-                    k.namespace.clone(),
-                    k.group.clone(),
-                    k.data_id.clone(),
-                    (*md5).clone(),
-                )
+            .map(|((_, k), md5)| ProbeKey {
+                key: k.formal(),
+                md5: (*md5).clone(),
             })
             .collect();
         requests += 1;

@@ -199,6 +199,56 @@ impl ConfigKey {
             )
         }
     }
+
+    /// The formal config this key (or variant) belongs to.
+    #[must_use]
+    pub fn formal(&self) -> FormalKey {
+        FormalKey::new(&self.namespace, &self.group, &self.data_id)
+    }
+}
+
+/// Identity of a formal config, variants aside: `(namespace, group, dataId)`, the key a node's
+/// cache and its listeners work on (Nacos `GroupKey`: dataId + group + tenant).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct FormalKey {
+    /// Namespace id.
+    pub namespace: String,
+    /// Group.
+    pub group: String,
+    /// dataId.
+    pub data_id: String,
+}
+
+impl FormalKey {
+    /// A key from its three parts.
+    #[must_use]
+    pub fn new(namespace: &str, group: &str, data_id: &str) -> Self {
+        Self {
+            namespace: namespace.to_owned(),
+            group: group.to_owned(),
+            data_id: data_id.to_owned(),
+        }
+    }
+
+    /// The same key in another namespace (a side's own id for it).
+    #[must_use]
+    pub fn in_namespace(&self, namespace: String) -> Self {
+        Self {
+            namespace,
+            group: self.group.clone(),
+            data_id: self.data_id.clone(),
+        }
+    }
+}
+
+/// One entry of the listener md5 probe: a formal key and the md5 a node should hold for it (empty:
+/// the node should not hold it at all).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeKey {
+    /// The config.
+    pub key: FormalKey,
+    /// Expected md5.
+    pub md5: String,
 }
 
 /// One config item.

@@ -3,11 +3,11 @@
 
 use super::{Expected, Trust};
 use crate::diff::Scope;
-use crate::model::{Side, SideSnapshot};
+use crate::model::{FormalKey, Side, SideSnapshot};
 use std::collections::HashMap;
 
 /// Source md5 per formal config key, in target namespace terms.
-pub type Reference = HashMap<(String, String, String), String>;
+pub type Reference = HashMap<FormalKey, String>;
 
 /// The source's content md5 of every formal config, keyed in target namespace terms: from the
 /// source DB when it was read whole, else from the source API; `None` when the source could not
@@ -28,11 +28,9 @@ pub fn source_reference(source: &SideSnapshot, scope: &Scope) -> Option<Referenc
                     _ => c.md5.clone(),
                 };
                 (
-                    (
-                        scope.to_target(&c.key.namespace),
-                        c.key.group.clone(),
-                        c.key.data_id.clone(),
-                    ),
+                    c.key
+                        .formal()
+                        .in_namespace(scope.to_target(&c.key.namespace)),
                     md5,
                 )
             })
@@ -65,10 +63,7 @@ pub fn expected_for(
         if side == Side::Source {
             return Trust::Trusted;
         }
-        let source_md5 = reference.map(|r| {
-            r.get(&(k.namespace.clone(), k.group.clone(), k.data_id.clone()))
-                .map_or("", String::as_str)
-        });
+        let source_md5 = reference.map(|r| r.get(&k.formal()).map_or("", String::as_str));
         super::plan::trust(md5, source_md5)
     };
     let mut out: Vec<Expected> = configs

@@ -19,7 +19,7 @@ pub use sync::{BoxFuture, GrpcSync, GrpcSyncer};
 pub use variants::Via;
 
 use crate::finding::{Code, Finding, Layer};
-use crate::model::{ConfigKey, Side};
+use crate::model::{ConfigKey, ProbeKey, Side};
 use crate::nacos::{NacosNode, NodeError, LISTENER_BATCH};
 use crate::settings::FixOptions;
 use futures::stream::{self, StreamExt};
@@ -105,9 +105,6 @@ fn host_port(url: &str) -> String {
     }
 }
 
-/// `(namespace, group, dataId, expected md5)` as the listener probe takes it.
-type ProbeKey = (String, String, String, String);
-
 struct NodeState {
     node: Arc<NacosNode>,
     version: String,
@@ -165,13 +162,9 @@ async fn served_of(node: &NacosNode, e: &Expected) -> Result<crate::nacos::Serve
 fn probe_keys(expected: &[Expected]) -> Vec<ProbeKey> {
     expected
         .iter()
-        .map(|e| {
-            (
-                e.key.namespace.clone(),
-                e.key.group.clone(),
-                e.key.data_id.clone(),
-                e.md5.clone(),
-            )
+        .map(|e| ProbeKey {
+            key: e.key.formal(),
+            md5: e.md5.clone(),
         })
         .collect()
 }

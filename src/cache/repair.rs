@@ -3,10 +3,9 @@
 
 use super::plan::{self, Mechanism, NodePlan, Outcome, PlanInput, RepairStatus, TrapInput};
 use super::sync::per_key;
-use super::{
-    probe_all, served_of, vias_of, CacheOutcome, NodeState, ProbeKey, Repair, SideRun, Via,
-};
+use super::{probe_all, served_of, vias_of, CacheOutcome, NodeState, Repair, SideRun, Via};
 use crate::finding::{Code, Finding};
+use crate::model::ProbeKey;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 

@@ -234,7 +234,7 @@ pub async fn reread_db(
     conf: &SideSettings,
     handle: Option<&db::Handle>,
     wanted: NamespaceFilter,
-    keys: &[(String, String, String)],
+    keys: &[crate::model::FormalKey],
     first: &DbSnapshot,
 ) -> DbSnapshot {
     let mut snap = DbSnapshot {

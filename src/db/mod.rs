@@ -252,23 +252,19 @@ impl NacosDb {
                 .bounded(conn.id(), "reading config_tags_relation", conn.query(sql))
                 .await?;
             if !rows.is_empty() {
-                let mut tags: HashMap<(String, String, String), Vec<String>> = HashMap::new();
+                let mut tags: HashMap<crate::model::FormalKey, Vec<String>> = HashMap::new();
                 for (t, g, d, name) in rows {
-                    tags.entry((
-                        canonical_namespace(&t.unwrap_or_default()),
-                        g.unwrap_or_default(),
-                        d.unwrap_or_default(),
-                    ))
+                    tags.entry(crate::model::FormalKey {
+                        namespace: canonical_namespace(&t.unwrap_or_default()),
+                        group: g.unwrap_or_default(),
+                        data_id: d.unwrap_or_default(),
+                    })
                     .or_default()
                     .push(name.unwrap_or_default());
                 }
                 for it in &mut items {
                     if it.key.variant.is_empty() {
-                        if let Some(t) = tags.get(&(
-                            it.key.namespace.clone(),
-                            it.key.group.clone(),
-                            it.key.data_id.clone(),
-                        )) {
+                        if let Some(t) = tags.get(&it.key.formal()) {
                             let mut t = t.clone();
                             t.sort();
                             it.tags = t;
@@ -426,16 +422,17 @@ impl NacosDb {
     pub async fn ids_by_keys(
         &self,
         tables: &[String],
-        keys: &[(String, String, String)],
+        keys: &[crate::model::FormalKey],
     ) -> Result<Vec<(u8, u64)>, DbError> {
         let mut triples: Vec<(&str, &str, &str)> = Vec::new();
-        for (t, g, d) in keys {
-            if canonical_namespace(t) == "public" {
+        for k in keys {
+            let (g, d) = (k.group.as_str(), k.data_id.as_str());
+            if canonical_namespace(&k.namespace) == "public" {
                 for tenant in v3::default_tenants(tables) {
                     triples.push((tenant, g, d));
                 }
             } else {
-                triples.push((t, g, d));
+                triples.push((&k.namespace, g, d));
             }
         }
         let mut conn = self.conn().await?;

@@ -3,7 +3,7 @@
 
 use super::{text, Scope};
 use crate::finding::{Code, Finding, Layer};
-use crate::model::{Instance, Service, Side};
+use crate::model::{Instance, Service, ServiceKey, Side};
 use rayon::prelude::*;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -19,7 +19,7 @@ pub(super) fn compare_services(
     target: &[Service],
     scope: &Scope,
 ) -> Vec<Finding> {
-    let index = |items: &[Service], side: Side| -> BTreeMap<(String, String, String), Service> {
+    let index = |items: &[Service], side: Side| -> BTreeMap<ServiceKey, Service> {
         items
             .iter()
             .filter_map(|s| {
@@ -32,17 +32,26 @@ pub(super) fn compare_services(
                 for i in &mut s.instances {
                     i.metadata = scope.meta_without_ignored(&i.metadata);
                 }
-                Some(((ns, s.key.group.clone(), s.key.name.clone()), s))
+                let key = ServiceKey {
+                    namespace: ns,
+                    group: s.key.group.clone(),
+                    name: s.key.name.clone(),
+                };
+                Some((key, s))
             })
             .collect()
     };
     let src = index(source, Side::Source);
     let tgt = index(target, Side::Target);
-    let keys: BTreeSet<&(String, String, String)> = src.keys().chain(tgt.keys()).collect();
+    let keys: BTreeSet<&ServiceKey> = src.keys().chain(tgt.keys()).collect();
     let keys: Vec<_> = keys.into_iter().collect();
     keys.par_iter()
         .flat_map_iter(|k| {
-            let (ns, group, name) = k;
+            let ServiceKey {
+                namespace: ns,
+                group,
+                name,
+            } = *k;
             let mut out = Vec::new();
             match (src.get(*k), tgt.get(*k)) {
                 (Some(s), None) => {

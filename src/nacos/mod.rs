@@ -511,14 +511,11 @@ impl NacosNode {
         self.read(d, &call, &resp, parse::connections).map(Some)
     }
 
-    /// The listener md5 probe: which of these `(namespace, group, dataId, md5)` entries the node's cache disagrees with.
+    /// The listener md5 probe: which of these entries the node's cache disagrees with.
     ///
     /// Returns the indices (into `keys`) that differ. An empty md5 means "should not exist": the node
     /// reports it only if it still caches the config.
-    pub async fn probe(
-        &self,
-        keys: &[(String, String, String, String)],
-    ) -> Result<Vec<usize>, NodeError> {
+    pub async fn probe(&self, keys: &[crate::model::ProbeKey]) -> Result<Vec<usize>, NodeError> {
         let call = Dialect::listener(parse::listening_configs(keys));
         let resp = self.transport.send(&call).await?;
         if resp.status != 200 {

@@ -46,7 +46,7 @@ impl NacosNode {
     /// the node serves that client.
     pub async fn probe_via(
         &self,
-        keys: &[(String, String, String, String)],
+        keys: &[crate::model::ProbeKey],
         via: &Via,
     ) -> Result<Vec<usize>, NodeError> {
         if *via == Via::Formal {

@@ -4,12 +4,12 @@
 use super::context::RunContext;
 use crate::diff::Scope;
 use crate::finding::{Code, Finding, Layer};
-use crate::model::{Side, SideSnapshot};
+use crate::model::{FormalKey, Side, SideSnapshot};
 use crate::settings::Settings;
 use std::collections::{BTreeMap, HashSet};
 
-/// `(namespace, group, dataId)` in source terms.
-pub(crate) type KeySet = HashSet<(String, String, String)>;
+/// Formal config keys in source namespace terms.
+pub(crate) type KeySet = HashSet<FormalKey>;
 
 /// How an incremental-capable run goes, before anything is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,7 +126,7 @@ pub(crate) async fn changed_keys(
             Ok(keys) => {
                 for k in keys {
                     let ns = scope.source_ns(side, &k.namespace);
-                    out.insert((ns, k.group, k.data_id));
+                    out.insert(k.formal().in_namespace(ns));
                 }
             }
             Err(e) => {
@@ -145,7 +145,7 @@ pub(crate) async fn changed_keys(
 pub(crate) fn restrict_to(snap: &mut SideSnapshot, keys: &KeySet, scope: &Scope, side: Side) {
     let keep = |k: &crate::model::ConfigKey| {
         let ns = scope.source_ns(side, &k.namespace);
-        keys.contains(&(ns, k.group.clone(), k.data_id.clone()))
+        keys.contains(&k.formal().in_namespace(ns))
     };
     if let Some(db) = &mut snap.db {
         db.configs.retain(|c| keep(&c.key));

@@ -7,7 +7,7 @@ use crate::cancel::Stopped;
 use crate::capture::{self, NamespaceFilter, SideHandles};
 use crate::diff;
 use crate::finding::{Code, Finding, Layer};
-use crate::model::{Side, SideSnapshot};
+use crate::model::{FormalKey, Side, SideSnapshot};
 use crate::settings;
 use std::sync::Arc;
 
@@ -140,16 +140,16 @@ pub(crate) fn recapture(
             .iter()
             .any(|f| f.layer == layer && f.code != Code::SourceError)
     };
-    let keys: Vec<(String, String, String)> = first
+    let keys: Vec<FormalKey> = first
         .iter()
         .filter(|f| f.layer == Layer::L1 && f.code != Code::SourceError && !f.name.is_empty())
-        .map(|f| (f.namespace.clone(), f.group.clone(), f.name.clone()))
+        .map(|f| FormalKey::new(&f.namespace, &f.group, &f.name))
         .collect::<std::collections::BTreeSet<_>>()
         .into_iter()
         .collect();
-    let target_keys: Vec<(String, String, String)> = keys
+    let target_keys: Vec<FormalKey> = keys
         .iter()
-        .map(|(n, g, d)| (scope.to_target(n), g.clone(), d.clone()))
+        .map(|k| k.in_namespace(scope.to_target(&k.namespace)))
         .collect();
     let (sf, tf) = filters(scope);
     let target_also = target_namespaces(settings, scope);
@@ -200,7 +200,7 @@ async fn recheck_side(
     handles: SideHandles<'_>,
     first: &SideSnapshot,
     filter: NamespaceFilter,
-    keys: &[(String, String, String)],
+    keys: &[FormalKey],
     also: &[String],
     (l1, l3): (bool, bool),
 ) -> SideSnapshot {

@@ -3,7 +3,7 @@
 
 use super::shape::{index, list, object, Shape};
 use super::Page;
-use crate::model::{canonical_namespace, ConfigItem, ConfigKey, Namespace};
+use crate::model::{canonical_namespace, ConfigItem, ConfigKey, Namespace, ProbeKey};
 use crate::nacos::dialect::{api_tenant, Dialect};
 use serde_json::Value;
 
@@ -178,15 +178,15 @@ fn tags_of(s: &str) -> Vec<String> {
     tags
 }
 
-/// The `Listening-Configs` body for `(namespace, group, dataId, md5)` entries, the canary last.
+/// The `Listening-Configs` body for the probe's entries, the canary last.
 #[must_use]
-pub fn listening_configs(keys: &[(String, String, String, String)]) -> String {
+pub fn listening_configs(keys: &[ProbeKey]) -> String {
     let mut body = String::with_capacity(keys.len() * 64 + 64);
-    for (ns, group, data_id, md5) in keys {
-        let tenant = api_tenant(ns);
-        body.push_str(data_id);
+    for ProbeKey { key, md5 } in keys {
+        let tenant = api_tenant(&key.namespace);
+        body.push_str(&key.data_id);
         body.push('\u{2}');
-        body.push_str(group);
+        body.push_str(&key.group);
         body.push('\u{2}');
         body.push_str(md5);
         if !tenant.is_empty() {
@@ -204,11 +204,21 @@ pub fn listening_configs(keys: &[(String, String, String, String)]) -> String {
 /// URL-encoded list `dataId%02group[%02tenant]%01...` (Nacos `MD5Util.compareMd5ResultString`);
 /// one without the canary cannot be trusted (not a Nacos listener, or cut short), and neither
 /// can one naming a key that was not asked about.
-pub fn listener(keys: &[(String, String, String, String)], answer: &str) -> Shape<Vec<usize>> {
+pub fn listener(keys: &[ProbeKey], answer: &str) -> Shape<Vec<usize>> {
     let index: std::collections::HashMap<(String, &str, &str), usize> = keys
         .iter()
         .enumerate()
-        .map(|(i, (ns, g, d, _))| ((api_tenant(ns), g.as_str(), d.as_str()), i))
+        .map(|(i, p)| {
+            let k = &p.key;
+            (
+                (
+                    api_tenant(&k.namespace),
+                    k.group.as_str(),
+                    k.data_id.as_str(),
+                ),
+                i,
+            )
+        })
         .collect();
     let decoded = urlencoding::decode(answer.trim())
         .map_err(|_| "the answer is not URL-encoded UTF-8".to_owned())?;

@@ -28,18 +28,8 @@ fn connections_leave_out_cluster_members_and_map_the_namespace() {
 #[test]
 fn the_listener_answer_maps_back_to_keys_and_needs_the_canary() {
     let keys = vec![
-        (
-            "public".to_owned(),
-            "G".to_owned(),
-            "a".to_owned(),
-            "m1".to_owned(),
-        ),
-        (
-            "prod".to_owned(),
-            "G".to_owned(),
-            "b".to_owned(),
-            "m2".to_owned(),
-        ),
+        probe_key("public", "G", "a", "m1"),
+        probe_key("prod", "G", "b", "m2"),
     ];
     let body = listening_configs(&keys);
     assert!(body.starts_with("a\u{2}G\u{2}m1\u{1}b\u{2}G\u{2}m2\u{2}prod\u{1}"));
@@ -405,12 +395,7 @@ fn real_answers_of_every_endpoint_parse_to_what_the_server_holds() {
                 "{at}"
             );
         }
-        let keys = vec![(
-            "fixture-ns".to_owned(),
-            "APP".to_owned(),
-            "app.yaml".to_owned(),
-            "wrongmd5".to_owned(),
-        )];
+        let keys = vec![probe_key("fixture-ns", "APP", "app.yaml", "wrongmd5")];
         assert_eq!(listener(&keys, c.listener).unwrap(), vec![0], "{at}");
         let md5 = served_md5(header(c.served_headers, "Content-MD5"), c.served_body).unwrap();
         assert_eq!(md5, crate::model::md5_hex("x: 1\n"), "{at}");
@@ -426,4 +411,11 @@ fn an_r_nacos_list_without_desc_says_so() {
     let p = config_page(Dialect::RNacos, &v, "ns").unwrap();
     assert!(!p.without_desc);
     assert_eq!(p.items[0].desc, "");
+}
+
+fn probe_key(namespace: &str, group: &str, data_id: &str, md5: &str) -> crate::model::ProbeKey {
+    crate::model::ProbeKey {
+        key: crate::model::FormalKey::new(namespace, group, data_id),
+        md5: md5.to_owned(),
+    }
 }
