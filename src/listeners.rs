@@ -512,8 +512,10 @@ pub(crate) fn stage(
         settle_secs: settings.settle_secs,
     };
     let during = "reading the clients listening to each node (L4)";
-    stop.run(rt, during, Layer::L4, audit(&inputs, scope, opts))
-        .map(Some)
+    let out = stop.run(rt, during, Layer::L4, audit(&inputs, scope, opts))?;
+    // For the benchmarks (`tests/bench/l4`): what L4 cost in requests.
+    tracing::info!("L4: {} request(s)", out.requests);
+    Ok(Some(out))
 }
 
 #[cfg(test)]

@@ -344,6 +344,7 @@ pub async fn audit_side(run: &SideRun<'_>) -> CacheOutcome {
         ..CacheOutcome::default()
     };
     let keys = probe_keys(expected);
+    let sent_before: u64 = run.nodes.iter().map(|n| n.sent()).sum();
     let live = run.probe_nodes(&keys, &mut out).await;
     let live = run.check_node_dbs(live, &mut out).await;
     out.nodes = live.len();
@@ -408,6 +409,15 @@ pub async fn audit_side(run: &SideRun<'_>) -> CacheOutcome {
         }
     }
     out.findings.extend(stale_findings.into_values());
+    // For the benchmarks (`tests/bench/l4`): what L2 cost in requests.
+    let sent: u64 = run.nodes.iter().map(|n| n.sent()).sum();
+    tracing::info!(
+        "L2 {}: {} request(s) to {} node(s), {} key(s) each",
+        run.side,
+        sent.saturating_sub(sent_before),
+        run.nodes.len(),
+        expected.len()
+    );
     out
 }
 
