@@ -21,6 +21,10 @@ pub struct AuthTables {
     /// Role → resource, action permissions.
     #[serde(default)]
     pub permissions: Vec<Permission>,
+    /// Why `permissions` could not be read on this side (r-nacos has none in Nacos' sense):
+    /// then permissions are not compared, and a `--namespace` run cannot scope users by them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permissions_not_read: Option<String>,
 }
 
 /// One user.
@@ -117,14 +121,22 @@ pub fn not_compared(
         if !s.errors.is_empty() || !t.errors.is_empty() {
             return Vec::new();
         }
-        let who = match (s.auth.is_some(), t.auth.is_some()) {
-            (true, true) => return Vec::new(),
-            (false, true) => "the source",
-            (true, false) => "the target",
-            (false, false) => "either side",
+        let who = match (&s.auth, &t.auth) {
+            (Some(a), Some(b)) => {
+                return [("the source", a), ("the target", b)]
+                    .iter()
+                    .filter_map(|(who, t)| Some((who, t.permissions_not_read.as_ref()?)))
+                    .map(|(who, why)| format!(
+                        "permissions (role → resource) at L3: not read on {who}: {why}; users and roles are compared cluster-wide, even in a --namespace run"
+                    ))
+                    .collect();
+            }
+            (None, Some(_)) => "the source",
+            (Some(_), None) => "the target",
+            (None, None) => "either side",
         };
         return vec![format!(
-            "accounts (users, roles, permissions) at L3: not read on {who} (only Java Nacos 1.x/2.x serve /v1/auth/*; Nacos 3.x and r-nacos do not), and no database on both sides for L1"
+            "accounts (users, roles, permissions) at L3: not read on {who} (Java Nacos serves /v1/auth/* or /v3/auth/*; r-nacos only its console API, read where `rnacos_console` is set), and no database on both sides for L1"
         )];
     };
     if !s.errors.is_empty() || !t.errors.is_empty() {

@@ -419,8 +419,22 @@ struct OutFile<'a> {
     accept: Vec<Out<'a>>,
 }
 
+/// What regenerating a baseline over an existing file did with that file's entries.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Carried {
+    /// New entries whose finding an unexpired entry of the old file matched: its reason and
+    /// expiry kept.
+    pub kept: usize,
+    /// New entries no old entry matched (they get `--reason` / `--expires`).
+    pub added: usize,
+    /// Old entries that matched no finding, or had expired.
+    pub dropped: usize,
+}
+
 /// The baseline text for `findings`: one entry per finding, except read failures and stale
-/// entries (neither can be accepted); duplicates written once.
+/// entries (neither can be accepted); duplicates written once. An entry of `previous` (the file
+/// being regenerated) that still matches a finding and has not expired on day `today` lends it
+/// its reason and expiry; other entries get `reason` and `expires`.
 ///
 /// # Errors
 /// When `expires` is not a `YYYY-MM-DD` date, or the text cannot be serialised.
@@ -429,31 +443,64 @@ pub fn render(
     reason: Option<&str>,
     expires: Option<&str>,
     from: &str,
-) -> Result<String> {
+    previous: Option<(&Baseline, i64)>,
+) -> Result<(String, Carried)> {
     if let Some(d) = expires.filter(|d| parse_date(d).is_none()) {
         return Err(Error::new(
             ErrorKind::Usage,
             format!("--expires must be a date YYYY-MM-DD, found `{d}`"),
         ));
     }
+    let old: Vec<&Entry> = previous
+        .map(|(b, today)| b.entries.iter().filter(|e| !e.expired(today)).collect())
+        .unwrap_or_default();
+    let mut used = vec![false; old.len()];
+    let mut carried = Carried::default();
     let mut seen = std::collections::BTreeSet::new();
     let accept: Vec<Out> = findings
         .iter()
         .filter(|f| !matches!(f.code, Code::SourceError | Code::BaselineStale))
         .filter(|f| seen.insert(f.identity()))
-        .map(|f| Out {
-            code: f.code.as_str(),
-            layer: f.layer.as_str(),
-            namespace: &f.namespace,
-            group: &f.group,
-            name: &f.name,
-            variant: f.variant.as_deref(),
-            instance: f.instance.as_deref(),
-            node: f.node.as_deref(),
-            reason,
-            expires,
+        .map(|f| {
+            let (reason, expires) = match old.iter().position(|e| e.matches(f)) {
+                Some(i) => {
+                    used[i] = true;
+                    carried.kept += 1;
+                    let e = old[i];
+                    (
+                        e.reason.as_deref(),
+                        e.expires.as_ref().map(|(_, s)| s.as_str()),
+                    )
+                }
+                None => {
+                    carried.added += 1;
+                    (reason, expires)
+                }
+            };
+            Out {
+                code: f.code.as_str(),
+                layer: f.layer.as_str(),
+                namespace: &f.namespace,
+                group: &f.group,
+                name: &f.name,
+                variant: f.variant.as_deref(),
+                instance: f.instance.as_deref(),
+                node: f.node.as_deref(),
+                reason,
+                expires,
+            }
         })
         .collect();
+    // An old entry may match several findings (no layer: any layer); it is kept once used.
+    for (i, e) in old.iter().enumerate() {
+        if !used[i] {
+            used[i] = findings
+                .iter()
+                .any(|f| e.matches(f) && !matches!(f.code, Code::SourceError));
+        }
+    }
+    carried.dropped =
+        previous.map_or(0, |(b, _)| b.entries.len()) - used.iter().filter(|u| **u).count();
     let n = accept.len();
     let body = toml::to_string(&OutFile { accept })
         .map_err(|e| Error::new(ErrorKind::Report, format!("writing the baseline: {e}")))?;
@@ -468,7 +515,7 @@ pub fn render(
         crate::report::escape::visible(from)
     );
     text.push_str(&body);
-    Ok(text)
+    Ok((text, carried))
 }
 
 #[cfg(test)]

@@ -43,7 +43,14 @@ fn written_baselines_read_back_and_match_their_findings() {
     );
     let err = finding(Code::SourceError, Layer::L1, "", "");
     let fs = vec![inst.clone(), odd.clone(), odd.clone(), err];
-    let text = render(&fs, Some("why \"so\""), Some("2999-12-31"), "report x").unwrap();
+    let (text, _) = render(
+        &fs,
+        Some("why \"so\""),
+        Some("2999-12-31"),
+        "report x",
+        None,
+    )
+    .unwrap();
     let b = parse("b.toml", &text).unwrap();
     assert_eq!(b.entries.len(), 2, "{text}");
     assert!(b.entries[0].matches(&inst));
@@ -52,7 +59,7 @@ fn written_baselines_read_back_and_match_their_findings() {
     assert_eq!(b.entries[1].reason.as_deref(), Some("why \"so\""));
     assert!(!b.entries[0].expired(parse_date("2999-12-31").unwrap()));
     assert!(b.entries[0].expired(parse_date("3000-01-01").unwrap()));
-    assert!(render(&fs, None, Some("2999-02-30"), "x").is_err());
+    assert!(render(&fs, None, Some("2999-02-30"), "x", None).is_err());
 }
 
 #[test]

@@ -52,13 +52,13 @@ pub struct BaselineArgs {
     /// Take the findings of this JSON report instead of running an audit (the sides are then not read).
     #[arg(long, value_name = "REPORT.json")]
     pub from: Option<PathBuf>,
-    /// Why these findings are accepted (written into every entry).
+    /// Why these findings are accepted (written into every new entry; with --force, entries of the old file that still match keep their own).
     #[arg(long, value_name = "TEXT")]
     pub reason: Option<String>,
-    /// Last day (UTC) the entries accept, `YYYY-MM-DD`; later they are treated as absent.
+    /// Last day (UTC) the new entries accept, `YYYY-MM-DD`; later they are treated as absent.
     #[arg(long, value_name = "DATE")]
     pub expires: Option<String>,
-    /// Replace an existing file (its hand-written reasons are lost).
+    /// Regenerate an existing file: entries that still match a finding keep their reason and expiry; entries that match nothing or expired are dropped.
     #[arg(long)]
     pub force: bool,
     /// Skip the L2 node-cache probe (when running the audit).

@@ -94,6 +94,16 @@ pub fn mask_origin(raw: &str) -> String {
 /// Check a node base URL (scheme + host + port + path, nothing else) and return it normalised,
 /// without a trailing slash. The error shows the URL masked by [`mask_url`].
 pub fn node_url(raw: &str) -> Result<String, String> {
+    base_url(raw, true)
+}
+
+/// A console's base URL (r-nacos's console port): checked as [`node_url`], but served at the
+/// root, so no context path is needed.
+pub fn console_url(raw: &str) -> Result<String, String> {
+    base_url(raw, false)
+}
+
+fn base_url(raw: &str, needs_path: bool) -> Result<String, String> {
     let shown = mask_url(raw);
     let url = Url::parse(raw.trim()).map_err(|e| {
         format!("`{shown}` is not a valid URL ({e}); expected http://host:port/context-path")
@@ -124,7 +134,7 @@ pub fn node_url(raw: &str) -> Result<String, String> {
     if url.host_str().is_none_or(str::is_empty) {
         return Err(format!("`{shown}` has no host"));
     }
-    if url.path() == "/" {
+    if needs_path && url.path() == "/" {
         return Err(format!(
             "`{shown}` has no context path (e.g. `{}/nacos`)",
             shown.trim_end_matches('/')

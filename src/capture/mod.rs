@@ -377,7 +377,7 @@ pub async fn capture(
     let (db, mut api) = tokio::join!(db, api);
     // Accounts through the API only where L1 cannot compare them (a side without a database).
     if let Some(a) = api.as_mut().filter(|_| handles.accounts_by_api) {
-        nacos::auth_api::capture(nodes, a).await;
+        nacos::auth_api::capture(nodes, a, conf.rnacos_console.as_deref()).await;
     }
     SideSnapshot {
         schema_version: crate::model::SNAPSHOT_SCHEMA_VERSION,

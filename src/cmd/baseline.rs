@@ -53,7 +53,7 @@ pub(crate) fn run(a: &BaselineArgs, env: &dyn Fn(&str) -> Option<String>) -> Res
         return Err(Error::new(
             ErrorKind::Usage,
             format!(
-                "{} exists: pass --force to replace it (its hand-written reasons would be lost)",
+                "{} exists: pass --force to regenerate it (entries that still match keep their reason and expiry)",
                 a.out.display()
             ),
         ));
@@ -88,11 +88,27 @@ pub(crate) fn run(a: &BaselineArgs, env: &dyn Fn(&str) -> Option<String>) -> Res
             (saved, from)
         }
     };
-    let text = crate::baseline::render(
+    // The file being regenerated: its entries that still match lend their reason and expiry.
+    let previous = if a.out.exists() {
+        match crate::baseline::load(&a.out) {
+            Ok(b) => Some(b),
+            Err(e) => {
+                crate::report::escape::eprintln_visible(&format!(
+                    "warning: {} is not a baseline nacos-drift can read, so no reason or expiry is carried over from it: {e}",
+                    a.out.display()
+                ));
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let (text, carried) = crate::baseline::render(
         &saved.findings,
         a.reason.as_deref(),
         a.expires.as_deref(),
         &from,
+        previous.as_ref().map(|b| (b, crate::baseline::today())),
     )?;
     let tmp = a.out.with_extension("toml.tmp");
     crate::outdir::write_atomic(&tmp, &a.out, text.as_bytes()).map_err(|e| {
@@ -101,8 +117,16 @@ pub(crate) fn run(a: &BaselineArgs, env: &dyn Fn(&str) -> Option<String>) -> Res
     let n = crate::baseline::parse(&a.out.display().to_string(), &text)
         .map(|b| b.entries.len())
         .unwrap_or(0);
+    let what = if previous.is_some() {
+        format!(
+            ": {} kept with their reason and expiry, {} added, {} dropped",
+            carried.kept, carried.added, carried.dropped
+        )
+    } else {
+        String::new()
+    };
     crate::report::escape::eprintln_visible(&format!(
-        "baseline written to {} ({n} entr{})",
+        "baseline written to {} ({n} entr{}{what})",
         a.out.display(),
         if n == 1 { "y" } else { "ies" }
     ));

@@ -76,6 +76,7 @@ impl NacosDb {
                     action,
                 })
                 .collect(),
+            permissions_not_read: None,
         }))
     }
 

@@ -75,9 +75,17 @@ pub fn compare(
             })
             .collect()
     };
-    let (sp, tp) = (perms(s, false), perms(t, true));
+    // A side without permissions (r-nacos): none compared, and nothing to scope users by, so a
+    // restricted run compares users and roles whole (the report says so).
+    let scoped =
+        scope.restricted() && s.permissions_not_read.is_none() && t.permissions_not_read.is_none();
+    let (sp, tp) = if s.permissions_not_read.is_none() && t.permissions_not_read.is_none() {
+        (perms(s, false), perms(t, true))
+    } else {
+        (BTreeSet::new(), BTreeSet::new())
+    };
     // Restricted: only the roles holding a permission on an audited namespace, on either side.
-    let roles_in: Option<BTreeSet<&str>> = scope.restricted().then(|| {
+    let roles_in: Option<BTreeSet<&str>> = scoped.then(|| {
         sp.iter()
             .chain(tp.iter())
             .map(|(_, role, ..)| role.as_str())
@@ -92,7 +100,7 @@ pub fn compare(
             .collect()
     };
     let (sr, tr) = (bindings(s), bindings(t));
-    let users_in: Option<BTreeSet<&str>> = scope.restricted().then(|| {
+    let users_in: Option<BTreeSet<&str>> = scoped.then(|| {
         sr.iter()
             .chain(tr.iter())
             .map(|(u, _)| u.as_str())

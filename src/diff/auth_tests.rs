@@ -33,6 +33,7 @@ fn tables(
                 action: (*a).into(),
             })
             .collect(),
+        permissions_not_read: None,
     }
 }
 
@@ -116,6 +117,40 @@ fn a_namespace_restricted_run_compares_what_concerns_its_namespaces() {
     );
     let perm = fs.iter().find(|f| f.code == Code::PermissionMissing);
     assert_eq!(perm.unwrap().namespace, "mine");
+}
+
+/// r-nacos has no permissions: none compared, and a restricted run compares users and roles
+/// whole (there is nothing to scope them by).
+#[test]
+fn a_side_without_permissions_compares_users_and_roles_whole() {
+    let mut s = tables(
+        &[("app", "h1"), ("admin", "a")],
+        &[("app", "DEVELOPER"), ("admin", "MANAGER")],
+        &[],
+    );
+    let mut t = tables(&[("admin", "b")], &[("admin", "MANAGER")], &[]);
+    for a in [&mut s, &mut t] {
+        a.permissions_not_read = Some("r-nacos".into());
+    }
+    s.permissions.push(Permission {
+        role: "X".into(),
+        resource: "mine:*:*".into(),
+        action: "rw".into(),
+    });
+    let settings = Settings {
+        namespaces: vec!["mine".into()],
+        ..Settings::default()
+    };
+    let fs = compare(Some(&s), Some(&t), &Scope::new(&settings), Layer::L3);
+    assert_eq!(
+        codes(&fs),
+        [
+            ("role-missing", "app → DEVELOPER"),
+            ("user-missing", "app"),
+            ("user-password-differs", "admin"),
+        ]
+        .map(|(a, b)| (a.to_owned(), b.to_owned()))
+    );
 }
 
 #[test]

@@ -6,6 +6,7 @@
 //! answers. This file strings them together.
 
 pub mod auth_api;
+pub mod auth_rnacos;
 mod configs;
 pub mod dialect;
 pub mod grpc;

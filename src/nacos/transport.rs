@@ -168,19 +168,19 @@ pub struct Auth {
 
 /// The HTTP side of one node.
 pub struct Transport {
-    http: reqwest::Client,
+    pub(super) http: reqwest::Client,
     /// Base URL with context path as configured, e.g. `http://127.0.0.1:8848/nacos`, for messages.
     pub base: String,
     /// The same, parsed (or why it could not be).
     base_url: Result<Url, String>,
-    username: Option<String>,
-    password: Option<Secret>,
+    pub(super) username: Option<String>,
+    pub(super) password: Option<Secret>,
     token: Mutex<Option<Token>>,
     /// Why the node is down, once it is: it failed to answer (after the retries) or to log in,
     /// and no later stage of the run asks it again.
     down: std::sync::OnceLock<NodeError>,
     permits: Semaphore,
-    retries: u32,
+    pub(super) retries: u32,
     pub(super) max_body: usize,
     /// Requests sent so far (every attempt), for the progress line's rate.
     sent: std::sync::atomic::AtomicU64,

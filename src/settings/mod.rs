@@ -39,6 +39,9 @@ pub struct SideSettings {
     pub nacos_ca_file: Option<PathBuf>,
     /// No certificate check on this side's `https://` nodes (warned about on every run).
     pub nacos_tls_insecure_skip_verify: bool,
+    /// r-nacos only: its console's base URL (`RNACOS_HTTP_CONSOLE_PORT`), where its users are
+    /// read (r-nacos serves no Nacos auth API).
+    pub rnacos_console: Option<String>,
 }
 
 impl SideSettings {

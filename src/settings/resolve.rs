@@ -310,6 +310,12 @@ pub(super) fn build(
                 )),
             }
         }
+        if let Some((u, at)) = str_of(&format!("{side_name}.rnacos_console")) {
+            match crate::validate::console_url(&u) {
+                Ok(u) => side.rnacos_console = Some(u),
+                Err(e) => problems.push(format!("{at}: {side_name}.rnacos_console: {e}")),
+            }
+        }
         super::tls::side_settings(side_name, side, &str_of, &bool_of, problems);
         side.identity_key = env(&env_name(side_name, "nacos_identity_key"))
             .or_else(|| str_of(&format!("{side_name}.nacos_identity_key")).map(|v| v.0));

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use md5::{Digest, Md5};
 use mysql_async::prelude::Queryable;
 
+use crate::ops::with_token;
 use crate::support::{bed, root, unique, Bed};
 
 /// Serialises tests that reload target node caches or rely on them being stale.
@@ -75,13 +76,8 @@ async fn get_config(
     token: Option<&str>,
     data_id: &str,
 ) -> (u16, String, Option<String>) {
-    let mut q = vec![("dataId", data_id), ("group", GROUP)];
-    if let Some(t) = token {
-        q.push(("accessToken", t));
-    }
-    let resp = http
-        .get(format!("{base}/v1/cs/configs"))
-        .query(&q)
+    let q = vec![("dataId", data_id), ("group", GROUP)];
+    let resp = with_token(http.get(format!("{base}/v1/cs/configs")).query(&q), token)
         .send()
         .await
         .unwrap_or_else(|e| panic!("GET config {data_id} on {base}: {e}"));
@@ -102,16 +98,14 @@ async fn publish(
     data_id: &str,
     content: &str,
 ) {
-    let mut form = vec![("dataId", data_id), ("group", GROUP), ("content", content)];
-    if let Some(t) = token {
-        form.push(("accessToken", t));
-    }
-    let resp = http
-        .post(format!("{base}/v1/cs/configs"))
-        .form(&form)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("publish {data_id} on {base}: {e}"));
+    let form = vec![("dataId", data_id), ("group", GROUP), ("content", content)];
+    let resp = with_token(
+        http.post(format!("{base}/v1/cs/configs")).form(&form),
+        token,
+    )
+    .send()
+    .await
+    .unwrap_or_else(|e| panic!("publish {data_id} on {base}: {e}"));
     let status = resp.status();
     let body = resp.text().await.unwrap_or_default();
     assert!(
@@ -177,12 +171,13 @@ async fn wait_db_row(db_url: &str, data_id: &str, content: &str) {
 
 /// Asks one node for a full dump from its DB (asynchronous on the server).
 async fn reload(http: &reqwest::Client, base: &str, token: &str) {
-    let resp = http
-        .post(format!("{base}/v1/cs/ops/localCache"))
-        .query(&[("accessToken", token)])
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("localCache on {base}: {e}"));
+    let resp = with_token(
+        http.post(format!("{base}/v1/cs/ops/localCache")),
+        Some(token),
+    )
+    .send()
+    .await
+    .unwrap_or_else(|e| panic!("localCache on {base}: {e}"));
     let status = resp.status();
     let body = resp.text().await.unwrap_or_default();
     assert!(status.is_success(), "localCache on {base}: {status} {body}");
@@ -226,15 +221,14 @@ async fn bed_runs_the_announced_versions_and_a_two_node_target_cluster() {
     }
     let (a, _) = two_target_nodes(&bed);
     let token = login(&http, a, &bed).await;
-    let nodes: serde_json::Value = http
-        .get(format!("{a}/v1/core/cluster/nodes"))
-        .query(&[("accessToken", token.as_str())])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let nodes: serde_json::Value =
+        with_token(http.get(format!("{a}/v1/core/cluster/nodes")), Some(&token))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
     let members = nodes["data"].as_array().expect("members");
     assert_eq!(members.len(), bed.target_nacos.len(), "{nodes}");
     assert!(members.iter().all(|m| m["state"] == "UP"), "{nodes}");
@@ -353,18 +347,18 @@ async fn instance_registered_on_source_is_listed_there_and_not_on_target() {
     let src = &bed.source_nacos[0];
     let stoken = login(&http, src, &bed).await;
     let service = format!("bed-svc-{}", unique());
-    let resp = http
-        .post(format!("{src}/v1/ns/instance"))
-        .form(&[
+    let resp = with_token(
+        http.post(format!("{src}/v1/ns/instance")).form(&[
             ("serviceName", service.as_str()),
             ("ip", "10.255.0.7"),
             ("port", "8080"),
             ("ephemeral", "false"),
-            ("accessToken", stoken.as_str()),
-        ])
-        .send()
-        .await
-        .unwrap();
+        ]),
+        Some(&stoken),
+    )
+    .send()
+    .await
+    .unwrap();
     let status = resp.status();
     let body = resp.text().await.unwrap_or_default();
     assert!(
@@ -375,18 +369,17 @@ async fn instance_registered_on_source_is_listed_there_and_not_on_target() {
     let list = |base: String, token: String, service: String| {
         let http = http.clone();
         async move {
-            let v: serde_json::Value = http
-                .get(format!("{base}/v1/ns/instance/list"))
-                .query(&[
-                    ("serviceName", service.as_str()),
-                    ("accessToken", token.as_str()),
-                ])
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let v: serde_json::Value = with_token(
+                http.get(format!("{base}/v1/ns/instance/list"))
+                    .query(&[("serviceName", service.as_str())]),
+                Some(&token),
+            )
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
             v["hosts"]
                 .as_array()
                 .map(|h| {
@@ -420,17 +413,17 @@ async fn namespace_created_on_source_reaches_the_target_nodes_through_the_db() {
     let src = &bed.source_nacos[0];
     let stoken = login(&http, src, &bed).await;
     let ns = format!("bed-ns-{}", unique());
-    let resp = http
-        .post(format!("{src}/v1/console/namespaces"))
-        .form(&[
+    let resp = with_token(
+        http.post(format!("{src}/v1/console/namespaces")).form(&[
             ("customNamespaceId", ns.as_str()),
             ("namespaceName", ns.as_str()),
             ("namespaceDesc", "created by tests/it/bed.rs"),
-            ("accessToken", stoken.as_str()),
-        ])
-        .send()
-        .await
-        .unwrap();
+        ]),
+        Some(&stoken),
+    )
+    .send()
+    .await
+    .unwrap();
     let status = resp.status();
     let body = resp.text().await.unwrap_or_default();
     assert!(
@@ -442,15 +435,16 @@ async fn namespace_created_on_source_reaches_the_target_nodes_through_the_db() {
         let token = login(&http, node, &bed).await;
         let deadline = Instant::now() + WAIT;
         loop {
-            let v: serde_json::Value = http
-                .get(format!("{node}/v1/console/namespaces"))
-                .query(&[("accessToken", token.as_str())])
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let v: serde_json::Value = with_token(
+                http.get(format!("{node}/v1/console/namespaces")),
+                Some(&token),
+            )
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
             let found = v["data"]
                 .as_array()
                 .is_some_and(|d| d.iter().any(|n| n["namespace"] == ns.as_str()));

@@ -283,3 +283,126 @@ fn a_malformed_baseline_is_a_config_error_naming_file_and_line() {
     );
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
 }
+
+/// `baseline --force` over an existing file keeps the reason and expiry of every entry that still
+/// matches a finding; new findings get `--reason`/`--expires`; entries that match nothing or have
+/// expired are dropped (an expired entry's finding comes back as a new entry); the counts are said.
+#[test]
+fn regenerating_a_baseline_keeps_the_reasons_and_expiry_of_entries_that_still_match() {
+    let dir = tempdir("baseline-regen");
+    let (all, prod) = (dir.join("all"), dir.join("prod"));
+    assert_eq!(diff(&all, &[]).status.code(), Some(1));
+    assert_eq!(diff(&prod, &["--namespace", "prod"]).status.code(), Some(1));
+    let baseline = |from: &std::path::Path, out: &std::path::Path, extra: &[&str]| {
+        let report = from.join("report.json");
+        let mut args = vec![
+            "baseline",
+            "--from",
+            report.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        run(&args, &[])
+    };
+    let entries = |path: &std::path::Path| -> Vec<toml::Value> {
+        let v: toml::Value = toml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        v["accept"].as_array().unwrap().clone()
+    };
+    // The hand-kept file: the prod findings with their reason and expiry ...
+    let file = dir.join("accepted.toml");
+    let o = baseline(
+        &prod,
+        &file,
+        &[
+            "--reason",
+            "prod: known, ticket OPS-1",
+            "--expires",
+            "2999-01-01",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let key = |e: &toml::Value| {
+        let mut t = e.as_table().unwrap().clone();
+        t.remove("reason");
+        t.remove("expires");
+        t
+    };
+    let prod_keys: Vec<toml::Table> = entries(&file).iter().map(key).collect();
+    let n_prod = prod_keys.len();
+    // ... plus an entry that matches nothing any more, and an expired one for a non-prod finding.
+    let scratch = dir.join("scratch.toml");
+    assert_eq!(baseline(&all, &scratch, &[]).status.code(), Some(0));
+    let other = entries(&scratch)
+        .into_iter()
+        .find(|e| !prod_keys.contains(&key(e)))
+        .expect("a finding outside prod");
+    let mut expired = other.as_table().unwrap().clone();
+    expired.insert("reason".into(), "expired long ago".into());
+    expired.insert("expires".into(), "2000-01-01".into());
+    let mut gone = toml::Table::new();
+    for (k, v) in [
+        ("code", "config-missing"),
+        ("layer", "L1"),
+        ("namespace", "prod"),
+        ("group", "DEFAULT_GROUP"),
+        ("name", "long-gone.yaml"),
+        ("reason", "fixed last week"),
+    ] {
+        gone.insert(k.into(), v.into());
+    }
+    let mut extra = toml::Table::new();
+    extra.insert(
+        "accept".into(),
+        toml::Value::Array(vec![expired.into(), gone.into()]),
+    );
+    let mut text_now = std::fs::read_to_string(&file).unwrap();
+    text_now.push('\n');
+    text_now.push_str(&toml::to_string(&extra).unwrap());
+    std::fs::write(&file, &text_now).unwrap();
+
+    let o = baseline(
+        &all,
+        &file,
+        &[
+            "--force",
+            "--reason",
+            "new this run",
+            "--expires",
+            "2999-06-30",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let written = entries(&file);
+    let n_all = entries(&scratch).len();
+    assert_eq!(written.len(), n_all);
+    assert!(
+        text(&o).contains(&format!(
+            "{n_prod} kept with their reason and expiry, {} added, 2 dropped",
+            n_all - n_prod
+        )),
+        "{}",
+        text(&o)
+    );
+    for e in &written {
+        let (reason, expires) = (
+            e["reason"].as_str().unwrap(),
+            e["expires"].as_str().unwrap(),
+        );
+        if prod_keys.contains(&key(e)) {
+            assert_eq!(
+                (reason, expires),
+                ("prod: known, ticket OPS-1", "2999-01-01"),
+                "{e}"
+            );
+        } else {
+            assert_eq!((reason, expires), ("new this run", "2999-06-30"), "{e}");
+        }
+    }
+    assert!(!written
+        .iter()
+        .any(|e| e["reason"].as_str() == Some("fixed last week")));
+    assert!(!written
+        .iter()
+        .any(|e| e["reason"].as_str() == Some("expired long ago")));
+}

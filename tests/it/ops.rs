@@ -24,6 +24,19 @@ pub struct Node {
     pub v3: bool,
 }
 
+/// The token in headers, never in the URL (the bed's access logs record request lines): Java
+/// Nacos 2.0.4 reads only `Authorization: Bearer` from headers (`NacosAuthManager.resolveToken`),
+/// 2.2+ and 3.x read it and an `accessToken` header (`NacosAuthPluginService.resolveToken` over
+/// `HttpIdentityContextBuilder`'s headers), r-nacos reads both (`openapi/middle/auth_middle.rs`).
+pub fn with_token(req: reqwest::RequestBuilder, token: Option<&str>) -> reqwest::RequestBuilder {
+    match token {
+        Some(t) => req
+            .header("Authorization", format!("Bearer {t}"))
+            .header("accessToken", t),
+        None => req,
+    }
+}
+
 impl Node {
     /// Log in (if credentials are given) and return the node.
     pub fn login(base: &str, user: &str, pass: &str) -> Node {
@@ -50,13 +63,10 @@ impl Node {
     /// A raw call; returns status and body.
     pub fn call(&self, method: &str, path: &str, params: &[(&str, &str)]) -> (u16, String) {
         let url = format!("{}{path}", self.base);
-        let mut all: Vec<(String, String)> = params
+        let all: Vec<(String, String)> = params
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
-        if let Some(t) = &self.token {
-            all.push(("accessToken".into(), t.clone()));
-        }
         block(async {
             nacos_drift::tls::install_provider();
             let c = reqwest::Client::builder()
@@ -69,7 +79,7 @@ impl Node {
                 "PUT" => c.put(&url).query(&all),
                 _ => c.post(&url).form(&all),
             };
-            let r = req
+            let r = with_token(req, self.token.as_deref())
                 .send()
                 .await
                 .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
@@ -166,22 +176,20 @@ impl Node {
     /// GET a config from this node's cache: (status, content, Content-MD5).
     pub fn get_config(&self, ns: &str, group: &str, data_id: &str) -> (u16, String, String) {
         let url = format!("{}/v1/cs/configs", self.base);
-        let mut q = vec![
+        let q = vec![
             ("tenant", ns.to_owned()),
             ("group", group.to_owned()),
             ("dataId", data_id.to_owned()),
         ];
-        if let Some(t) = &self.token {
-            q.push(("accessToken", t.clone()));
-        }
         block(async {
             nacos_drift::tls::install_provider();
-            let r = reqwest::Client::new()
-                .get(&url)
-                .query(&q)
-                .send()
-                .await
-                .unwrap();
+            let r = with_token(
+                reqwest::Client::new().get(&url).query(&q),
+                self.token.as_deref(),
+            )
+            .send()
+            .await
+            .unwrap();
             let s = r.status().as_u16();
             let md5 = r
                 .headers()
@@ -457,6 +465,66 @@ pub fn audit(args: &[&str], env: &[(&str, &str)]) -> Run {
         .unwrap_or(serde_json::Value::Null);
     Run {
         code: o.status.code().unwrap_or(-1),
+        json,
+        output,
+    }
+}
+
+/// [`audit`], calling `at` once, while the audit waits, when its log shows a line containing
+/// `marker` (so a test acts on an event of the run, not after a guessed delay).
+pub fn audit_at_log_line(
+    args: &[&str],
+    env: &[(&str, &str)],
+    marker: &str,
+    at: impl FnOnce(),
+) -> Run {
+    use std::io::BufRead;
+    let out = crate::support::tempdir("audit");
+    let mut cmd = std::process::Command::new(crate::support::bin());
+    cmd.args(["audit", "--format", "json", "--out", out.to_str().unwrap()])
+        .args(args)
+        .current_dir(crate::support::root())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    for (k, _) in std::env::vars() {
+        if k.starts_with("NACOS_DRIFT_") {
+            cmd.env_remove(k);
+        }
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.env("NACOS_DRIFT_LOG", "nacos_drift=info");
+    let mut child = cmd.spawn().expect("running nacos-drift");
+    let stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut std::io::BufReader::new(stdout), &mut s).ok();
+        s
+    });
+    let mut err = String::new();
+    let mut at = Some(at);
+    for line in std::io::BufReader::new(child.stderr.take().unwrap())
+        .lines()
+        .map_while(Result::ok)
+    {
+        if line.contains(marker) {
+            if let Some(f) = at.take() {
+                f();
+            }
+        }
+        err.push_str(&line);
+        err.push('\n');
+    }
+    let status = child.wait().unwrap();
+    let output = format!("{}{err}", reader.join().unwrap());
+    assert!(at.is_none(), "the audit never logged `{marker}`:\n{output}");
+    let json = std::fs::read_to_string(out.join("report.json"))
+        .ok()
+        .and_then(|s| serde_json::from_str(&s).ok())
+        .unwrap_or(serde_json::Value::Null);
+    Run {
+        code: status.code().unwrap_or(-1),
         json,
         output,
     }

@@ -100,6 +100,11 @@ pub struct Bed {
     pub password: String,
     pub source_rnacos: String,
     pub target_rnacos: String,
+    /// r-nacos consoles (empty on a bed from before they were exported) and their manager login.
+    pub source_rnacos_console: String,
+    pub target_rnacos_console: String,
+    pub rnacos_username: String,
+    pub rnacos_password: String,
     /// A standalone Nacos 3.x node (v3 admin API), embedded storage.
     pub nacos3: String,
     pub identity_key: String,
@@ -273,6 +278,10 @@ pub fn bed() -> Option<Bed> {
         password: get("TESTBED_NACOS_PASSWORD"),
         source_rnacos: get("TESTBED_SOURCE_RNACOS"),
         target_rnacos: get("TESTBED_TARGET_RNACOS"),
+        source_rnacos_console: get("TESTBED_SOURCE_RNACOS_CONSOLE"),
+        target_rnacos_console: get("TESTBED_TARGET_RNACOS_CONSOLE"),
+        rnacos_username: get("TESTBED_RNACOS_USERNAME"),
+        rnacos_password: get("TESTBED_RNACOS_PASSWORD"),
         nacos3: get("TESTBED_NACOS3"),
         identity_key: get("TESTBED_NACOS_IDENTITY_KEY"),
         identity_value: get("TESTBED_NACOS_IDENTITY_VALUE"),
