@@ -1,6 +1,7 @@
 //! Reading one side through its Nacos nodes' HTTP API (L3): namespaces, configs, services.
 
 use super::*;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Capture the cluster-wide data through the API: every node is checked, data is read from the first healthy one.
 pub async fn capture_api(
@@ -85,70 +86,10 @@ pub async fn capture_api(
         }
     });
     let per_ns = futures::future::join_all(scan.iter().map(|ns| {
-        let node = node.clone();
-        let id = ns.clone();
-        let progress = progress.clone();
+        let (node, id, progress) = (node.clone(), ns.clone(), progress.clone());
         async move {
-            let configs = async {
-                let items = match cplan {
-                    ConfigPlan::Export => {
-                        let items = node.configs_exported(&id).await?;
-                        progress.inc_length(items.len() as u64);
-                        progress.inc(items.len() as u64);
-                        return Ok((items, false));
-                    }
-                    ConfigPlan::List => {
-                        let (items, without_desc) = node.configs(&id).await?;
-                        progress.inc_length(items.len() as u64);
-                        progress.inc(items.len() as u64);
-                        return Ok((items, without_desc));
-                    }
-                    ConfigPlan::ListThenDetail => node.configs(&id).await?.0,
-                };
-                progress.inc_length(items.len() as u64);
-                // desc and tags are only in the DB-backed detail view: one request per config, bounded.
-                let results: Vec<Result<Option<crate::model::ConfigItem>, nacos::NodeError>> =
-                    stream::iter(items)
-                        .map(|mut it| {
-                            let node = node.clone();
-                            let progress = progress.clone();
-                            async move {
-                                let found = node.config_detail(&mut it).await;
-                                progress.inc(1);
-                                let found = found?;
-                                // On 3.x the detail is where content comes from: a config deleted
-                                // since the listing is dropped, not compared as empty.
-                                Ok((found || !node.is_v3()).then_some(it))
-                            }
-                        })
-                        .buffer_unordered(16)
-                        .collect()
-                        .await;
-                results
-                    .into_iter()
-                    .collect::<Result<Vec<_>, _>>()
-                    .map(|v| (v.into_iter().flatten().collect::<Vec<_>>(), false))
-            };
-            let services = async {
-                let names = node.service_names(&id).await?;
-                progress.inc_length(names.len() as u64);
-                let results: Vec<Result<crate::model::Service, nacos::NodeError>> =
-                    stream::iter(names)
-                        .map(|(g, n)| {
-                            let node = node.clone();
-                            let id = id.clone();
-                            let progress = progress.clone();
-                            async move {
-                                let s = node.service(&id, &g, &n).await;
-                                progress.inc(1);
-                                s
-                            }
-                        })
-                        .buffer_unordered(16)
-                        .collect()
-                        .await;
-                results.into_iter().collect::<Result<Vec<_>, _>>()
-            };
+            let configs = namespace_configs(&node, cplan, &id, &progress);
+            let services = namespace_services(&node, &id, &progress, None);
             let (c, s) = tokio::join!(configs, services);
             (id, c, s)
         }
@@ -198,5 +139,204 @@ pub async fn capture_api(
     snap.services.sort_by(|a, b| a.key.cmp(&b.key));
     ticker.abort();
     crate::progress::rate(&progress, node.sent(), started.elapsed());
+    snap
+}
+
+/// A namespace's configs as `plan` reads them, and whether some came without a desc.
+async fn namespace_configs(
+    node: &Arc<NacosNode>,
+    plan: ConfigPlan,
+    id: &str,
+    progress: &indicatif::ProgressBar,
+) -> Result<(Vec<crate::model::ConfigItem>, bool), nacos::NodeError> {
+    let items = match plan {
+        ConfigPlan::Export => {
+            let items = node.configs_exported(id).await?;
+            progress.inc_length(items.len() as u64);
+            progress.inc(items.len() as u64);
+            return Ok((items, false));
+        }
+        ConfigPlan::List => {
+            let (items, without_desc) = node.configs(id).await?;
+            progress.inc_length(items.len() as u64);
+            progress.inc(items.len() as u64);
+            return Ok((items, without_desc));
+        }
+        ConfigPlan::ListThenDetail => node.configs(id).await?.0,
+    };
+    progress.inc_length(items.len() as u64);
+    // desc and tags are only in the DB-backed detail view: one request per config, bounded.
+    let results: Vec<Result<Option<crate::model::ConfigItem>, nacos::NodeError>> =
+        stream::iter(items)
+            .map(|mut it| {
+                let node = node.clone();
+                let progress = progress.clone();
+                async move {
+                    let found = node.config_detail(&mut it).await;
+                    progress.inc(1);
+                    let found = found?;
+                    // On 3.x the detail is where content comes from: a config deleted
+                    // since the listing is dropped, not compared as empty.
+                    Ok((found || !node.is_v3()).then_some(it))
+                }
+            })
+            .buffer_unordered(16)
+            .collect()
+            .await;
+    results
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()
+        .map(|v| (v.into_iter().flatten().collect::<Vec<_>>(), false))
+}
+
+#[allow(clippy::type_complexity)] // why: one local list, (key, instances if listed).
+/// A namespace's services with their instances; with `only`, just those `(group, name)` of
+/// them (the listing still says which exist).
+async fn namespace_services(
+    node: &Arc<NacosNode>,
+    id: &str,
+    progress: &indicatif::ProgressBar,
+    only: Option<&BTreeSet<(String, String)>>,
+) -> Result<Vec<crate::model::Service>, nacos::NodeError> {
+    // 3.x: the list pages carry every instance, so only the detail is per service.
+    // Each service with its instances when the listing carried them.
+    let mut listed: Vec<((String, String), Option<Vec<crate::model::Instance>>)> =
+        if node.lists_instances_with_services().await? {
+            node.services_with_instances(id)
+                .await?
+                .into_iter()
+                .map(|(k, i)| (k, Some(i)))
+                .collect()
+        } else {
+            node.service_names(id)
+                .await?
+                .into_iter()
+                .map(|k| (k, None))
+                .collect()
+        };
+    if let Some(only) = only {
+        listed.retain(|(k, _)| only.contains(k));
+    }
+    progress.inc_length(listed.len() as u64);
+    let results: Vec<Result<crate::model::Service, nacos::NodeError>> = stream::iter(listed)
+        .map(|((g, n), instances)| {
+            let node = node.clone();
+            let progress = progress.clone();
+            async move {
+                let s = match instances {
+                    Some(i) => node.service_with(id, &g, &n, i).await,
+                    None => node.service(id, &g, &n).await,
+                };
+                progress.inc(1);
+                s
+            }
+        })
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    results.into_iter().collect()
+}
+
+/// The settling re-check of one side through the API: only what `plan` names (side terms),
+/// from the node the first pass read. The snapshot holds just that (and the first pass's
+/// namespaces), so comparing two of them finds nothing outside the plan.
+pub(crate) async fn recheck_api(
+    side: Side,
+    nodes: &[Arc<NacosNode>],
+    first: &ApiSnapshot,
+    plan: &crate::run::settle::ApiRecheck,
+) -> ApiSnapshot {
+    let mut snap = ApiSnapshot {
+        origin: first.origin.clone(),
+        version: first.version.clone(),
+        namespaces: first.namespaces.clone(),
+        config_fields_unread: first.config_fields_unread.clone(),
+        ..ApiSnapshot::default()
+    };
+    let Some(node) = nodes
+        .iter()
+        .find(|n| n.base == first.origin)
+        .or(nodes.first())
+        .cloned()
+    else {
+        return snap;
+    };
+    let progress = crate::progress::bar(side);
+    let fail = |ns: Option<&str>, e: nacos::NodeError| CaptureError {
+        origin: node.base.clone(),
+        namespace: ns.map(str::to_owned),
+        message: e.message,
+    };
+    let cplan = match node.config_plan(node.config_meta).await {
+        Ok((p, _)) => p,
+        Err(e) => {
+            snap.errors.push(fail(None, e));
+            return snap;
+        }
+    };
+    let whole = futures::future::join_all(plan.config_namespaces.iter().map(|ns| {
+        let (node, progress) = (node.clone(), progress.clone());
+        async move { (ns, namespace_configs(&node, cplan, ns, &progress).await) }
+    }));
+    let keys = stream::iter(plan.config_keys.iter().cloned())
+        .map(|k| {
+            let node = node.clone();
+            async move {
+                let r = node.config_by_key(&k).await;
+                (k, r)
+            }
+        })
+        .buffer_unordered(16)
+        .collect::<Vec<_>>();
+    let mut by_ns: BTreeMap<&str, BTreeSet<(String, String)>> = BTreeMap::new();
+    for s in &plan.services {
+        by_ns
+            .entry(s.namespace.as_str())
+            .or_default()
+            .insert((s.group.clone(), s.name.clone()));
+    }
+    let services = futures::future::join_all(by_ns.iter().map(|(ns, only)| {
+        let (node, progress) = (node.clone(), progress.clone());
+        async move {
+            (
+                *ns,
+                namespace_services(&node, ns, &progress, Some(only)).await,
+            )
+        }
+    }));
+    let (whole, keys, services) = tokio::join!(whole, keys, services);
+    for (ns, r) in whole {
+        match r {
+            Ok((c, _)) => snap.configs.extend(c),
+            Err(e) => snap.errors.push(fail(Some(ns), e)),
+        }
+    }
+    for (k, r) in keys {
+        match r {
+            Ok(c) => snap.configs.extend(c),
+            Err(e) => snap.errors.push(fail(Some(&k.namespace), e)),
+        }
+    }
+    for (ns, r) in services {
+        match r {
+            Ok(s) => snap.services.extend(s),
+            Err(e) => snap.errors.push(fail(Some(ns), e)),
+        }
+    }
+    // As the first pass: a field not compared is not kept.
+    let (no_desc, no_tags) = (
+        snap.config_fields_unread.contains_key("desc"),
+        snap.config_fields_unread.contains_key("tags"),
+    );
+    for c in &mut snap.configs {
+        if no_desc {
+            c.desc.clear();
+        }
+        if no_tags {
+            c.tags.clear();
+        }
+    }
+    snap.configs.sort_by(|a, b| a.key.cmp(&b.key));
+    snap.services.sort_by(|a, b| a.key.cmp(&b.key));
     snap
 }

@@ -436,3 +436,4 @@ async fn capture_db(dsn: &str, handle: &db::Handle, wanted: NamespaceFilter) -> 
 
 mod api;
 pub use api::capture_api;
+pub(crate) use api::recheck_api;

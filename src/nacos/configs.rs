@@ -64,6 +64,32 @@ impl NacosNode {
         Ok(plan(self.kind().await?.1, meta))
     }
 
+    /// One config by key from the DB-backed detail view, `None` when the node has no such
+    /// config (2.x answers an empty 200, 3.x a 404). Not on r-nacos, whose `show=all` is the plain
+    /// content ([`ServerKind::has_config_detail`]): an error there.
+    pub async fn config_by_key(
+        &self,
+        key: &crate::model::ConfigKey,
+    ) -> Result<Option<ConfigItem>, NodeError> {
+        if !self.kind().await?.1.has_config_detail() {
+            return Err(self.transport.err(
+                "this server has no DB-backed config detail view",
+                false,
+                None,
+            ));
+        }
+        let (d, call, resp) = self.call(|d| d.config_detail(key)).await?;
+        if resp.status == 404 || (resp.status == 200 && resp.body.trim().is_empty()) {
+            return Ok(None);
+        }
+        if resp.status != 200 {
+            return Err(self.transport.status_error(&call, &resp));
+        }
+        parse::config_item(d, &resp.body, key)
+            .map(Some)
+            .map_err(|e| self.transport.shape_error(&call, e))
+    }
+
     /// How many configs a namespace holds, as its listing says.
     async fn config_count(&self, namespace: &str) -> Result<(u64, Call), NodeError> {
         let (d, call, resp) = self.call(|d| d.config_count(namespace)).await?;

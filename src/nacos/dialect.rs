@@ -376,6 +376,19 @@ impl Dialect {
         }
     }
 
+    /// One page of a 3.x namespace's services with every instance of each
+    /// (`withInstances=true`, see [`crate::nacos::parse::service_page_with_instances`]).
+    #[must_use]
+    pub fn service_page_with_instances(namespace: &str, page: usize) -> Call {
+        Call::get(Endpoint::ServiceList, "/v3/admin/ns/service/list")
+            .param("namespaceId", namespace)
+            .param("pageNo", page.to_string())
+            .param("pageSize", PAGE_SIZE.to_string())
+            .param("groupNameParam", "")
+            .param("serviceNameParam", "")
+            .param("withInstances", "true")
+    }
+
     /// One service's detail (metadata, protect threshold, selector, clusters).
     #[must_use]
     pub fn service_detail(self, namespace: &str, group: &str, name: &str) -> Call {

@@ -12,6 +12,7 @@ pub mod dialect;
 pub mod grpc;
 pub mod listeners;
 pub mod parse;
+mod services;
 pub mod transport;
 pub mod urls;
 pub mod variants;

@@ -119,7 +119,8 @@ pub(crate) fn capture_both(
 
 /// The snapshots of the settling re-check, reading again only what the first pass found
 /// different: for L1 just the rows (every variant) of the differing keys, from both DBs; for L3
-/// the API again, if it had findings. A layer without findings keeps its first-pass snapshot: the
+/// only the configs and services that differed (or the API again when a finding is about a
+/// namespace or accounts). A layer without findings keeps its first-pass snapshot: the
 /// re-check only confirms first-pass findings, so it could add nothing there. At a million rows
 /// this makes the re-check cost what the drift is, not what the tables are.
 pub(crate) fn recapture(
@@ -156,6 +157,35 @@ pub(crate) fn recapture(
     // A layer with no finding is left out of the re-check on both sides (`None`): it could
     // only repeat the first pass.
     let (l1, l3) = (drift(Layer::L1), drift(Layer::L3));
+    // L3: only the configs and services that differed (see `settle::api_recheck`).
+    let api_plan = match (&source.api, &target.api) {
+        (Some(sa), Some(ta)) if l3 => {
+            fn count(api: &crate::model::ApiSnapshot) -> std::collections::HashMap<&str, usize> {
+                let mut m = std::collections::HashMap::new();
+                for c in &api.configs {
+                    *m.entry(c.key.namespace.as_str()).or_default() += 1;
+                }
+                m
+            }
+            let (sc, tc) = (count(sa), count(ta));
+            let per_key = [sa, ta].iter().all(|a| {
+                crate::nacos::ServerKind::parse(&a.version).is_some_and(|k| k.has_config_detail())
+            });
+            super::settle::api_recheck(
+                first,
+                |ns| {
+                    let t = scope.to_target(ns);
+                    sc.get(ns)
+                        .copied()
+                        .unwrap_or(0)
+                        .max(tc.get(t.as_str()).copied().unwrap_or(0))
+                },
+                per_key,
+            )
+        }
+        _ => None,
+    };
+    let target_plan = api_plan.as_ref().map(|p| p.mapped(|n| scope.to_target(n)));
     let during = "re-checking the differences";
     let layer = if l1 { Layer::L1 } else { Layer::L3 };
     let (mut s, mut t) = stop.run(rt, during, layer, async {
@@ -168,7 +198,8 @@ pub(crate) fn recapture(
                 sf,
                 &keys,
                 &settings.namespaces,
-                (l1, l3)
+                (l1, l3),
+                api_plan.as_ref()
             ),
             recheck_side(
                 Side::Target,
@@ -178,7 +209,8 @@ pub(crate) fn recapture(
                 tf,
                 &target_keys,
                 &target_also,
-                (l1, l3)
+                (l1, l3),
+                target_plan.as_ref()
             )
         )
     })?;
@@ -203,12 +235,15 @@ async fn recheck_side(
     keys: &[FormalKey],
     also: &[String],
     (l1, l3): (bool, bool),
+    plan: Option<&super::settle::ApiRecheck>,
 ) -> SideSnapshot {
     let db = match first.db.as_ref().filter(|_| l1) {
         Some(d) => Some(capture::reread_db(conf, handles.db, filter.clone(), keys, d).await),
         None => None,
     };
-    let api = if l3 && first.api.is_some() {
+    let api = if let (true, Some(api), Some(plan)) = (l3, &first.api, plan) {
+        Some(capture::recheck_api(side, handles.nodes, api, plan).await)
+    } else if l3 && first.api.is_some() {
         let api_only = settings::SideSettings {
             db: None,
             ..conf.clone()

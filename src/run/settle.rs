@@ -3,8 +3,108 @@
 
 use crate::diff::Scope;
 use crate::finding::{Code, Finding, Layer};
-use crate::model::{Side, SideSnapshot};
-use std::collections::HashSet;
+use crate::model::{ConfigKey, ServiceKey, Side, SideSnapshot};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+
+/// At most this many differing configs of a namespace are read again one by one; past it, or
+/// past a tenth of the namespace's configs, the re-check reads the namespace's configs whole
+/// (one bulk read then costs less than a request per key).
+pub(crate) const PER_KEY_MAX: usize = 64;
+
+/// What the settling re-check reads again through the API: only what differed at L3.
+#[derive(Debug, Default, PartialEq)]
+pub(crate) struct ApiRecheck {
+    /// Namespaces whose configs are read whole.
+    pub(crate) config_namespaces: BTreeSet<String>,
+    /// Configs read one by one (the DB-backed detail view).
+    pub(crate) config_keys: BTreeSet<ConfigKey>,
+    /// Services read one by one (their namespace's listing says whether they exist).
+    pub(crate) services: BTreeSet<ServiceKey>,
+}
+
+impl ApiRecheck {
+    /// The same plan in the other side's namespace terms.
+    pub(crate) fn mapped(&self, to: impl Fn(&str) -> String) -> ApiRecheck {
+        ApiRecheck {
+            config_namespaces: self.config_namespaces.iter().map(|n| to(n)).collect(),
+            config_keys: self
+                .config_keys
+                .iter()
+                .map(|k| ConfigKey {
+                    namespace: to(&k.namespace),
+                    ..k.clone()
+                })
+                .collect(),
+            services: self
+                .services
+                .iter()
+                .map(|k| ServiceKey {
+                    namespace: to(&k.namespace),
+                    ..k.clone()
+                })
+                .collect(),
+        }
+    }
+}
+
+/// What the L3 re-check reads, from the first pass's findings (source terms). `configs_in`
+/// gives a namespace's config count in the first pass (the larger side); `per_key` whether both
+/// sides have a DB-backed per-config view (not r-nacos). `None`: read everything again, as a
+/// finding is about something other than configs and services (a namespace, accounts).
+pub(crate) fn api_recheck(
+    first: &[Finding],
+    configs_in: impl Fn(&str) -> usize,
+    per_key: bool,
+) -> Option<ApiRecheck> {
+    let mut plan = ApiRecheck::default();
+    let mut configs: BTreeMap<&str, BTreeSet<ConfigKey>> = BTreeMap::new();
+    for f in first
+        .iter()
+        .filter(|f| f.layer == Layer::L3 && f.code != Code::SourceError)
+    {
+        if f.name.is_empty() {
+            return None;
+        }
+        match f.code {
+            Code::ConfigMissing
+            | Code::ConfigExtra
+            | Code::ConfigContentDiffers
+            | Code::ConfigMetaDiffers => {
+                configs
+                    .entry(f.namespace.as_str())
+                    .or_default()
+                    .insert(ConfigKey {
+                        namespace: f.namespace.clone(),
+                        group: f.group.clone(),
+                        data_id: f.name.clone(),
+                        variant: String::new(),
+                    });
+            }
+            Code::ServiceMissing
+            | Code::ServiceExtra
+            | Code::ServiceMetaDiffers
+            | Code::InstanceMissing
+            | Code::InstanceExtra
+            | Code::InstanceDiffers
+            | Code::InstanceOrphaned => {
+                plan.services.insert(ServiceKey {
+                    namespace: f.namespace.clone(),
+                    group: f.group.clone(),
+                    name: f.name.clone(),
+                });
+            }
+            _ => return None,
+        }
+    }
+    for (ns, keys) in configs {
+        if per_key && keys.len() <= PER_KEY_MAX && keys.len() * 10 <= configs_in(ns) {
+            plan.config_keys.extend(keys);
+        } else {
+            plan.config_namespaces.insert(ns.to_owned());
+        }
+    }
+    Some(plan)
+}
 
 /// What a pair of snapshots failed to read: findings that depend on it would be false (a
 /// namespace "only on the source" because the target's DB could not be read).
@@ -185,6 +285,58 @@ mod tests {
         let u = Unread::of(&source, &target, &scope());
         assert!(u.covers(&finding(Code::NamespaceMissing, Layer::L3, "prod", "")));
         assert!(!u.covers(&finding(Code::CacheStale, Layer::L2, "prod", "a")));
+    }
+
+    #[test]
+    fn the_api_recheck_reads_only_what_differed() {
+        let c = |ns: &str, name: &str| finding(Code::ConfigContentDiffers, Layer::L3, ns, name);
+        let sizes = |ns: &str| if ns == "big" { 100_000 } else { 20 };
+        // A few keys of a big namespace: one by one; a service: by itself; L1 is not L3's.
+        let first = vec![
+            c("big", "a"),
+            c("big", "b"),
+            finding(Code::InstanceMissing, Layer::L3, "big", "svc"),
+            finding(Code::ConfigMissing, Layer::L1, "big", "z"),
+            finding(Code::SourceError, Layer::L3, "", ""),
+        ];
+        let plan = api_recheck(&first, sizes, true).unwrap();
+        assert!(plan.config_namespaces.is_empty());
+        let keys: Vec<_> = plan
+            .config_keys
+            .iter()
+            .map(|k| k.data_id.as_str())
+            .collect();
+        assert_eq!(keys, ["a", "b"]);
+        assert_eq!(plan.services.len(), 1);
+        // Without a per-config view (r-nacos), or more than a tenth of a small namespace, or
+        // more than PER_KEY_MAX keys: the namespace's configs whole.
+        let plan = api_recheck(&first, sizes, false).unwrap();
+        assert_eq!(
+            (plan.config_namespaces.len(), plan.config_keys.len()),
+            (1, 0)
+        );
+        let small = vec![c("small", "a"), c("small", "b"), c("small", "c")];
+        let plan = api_recheck(&small, sizes, true).unwrap();
+        assert_eq!(plan.config_namespaces.iter().collect::<Vec<_>>(), ["small"]);
+        let many: Vec<_> = (0..=PER_KEY_MAX)
+            .map(|i| c("big", &i.to_string()))
+            .collect();
+        let plan = api_recheck(&many, sizes, true).unwrap();
+        assert_eq!(
+            (plan.config_namespaces.len(), plan.config_keys.len()),
+            (1, 0)
+        );
+        // A namespace-level or accounts finding: everything again.
+        let ns = finding(Code::NamespaceMissing, Layer::L3, "big", "");
+        assert_eq!(api_recheck(&[c("big", "a"), ns], sizes, true), None);
+        let user = finding(Code::UserMissing, Layer::L3, "", "alice");
+        assert_eq!(api_recheck(&[user], sizes, true), None);
+        // Mapped to the target's namespace names.
+        let plan = api_recheck(&first, sizes, true)
+            .unwrap()
+            .mapped(|n| format!("t-{n}"));
+        assert!(plan.config_keys.iter().all(|k| k.namespace == "t-big"));
+        assert!(plan.services.iter().all(|k| k.namespace == "t-big"));
     }
 
     #[test]

@@ -919,3 +919,97 @@ fn ignore_globs_and_namespace_mapping_hold_on_real_servers() {
     with_map.extend(["--config", cfg.to_str().unwrap()]);
     expect(&audit(&with_map, &[]), &[]);
 }
+
+/// The L3 settling re-check reads again only what differed (the two configs' details and the
+/// one service, never a namespace's export or list pages), clears a difference that caught up
+/// meanwhile and keeps one that did not. Run on the 2.0.4 → 3.1 pair (API only, both sides
+/// with a per-config detail view). The catch-up is written when the audit logs that its first
+/// pass is done, inside a 30 s window, so the test does not race the clock.
+#[test]
+fn the_l3_recheck_rereads_only_what_differed() {
+    use std::io::{BufRead, BufReader};
+    let Some(b) = bed() else { return };
+    let p = Pair::new(b, Kind::Nacos3);
+    // Enough alike configs that two differing ones are read again one by one.
+    for i in 0..30 {
+        for n in [&p.src, &p.tgt] {
+            n.publish(&p.ns, GROUP, &format!("same-{i:02}.yaml"), "x: 1\n");
+        }
+    }
+    p.src.publish(&p.ns, GROUP, "heals.yaml", "v: 2\n");
+    p.tgt.publish(&p.ns, GROUP, "heals.yaml", "v: 1\n");
+    p.src.publish(&p.ns, GROUP, "stays.yaml", "v: 2\n");
+    p.tgt.publish(&p.ns, GROUP, "stays.yaml", "v: 1\n");
+    p.tgt
+        .update_instance(&p.ns, GROUP, "orders", p.port, &[("weight", "3")]);
+    let out = crate::support::tempdir("recheck");
+    let mut args = p.args();
+    let i = args.iter().position(|a| a == "--settle").unwrap();
+    args[i + 1] = "30".into();
+    let mut cmd = std::process::Command::new(crate::support::bin());
+    cmd.args(["audit", "--format", "json", "--out", out.to_str().unwrap()])
+        .args(&args)
+        .env(
+            "NACOS_DRIFT_LOG",
+            "nacos_drift=info,nacos_drift::nacos::transport=debug",
+        )
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("NACOS_DRIFT_")) {
+        cmd.env_remove(k);
+    }
+    for (k, v) in p.env() {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let (mut first, mut recheck) = (String::new(), String::new());
+    let mut settling = false;
+    for line in BufReader::new(child.stderr.take().unwrap()).lines() {
+        let line = line.unwrap();
+        if settling {
+            recheck.push_str(&line);
+            recheck.push('\n');
+        } else {
+            first.push_str(&line);
+            first.push('\n');
+            if line.contains("re-checking in") {
+                settling = true;
+                p.tgt.publish(&p.ns, GROUP, "heals.yaml", "v: 2\n");
+            }
+        }
+    }
+    let code = child.wait().unwrap().code();
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    let r = Run {
+        code: code.unwrap_or(-1),
+        json,
+        output: format!("{first}--- re-check ---\n{recheck}"),
+    };
+    assert!(
+        settling,
+        "the audit never started its re-check: {}",
+        r.output
+    );
+    let inst = format!("APP/orders/ 127.0.0.1:{}", p.port);
+    expect(
+        &r,
+        &[
+            ("config-content-differs", "L3", "APP/stays.yaml/"),
+            ("instance-differs", "L3", &inst),
+        ],
+    );
+    assert_eq!(r.json["summary"]["settled"], 1, "{}", r.output);
+    let asked = |what: &str| recheck.matches(&format!("({what})")).count();
+    // Two configs on each side, one by one; the service's namespace listing (which says
+    // whether it exists) and its detail on each side; nothing read whole.
+    assert_eq!(asked("config detail"), 4, "{}", r.output);
+    assert_eq!(
+        asked("config export") + asked("config list"),
+        0,
+        "{}",
+        r.output
+    );
+    assert_eq!(asked("service list"), 2, "{}", r.output);
+    assert_eq!(asked("service detail"), 2, "{}", r.output);
+}

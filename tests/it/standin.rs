@@ -429,6 +429,12 @@ pub fn healthy_v3(req: &Request, port: u16, token: &str) -> Reply {
             ],
             captured!("served.body").as_bytes().to_vec(),
         ),
+        ("GET", "/v3/admin/ns/service/list")
+            if req.param_is("namespaceId", NAMESPACE_V3)
+                && req.param_is("withInstances", "true") =>
+        {
+            Reply::json(captured!("service-list-with-instances.json"))
+        }
         ("GET", "/v3/admin/ns/service/list") if req.param_is("namespaceId", NAMESPACE_V3) => {
             Reply::json(captured!("service-list.json"))
         }

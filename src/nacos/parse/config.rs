@@ -135,6 +135,40 @@ pub fn config_detail(dialect: Dialect, body: &str, item: &mut ConfigItem) -> Sha
     Ok(())
 }
 
+/// One config whole from its DB-backed detail view (v1 `show=all` → `ConfigAllInfo`, 3.x
+/// `ConfigDetailInfo` in the envelope): content, type, appName, desc and tags, for the settling
+/// re-check of a few keys. The md5 is left to be computed from the content.
+pub fn config_item(
+    dialect: Dialect,
+    body: &str,
+    key: &crate::model::ConfigKey,
+) -> Shape<ConfigItem> {
+    let v = super::answer(dialect, body)?;
+    let d = object(&v, if dialect == Dialect::V3 { "data" } else { "" })?;
+    let group_field = if dialect == Dialect::V3 {
+        "groupName"
+    } else {
+        "group"
+    };
+    let (data_id, group) = (d.str("dataId")?, d.str(group_field)?);
+    if data_id != key.data_id || group != key.group {
+        return Err(format!(
+            "the detail is of `{group}/{data_id}`, not of `{}/{}`",
+            key.group, key.data_id
+        ));
+    }
+    Ok(ConfigItem {
+        key: key.clone(),
+        md5: String::new(),
+        content: Some(d.any_str("content")?.to_owned()),
+        r#type: d.opt_str("type")?.to_owned(),
+        app: d.opt_str("appName")?.to_owned(),
+        desc: d.opt_str("desc")?.to_owned(),
+        tags: tags_of(d.opt_str("configTags")?),
+        modified_ms: None,
+    })
+}
+
 /// The row a DB-backed detail view shows for `key`: `(content, modifyTime ms)`. The node reads it
 /// from its own database (`ConfigController.detailConfigInfo` / 3.x `ConfigAdminController`), so
 /// it tells which database the node is wired to.

@@ -11,11 +11,14 @@ pub mod shape;
 mod tests;
 
 pub use config::{
-    config_detail, config_page, config_row, listener, listening_configs, namespaces, served_md5,
-    CANARY_DATA_ID,
+    config_detail, config_item, config_page, config_row, listener, listening_configs, namespaces,
+    served_md5, CANARY_DATA_ID,
 };
 pub use export::export_zip;
-pub use naming::{connections, instance_page, members, service, service_detail, service_page};
+pub use naming::{
+    connections, instance_page, members, service, service_detail, service_page,
+    service_page_with_instances,
+};
 
 use super::dialect::{Dialect, ServerKind};
 use serde_json::Value;

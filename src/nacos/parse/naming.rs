@@ -36,6 +36,50 @@ pub fn service_page(dialect: Dialect, answer: &Value) -> Shape<Page<(String, Str
     })
 }
 
+/// A service as a list page with instances gives it: `(group, name)` and its instances.
+pub type Listed = ((String, String), Vec<Instance>);
+
+/// A v3 service list page read with `withInstances=true` (`ServiceControllerV3#list` →
+/// `CatalogServiceV2Impl#pageListServiceDetail`): per service its group, name and every instance
+/// of every cluster (`clusterMap.<cluster>.hosts`, from the same `ServiceStorage.getData` as
+/// `/v3/admin/ns/instance/list`, which without `clusterName` answers the `DEFAULT` cluster only).
+/// It leaves out protect threshold, selector and cluster metadata: those stay with the detail.
+pub fn service_page_with_instances(answer: &Value) -> Shape<Page<Listed>> {
+    let o = object(answer, "data")?;
+    let total = o.count("totalCount")?;
+    let mut items = Vec::new();
+    for (i, s) in o.list("pageItems")?.iter().enumerate() {
+        let s = object(s, &index(&o.at("pageItems"), i))?;
+        let name = s.str("serviceName")?;
+        let name = name.split_once("@@").map_or(name, |(_, n)| n);
+        let group = match s.opt_str("groupName")? {
+            "" => "DEFAULT_GROUP",
+            g => g,
+        };
+        let mut instances = Vec::new();
+        // A service without instances has an empty (or null) cluster map.
+        if s.get("clusterMap").is_some() {
+            let clusters = s.object("clusterMap")?;
+            for (cluster, c) in clusters.iter() {
+                let at = clusters.at(cluster);
+                let c = object(c, &at)?;
+                if c.get("hosts").is_none() {
+                    continue;
+                }
+                for (j, h) in c.list("hosts")?.iter().enumerate() {
+                    instances.push(instance(&object(h, &index(&c.at("hosts"), j))?, cluster)?);
+                }
+            }
+        }
+        items.push(((group.to_owned(), name.to_owned()), instances));
+    }
+    Ok(Page {
+        total,
+        items,
+        without_desc: false,
+    })
+}
+
 /// What a service detail says besides its instances.
 #[derive(Debug, Default)]
 pub struct ServiceDetail {

@@ -84,6 +84,10 @@ fn parsers(d: Dialect) -> Vec<(&'static str, Parser)> {
             Box::new(move |b| service_page(d, &v(b)?).map(drop)),
         ),
         (
+            "service list with instances",
+            Box::new(move |b| service_page_with_instances(&v(b)?).map(drop)),
+        ),
+        (
             "service detail",
             Box::new(move |b| service_detail(d, &v(b)?, "svc").map(drop)),
         ),
@@ -411,6 +415,57 @@ fn an_r_nacos_list_without_desc_says_so() {
     let p = config_page(Dialect::RNacos, &v, "ns").unwrap();
     assert!(!p.without_desc);
     assert_eq!(p.items[0].desc, "");
+}
+
+#[test]
+fn a_v3_service_page_with_instances_carries_every_cluster() {
+    // As Nacos 3.1 answers `/v3/admin/ns/service/list?withInstances=true` (trimmed): the
+    // `C2` host is one `/v3/admin/ns/instance/list` leaves out without `clusterName`.
+    let body = r#"{"code":0,"message":"success","data":{"totalCount":2,"pageNumber":1,
+      "pagesAvailable":1,"pageItems":[
+      {"serviceName":"s1","groupName":"G","clusterMap":{
+        "DEFAULT":{"clusterName":null,"healthChecker":null,"metadata":null,"hosts":[
+          {"ip":"127.0.0.9","port":9,"weight":2.0,"healthy":true,"enabled":false,"ephemeral":false,
+           "clusterName":"DEFAULT","serviceName":"G@@s1","metadata":{"a":"b"}}]},
+        "C2":{"hosts":[{"ip":"127.0.0.8","port":9,"weight":1.0,"healthy":true,"enabled":true,
+           "ephemeral":false,"clusterName":"C2","serviceName":"G@@s1","metadata":{}}]}},
+       "metadata":{"m":"1"},"protectThreshold":0.0,"selector":null},
+      {"serviceName":"empty","groupName":"G","clusterMap":{},"metadata":null}]}}"#;
+    let p = service_page_with_instances(&answer(Dialect::V3, body).unwrap()).unwrap();
+    assert_eq!(p.total, 2);
+    let ((g, n), inst) = &p.items[0];
+    assert_eq!((g.as_str(), n.as_str()), ("G", "s1"));
+    let mut got: Vec<_> = inst
+        .iter()
+        .map(|i| {
+            (
+                i.cluster.as_str(),
+                i.ip.as_str(),
+                i.weight,
+                i.enabled,
+                i.ephemeral,
+            )
+        })
+        .collect();
+    got.sort_by(|a, b| a.0.cmp(b.0));
+    assert_eq!(
+        got,
+        [
+            ("C2", "127.0.0.8", 1.0, true, false),
+            ("DEFAULT", "127.0.0.9", 2.0, false, false)
+        ]
+    );
+    assert_eq!(
+        inst.iter()
+            .find(|i| i.cluster == "DEFAULT")
+            .unwrap()
+            .metadata["a"],
+        "b"
+    );
+    assert!(p.items[1].1.is_empty());
+    // A host in the wrong shape is an error, not a service without that instance.
+    let bad = body.replace(r#""port":9,"weight":1.0"#, r#""port":"x","weight":1.0"#);
+    assert!(service_page_with_instances(&answer(Dialect::V3, &bad).unwrap()).is_err());
 }
 
 fn probe_key(namespace: &str, group: &str, data_id: &str, md5: &str) -> crate::model::ProbeKey {
