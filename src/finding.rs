@@ -46,6 +46,8 @@ pub enum Code {
     ClientStale,
     /// L4: a client still listens to configs on a source node.
     ClientOnSource,
+    /// L4, information: a client listens to the same configs on both sides (dual subscription).
+    ClientDualSubscribed,
     /// Something could not be read: the audit is incomplete.
     SourceError,
     /// An entry of the `--baseline` file matched no finding of this run (it can go).
@@ -74,7 +76,7 @@ pub enum Code {
 
 impl Code {
     /// Every code, in report order.
-    pub const ALL: [Code; 32] = [
+    pub const ALL: [Code; 33] = [
         Code::NamespaceMissing,
         Code::NamespaceExtra,
         Code::ConfigMissing,
@@ -95,6 +97,7 @@ impl Code {
         Code::ClientConnected,
         Code::ClientStale,
         Code::ClientOnSource,
+        Code::ClientDualSubscribed,
         Code::SourceError,
         Code::BaselineStale,
         Code::InstanceOrphaned,
@@ -133,6 +136,7 @@ impl Code {
             Code::ClientConnected => "client-connected",
             Code::ClientStale => "client-stale",
             Code::ClientOnSource => "client-on-source",
+            Code::ClientDualSubscribed => "client-dual-subscribed",
             Code::SourceError => "source-error",
             Code::BaselineStale => "baseline-stale",
             Code::InstanceOrphaned => "instance-orphaned",
@@ -148,11 +152,13 @@ impl Code {
         }
     }
 
-    /// The level a code has unless `[levels]` says otherwise: `warn` for the advisory kinds
-    /// (a stale baseline entry, quotas), `deny` for every other drift kind.
+    /// The level a code has unless `[levels]` says otherwise: `allow` for information (a client
+    /// subscribed on both sides, as a migration goes), `warn` for the advisory kinds (a stale
+    /// baseline entry, quotas), `deny` for every other drift kind.
     #[must_use]
     pub fn default_level(self) -> Level {
         match self {
+            Code::ClientDualSubscribed => Level::Allow,
             Code::BaselineStale | Code::CapacityMissing | Code::CapacityDiffers => Level::Warn,
             _ => Level::Deny,
         }

@@ -66,6 +66,8 @@ pub struct Opts {
 pub async fn audit(sides: &[SideInput<'_>], scope: &Scope, opts: Opts) -> Outcome {
     let mut out = Outcome::default();
     let mut how = BTreeSet::new();
+    // Who listens to what on each side, in source namespace terms (for dual subscriptions).
+    let mut listening: BTreeMap<Side, BTreeSet<(String, ConfigKey)>> = BTreeMap::new();
     for s in sides {
         let keys = config_keys(s, scope);
         let per_config = u64::try_from(keys.len()).unwrap_or(u64::MAX) <= opts.per_config_max;
@@ -101,6 +103,14 @@ pub async fn audit(sides: &[SideInput<'_>], scope: &Scope, opts: Opts) -> Outcom
                 )),
                 Ok(Some(held)) => {
                     let held = in_scope(held, scope, s.side);
+                    listening
+                        .entry(s.side)
+                        .or_default()
+                        .extend(held.keys().map(|(ip, k)| {
+                            let mut k = k.clone();
+                            k.namespace = source_ns(&k.namespace, scope, s.side);
+                            (ip.clone(), k)
+                        }));
                     if s.on_source {
                         out.findings.extend(on_source(&node.base, &held));
                     }
@@ -114,6 +124,9 @@ pub async fn audit(sides: &[SideInput<'_>], scope: &Scope, opts: Opts) -> Outcom
                 }
             }
         }
+    }
+    if let (Some(src), Some(tgt)) = (listening.get(&Side::Source), listening.get(&Side::Target)) {
+        out.findings.extend(dual_subscribed(src, tgt));
     }
     out.compared = format!(
         "L4 (clients listening to each node, asked {})",
@@ -249,6 +262,36 @@ fn on_source(node: &str, held: &Held) -> Vec<Finding> {
                 "client {ip} still listens to {} config(s) of namespace {ns} on this source node \
                  (e.g. {}): move it to the target (its configuration, then a restart) before \
                  turning the source off",
+                keys.len(),
+                sample.join(", ")
+            );
+            f
+        })
+        .collect()
+}
+
+/// One `client-dual-subscribed` (information) per client IP and namespace (source terms; the
+/// report is scoped by namespace) that listens to the same config on both sides (`source`, `target`: `(client IP, config)` in source namespace terms): expected
+/// while an application moves, and worth knowing before the source is turned off.
+#[must_use]
+pub fn dual_subscribed(
+    source: &BTreeSet<(String, ConfigKey)>,
+    target: &BTreeSet<(String, ConfigKey)>,
+) -> Vec<Finding> {
+    let mut by_ip: BTreeMap<(&str, &str), Vec<&ConfigKey>> = BTreeMap::new();
+    for (ip, k) in source.intersection(target) {
+        by_ip.entry((ip, &k.namespace)).or_default().push(k);
+    }
+    by_ip
+        .into_iter()
+        .map(|((ip, ns), keys)| {
+            let mut f = Finding::new(Code::ClientDualSubscribed, Layer::L4, ns, "", "");
+            f.instance = Some(ip.to_owned());
+            let sample: Vec<String> = keys.iter().take(3).map(|k| k.display()).collect();
+            f.detail = format!(
+                "client {ip} listens to {} config(s) on both the source and the target (e.g. {}): \
+                 a dual subscription, as an application being moved has; information only, it \
+                 fails no gate (while it listens on the source, `client-on-source` says so there)",
                 keys.len(),
                 sample.join(", ")
             );
@@ -426,34 +469,6 @@ pub fn sides_wanted(l4: bool, decommission: bool) -> Option<Vec<Side>> {
     }
 }
 
-/// The "not compared" line for the beta, tag and gray variants in scope, when a node was probed:
-/// L2 and L4 ask a node as a client outside every beta IP list and gray rule would, so they see
-/// the formal config only (`ConfigCacheService` picks the variant by the caller's IP or labels);
-/// the variants are compared at L1 only.
-#[must_use]
-pub fn variants_note(
-    source: &SideSnapshot,
-    target: &SideSnapshot,
-    scope: &Scope,
-) -> Option<String> {
-    let mut n = 0usize;
-    for (snap, side) in [(source, Side::Source), (target, Side::Target)] {
-        let db = snap.db.iter().flat_map(|d| d.configs.iter());
-        let api = snap.api.iter().flat_map(|a| a.configs.iter());
-        n += db
-            .chain(api)
-            .filter(|c| !c.key.variant.is_empty() && key_in_scope(&c.key, scope, side))
-            .count();
-    }
-    (n > 0).then(|| {
-        format!(
-            "beta/tag/gray variants ({n} row(s) in scope): what each node serves for them is not \
-             compared (L2 and L4 see the formal config, as a client outside every beta IP list \
-             and gray rule does); they are compared at L1 only"
-        )
-    })
-}
-
 /// The L4 stage of an audit: on the sides [`sides_wanted`] names, with each side's L2
 /// expectations; `None` when L4 does not run.
 #[allow(clippy::too_many_arguments)] // why: one call site in run.rs, each a different piece of the run.
@@ -497,8 +512,10 @@ pub(crate) fn stage(
         settle_secs: settings.settle_secs,
     };
     let during = "reading the clients listening to each node (L4)";
-    stop.run(rt, during, Layer::L4, audit(&inputs, scope, opts))
-        .map(Some)
+    let out = stop.run(rt, during, Layer::L4, audit(&inputs, scope, opts))?;
+    // For the benchmarks (`tests/bench/l4`): what L4 cost in requests.
+    tracing::info!("L4: {} request(s)", out.requests);
+    Ok(Some(out))
 }
 
 #[cfg(test)]

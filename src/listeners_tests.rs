@@ -132,33 +132,34 @@ fn l4_runs_on_both_sides_when_asked_and_on_the_source_for_decommission() {
 }
 
 #[test]
-fn variants_in_scope_are_named_as_not_compared_per_node() {
-    use crate::model::{ApiSnapshot, ConfigItem};
-    let scope = Scope::new(&crate::settings::Settings::default());
-    let item = |variant: &str| ConfigItem {
-        key: ConfigKey {
-            variant: variant.into(),
-            ..key("ns", "d")
-        },
-        md5: String::new(),
-        content: None,
-        r#type: String::new(),
-        app: String::new(),
-        desc: String::new(),
-        tags: Vec::new(),
-        modified_ms: None,
+fn a_client_listening_on_both_sides_is_one_information_finding() {
+    let k = |ns: &str, d: &str| key(ns, d);
+    let set = |v: &[(&str, ConfigKey)]| -> BTreeSet<(String, ConfigKey)> {
+        v.iter()
+            .map(|(ip, k)| ((*ip).to_owned(), k.clone()))
+            .collect()
     };
-    let snap = |items: Vec<ConfigItem>| SideSnapshot {
-        api: Some(ApiSnapshot {
-            configs: items,
-            ..ApiSnapshot::default()
-        }),
-        ..SideSnapshot::default()
-    };
-    let formal = snap(vec![item("")]);
-    assert_eq!(variants_note(&formal, &formal, &scope), None);
-    let beta = snap(vec![item(""), item("beta")]);
-    let note = variants_note(&beta, &formal, &scope).unwrap();
-    assert!(note.contains("1 row(s) in scope"), "{note}");
-    assert!(note.contains("not compared"), "{note}");
+    let source = set(&[
+        ("10.0.0.1", k("ns", "a")),
+        ("10.0.0.1", k("ns", "b")),
+        ("10.0.0.2", k("ns", "a")),
+        ("10.0.0.3", k("ns", "a")),
+    ]);
+    let target = set(&[
+        ("10.0.0.1", k("ns", "a")),
+        ("10.0.0.1", k("ns", "b")),
+        ("10.0.0.2", k("ns", "c")),
+        ("10.0.0.4", k("ns", "a")),
+    ]);
+    let fs = dual_subscribed(&source, &target);
+    assert_eq!(fs.len(), 1, "{fs:?}");
+    let f = &fs[0];
+    assert_eq!(f.code, Code::ClientDualSubscribed);
+    assert_eq!(f.instance.as_deref(), Some("10.0.0.1"));
+    assert!(f.detail.contains("2 config(s)"), "{}", f.detail);
+    assert_eq!(
+        Code::ClientDualSubscribed.default_level(),
+        crate::finding::Level::Allow
+    );
+    assert!(dual_subscribed(&source, &BTreeSet::new()).is_empty());
 }

@@ -74,6 +74,7 @@ pub fn expected_for(
             md5: c.md5.clone(),
             modified_ms: c.modified_ms,
             trust: trust(&c.key, &c.md5),
+            via: super::Via::Formal,
         })
         .collect();
     out.extend(deleted.iter().filter(|k| in_scope(k)).map(|k| Expected {
@@ -81,6 +82,7 @@ pub fn expected_for(
         md5: String::new(),
         modified_ms: None,
         trust: trust(k, ""),
+        via: super::Via::Formal,
     }));
     (out, db)
 }

@@ -12,9 +12,11 @@ pub mod expect;
 pub mod nodedb;
 pub mod plan;
 mod sync;
+pub mod variants;
 
 pub use plan::{Mechanism, Outcome, RepairStatus, Trust};
 pub use sync::{BoxFuture, GrpcSync, GrpcSyncer};
+pub use variants::Via;
 
 use crate::finding::{Code, Finding, Layer};
 use crate::model::{ConfigKey, ProbeKey, Side};
@@ -29,7 +31,7 @@ use std::sync::Arc;
 /// What the probe expects a node to serve for one key (`md5` empty = the config should not exist).
 #[derive(Debug, Clone)]
 pub struct Expected {
-    /// Key (formal configs only: the listener compares formal md5s for callers outside beta lists).
+    /// Key, with its variant (`beta`, `tag:<t>`, `gray:<g>`) or none for the formal config.
     pub key: ConfigKey,
     /// Expected md5, empty if the config was deleted.
     pub md5: String,
@@ -37,6 +39,8 @@ pub struct Expected {
     pub modified_ms: Option<i64>,
     /// Whether this row may be loaded into caches (it agrees with the source).
     pub trust: Trust,
+    /// How the node is asked for it (a variant: as a client its rule matches).
+    pub via: Via,
 }
 
 /// Server identity header for node-to-node endpoints.
@@ -107,18 +111,31 @@ struct NodeState {
     stale: Vec<usize>,
 }
 
-/// Probe one node for all expected keys, in concurrent batches.
-async fn probe_all(node: &NacosNode, keys: &[ProbeKey]) -> Result<Vec<usize>, NodeError> {
-    let batches: Vec<(usize, &[ProbeKey])> = keys
-        .chunks(LISTENER_BATCH)
-        .enumerate()
-        .map(|(i, c)| (i * LISTENER_BATCH, c))
+/// Probe one node for all expected keys, in concurrent batches; `vias[i]` says how key `i` is
+/// asked for (one batch never mixes two ways: the headers are per request).
+async fn probe_all(
+    node: &NacosNode,
+    keys: &[ProbeKey],
+    vias: &[&Via],
+) -> Result<Vec<usize>, NodeError> {
+    let mut groups: BTreeMap<&Via, Vec<usize>> = BTreeMap::new();
+    for (i, v) in vias.iter().enumerate() {
+        groups.entry(*v).or_default().push(i);
+    }
+    let batches: Vec<(&Via, Vec<usize>)> = groups
+        .into_iter()
+        .flat_map(|(via, idx)| {
+            idx.chunks(LISTENER_BATCH)
+                .map(|c| (via, c.to_vec()))
+                .collect::<Vec<_>>()
+        })
         .collect();
     let results: Vec<Result<Vec<usize>, NodeError>> = stream::iter(batches)
-        .map(|(offset, chunk)| async move {
-            node.probe(chunk)
+        .map(|(via, idx)| async move {
+            let chunk: Vec<ProbeKey> = idx.iter().map(|i| keys[*i].clone()).collect();
+            node.probe_via(&chunk, via)
                 .await
-                .map(|v| v.into_iter().map(|i| i + offset).collect::<Vec<_>>())
+                .map(|v| v.into_iter().map(|j| idx[j]).collect::<Vec<_>>())
         })
         .buffer_unordered(4)
         .collect()
@@ -129,6 +146,17 @@ async fn probe_all(node: &NacosNode, keys: &[ProbeKey]) -> Result<Vec<usize>, No
     }
     out.sort_unstable();
     Ok(out)
+}
+
+/// How each expected key is asked for, by index.
+fn vias_of(expected: &[Expected]) -> Vec<&Via> {
+    expected.iter().map(|e| &e.via).collect()
+}
+
+/// What a node serves for one expected key, asked for as its variant's clients would.
+async fn served_of(node: &NacosNode, e: &Expected) -> Result<crate::nacos::Served, NodeError> {
+    node.served_via(&e.key.namespace, &e.key.group, &e.key.data_id, &e.via)
+        .await
 }
 
 fn probe_keys(expected: &[Expected]) -> Vec<ProbeKey> {
@@ -220,6 +248,7 @@ impl SideRun<'_> {
 
     /// Log in, read versions and probe every node; returns the nodes actually probed.
     async fn probe_nodes(&self, keys: &[ProbeKey], out: &mut CacheOutcome) -> Vec<NodeState> {
+        let vias = vias_of(self.expected);
         // A node an earlier stage found down was reported there: it is only listed as not probed
         // here, so each down node is named once per run.
         let (down, up): (Vec<_>, Vec<_>) = self.nodes.iter().partition(|n| n.is_down());
@@ -246,7 +275,8 @@ impl SideRun<'_> {
         if let Some(first) = live.first() {
             self.check_members(&first.node.clone(), out).await;
         }
-        let probes = futures::future::join_all(live.iter().map(|s| probe_all(&s.node, keys))).await;
+        let probes =
+            futures::future::join_all(live.iter().map(|s| probe_all(&s.node, keys, &vias))).await;
         let mut probed = Vec::new();
         for (mut s, r) in live.into_iter().zip(probes) {
             match r {
@@ -267,7 +297,8 @@ impl SideRun<'_> {
                 continue;
             }
             let subset: Vec<ProbeKey> = s.stale.iter().map(|i| keys[*i].clone()).collect();
-            if let Ok(again) = probe_all(&s.node, &subset).await {
+            let sub_vias: Vec<&Via> = s.stale.iter().map(|i| vias[*i]).collect();
+            if let Ok(again) = probe_all(&s.node, &subset, &sub_vias).await {
                 s.stale = again.into_iter().map(|j| s.stale[j]).collect();
             }
         }
@@ -313,6 +344,7 @@ pub async fn audit_side(run: &SideRun<'_>) -> CacheOutcome {
         ..CacheOutcome::default()
     };
     let keys = probe_keys(expected);
+    let sent_before: u64 = run.nodes.iter().map(|n| n.sent()).sum();
     let live = run.probe_nodes(&keys, &mut out).await;
     let live = run.check_node_dbs(live, &mut out).await;
     out.nodes = live.len();
@@ -323,8 +355,7 @@ pub async fn audit_side(run: &SideRun<'_>) -> CacheOutcome {
         let served = stream::iter(s.stale.iter().copied())
             .map(|i| {
                 let node = s.node.clone();
-                let k = expected[i].key.clone();
-                async move { (i, node.served(&k.namespace, &k.group, &k.data_id).await) }
+                async move { (i, served_of(&node, &expected[i]).await) }
             })
             .buffer_unordered(8)
             .collect::<Vec<_>>()
@@ -346,6 +377,14 @@ pub async fn audit_side(run: &SideRun<'_>) -> CacheOutcome {
             f.node = Some(s.node.base.clone());
             f.expected_md5 = Some(e.md5.clone());
             f.detail = detail.to_owned();
+            if !e.key.variant.is_empty() {
+                f.variant = Some(e.key.variant.clone());
+                f.detail = format!(
+                    "{detail} (variant {}, asked for as {})",
+                    e.key.variant,
+                    variants::asked_as(&e.via)
+                );
+            }
             match r {
                 Ok(sv) => f.served_md5 = Some(sv.md5),
                 Err(err) => {
@@ -370,6 +409,15 @@ pub async fn audit_side(run: &SideRun<'_>) -> CacheOutcome {
         }
     }
     out.findings.extend(stale_findings.into_values());
+    // For the benchmarks (`tests/bench/l4`): what L2 cost in requests.
+    let sent: u64 = run.nodes.iter().map(|n| n.sent()).sum();
+    tracing::info!(
+        "L2 {}: {} request(s) to {} node(s), {} key(s) each",
+        run.side,
+        sent.saturating_sub(sent_before),
+        run.nodes.len(),
+        expected.len()
+    );
     out
 }
 

@@ -22,7 +22,11 @@ async fn node_row(node: &NacosNode, e: &Expected) -> Option<Option<(String, Opti
 /// Check one node against the configured DB on a sample of keys (`stale`: the node's flagged
 /// keys, sampled first). Keys the node could not answer for are left out of the judgment.
 pub async fn check(node: &NacosNode, expected: &[Expected], stale: &[usize]) -> NodeDbVerdict {
-    let present: Vec<bool> = expected.iter().map(|e| !e.md5.is_empty()).collect();
+    // Only formal keys: the detail view reads `config_info`, not the variant tables.
+    let present: Vec<bool> = expected
+        .iter()
+        .map(|e| !e.md5.is_empty() && e.key.variant.is_empty())
+        .collect();
     let picks = sample_indices(&present, stale, SAMPLE_PER_PART);
     let rows = futures::future::join_all(picks.iter().map(|i| node_row(node, &expected[*i]))).await;
     let samples: Vec<DbSample> = picks

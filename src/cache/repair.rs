@@ -3,7 +3,7 @@
 
 use super::plan::{self, Mechanism, NodePlan, Outcome, PlanInput, RepairStatus, TrapInput};
 use super::sync::per_key;
-use super::{probe_all, CacheOutcome, NodeState, Repair, SideRun};
+use super::{probe_all, served_of, vias_of, CacheOutcome, NodeState, Repair, SideRun, Via};
 use crate::finding::{Code, Finding};
 use crate::model::ProbeKey;
 use std::collections::{BTreeMap, BTreeSet};
@@ -79,15 +79,49 @@ pub(super) async fn repair_side(
                 format!("not repairable: {why}"),
             ));
         }
+        // Variants are reloaded one key at a time whatever their number: a full reload dumps
+        // formal configs only (`DumpAllTask`).
+        let (variant, allowed): (Vec<usize>, Vec<usize>) = allowed
+            .into_iter()
+            .partition(|i| !expected[*i].key.variant.is_empty());
+        for (mech, idx) in variant_plans(run, &s.version, &variant) {
+            let (mechanism, why) = match mech {
+                Ok(m) => (
+                    m,
+                    format!(
+                        "variant reload, key by key ({m}): a full reload dumps formal configs only"
+                    ),
+                ),
+                Err(why) => (Mechanism::None, why),
+            };
+            if mechanism == Mechanism::None || opts.dry_run {
+                let (outcome, status) = if mechanism == Mechanism::None {
+                    (Outcome::NotRepairable(why.clone()), RepairStatus::Skipped)
+                } else {
+                    (Outcome::Planned(mechanism), RepairStatus::Planned)
+                };
+                set_outcome(findings, &s.node.base, &idx, &outcome);
+                out.repairs.push(record(mechanism, status, idx.len(), why));
+                continue;
+            }
+            let mut r = record(mechanism, RepairStatus::Applied, idx.len(), why);
+            let (sent, failures) = apply(run, s, &idx, mechanism).await;
+            note_failures(run, s, &idx, &failures, &sent, &mut r, findings, out);
+            if !sent.is_empty() {
+                applied.push((n, out.repairs.len(), sent));
+            }
+            out.repairs.push(r);
+        }
         if allowed.is_empty() {
             continue;
         }
+        let formal = expected.iter().filter(|e| e.key.variant.is_empty()).count();
         let NodePlan { mechanism, mut why } = plan::plan_node(&PlanInput {
             version: &s.version,
             grpc: run.grpc.is_some(),
             stale: allowed.len(),
             refused: refused.len(),
-            served: run.scope.whole.then_some(expected.len()),
+            served: run.scope.whole.then_some(formal),
             full: opts.full,
             threshold_pct: opts.full_threshold_pct,
         });
@@ -118,23 +152,7 @@ pub(super) async fn repair_side(
         }
         let mut r = record(mechanism, RepairStatus::Applied, allowed.len(), why);
         let (sent, failures) = apply(run, s, &allowed, mechanism).await;
-        for (i, e) in &failures {
-            set_outcome(findings, &s.node.base, &[*i], &Outcome::Failed(e.clone()));
-        }
-        if !failures.is_empty() {
-            let first = &failures[0].1;
-            let what = format!(
-                "{} of {} key(s) failed: {first}",
-                failures.len(),
-                allowed.len()
-            );
-            r.detail = format!("{}; {what}", r.detail);
-            if sent.is_empty() {
-                r.status = RepairStatus::Failed;
-            }
-            out.findings
-                .push(run.node_error(&s.node.base, &format!("repair failed: {what}")));
-        }
+        note_failures(run, s, &allowed, &failures, &sent, &mut r, findings, out);
         if !sent.is_empty() {
             applied.push((n, out.repairs.len(), sent));
         }
@@ -142,6 +160,51 @@ pub(super) async fn repair_side(
     }
     if !opts.dry_run {
         verify(run, live, keys, findings, out, &applied).await;
+    }
+}
+
+/// The variant keys of one node grouped by how they can be reloaded there (or why not).
+fn variant_plans(
+    run: &SideRun<'_>,
+    version: &str,
+    idx: &[usize],
+) -> BTreeMap<Result<Mechanism, String>, Vec<usize>> {
+    let mut out: BTreeMap<Result<Mechanism, String>, Vec<usize>> = BTreeMap::new();
+    for i in idx {
+        let m =
+            super::variants::mechanism(version, &run.expected[*i].key.variant, run.grpc.is_some());
+        out.entry(m).or_default().push(*i);
+    }
+    out
+}
+
+/// Record the keys whose repair request failed, on their findings and the repair action.
+#[allow(clippy::too_many_arguments)] // why: one repair action's context, used twice above.
+fn note_failures(
+    run: &SideRun<'_>,
+    s: &NodeState,
+    tried: &[usize],
+    failures: &[(usize, String)],
+    sent: &[usize],
+    r: &mut Repair,
+    findings: &mut Findings,
+    out: &mut CacheOutcome,
+) {
+    for (i, e) in failures {
+        set_outcome(findings, &s.node.base, &[*i], &Outcome::Failed(e.clone()));
+    }
+    if let Some((_, first)) = failures.first() {
+        let what = format!(
+            "{} of {} key(s) failed: {first}",
+            failures.len(),
+            tried.len()
+        );
+        r.detail = format!("{}; {what}", r.detail);
+        if sent.is_empty() {
+            r.status = RepairStatus::Failed;
+        }
+        out.findings
+            .push(run.node_error(&s.node.base, &format!("repair failed: {what}")));
     }
 }
 
@@ -229,12 +292,14 @@ async fn verify(
     applied: &[(usize, usize, Vec<usize>)],
 ) {
     let deadline = Instant::now() + Duration::from_secs(run.opts.verify_secs);
+    let vias = vias_of(run.expected);
     for (n, ri, sent) in applied {
         let s = &live[*n];
         let r = &mut out.repairs[*ri];
         let subset: Vec<ProbeKey> = sent.iter().map(|i| keys[*i].clone()).collect();
+        let sub_vias: Vec<&Via> = sent.iter().map(|i| vias[*i]).collect();
         let still: BTreeSet<usize> = loop {
-            match probe_all(&s.node, &subset).await {
+            match probe_all(&s.node, &subset, &sub_vias).await {
                 Ok(idx) => {
                     let still: BTreeSet<usize> = idx.into_iter().map(|j| sent[j]).collect();
                     if still.is_empty() || Instant::now() >= deadline {
@@ -269,7 +334,7 @@ async fn verify(
             }
             f.repair = Some(Outcome::StillStale(r.mechanism).to_string());
             let e = &run.expected[*i];
-            if let Ok(sv) = s.node.served(&f.namespace, &f.group, &f.name).await {
+            if let Ok(sv) = served_of(&s.node, e).await {
                 f.served_md5 = Some(sv.md5.clone());
                 let trap = plan::is_timestamp_trap(&TrapInput {
                     version: &s.version,

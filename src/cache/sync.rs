@@ -96,10 +96,11 @@ impl GrpcSync for GrpcSyncer {
                     }
                 }
             };
-            node.sync(
+            node.sync_variant(
                 &key.data_id,
                 &key.group,
                 &key.namespace,
+                &key.variant,
                 crate::clock::now_ms(),
             )
             .await
@@ -140,10 +141,11 @@ pub async fn per_key(
         }
         let k = &expected[*i].key;
         let r = match mech {
-            Mechanism::DataChange => node
+            Mechanism::DataChange if k.variant.is_empty() => node
                 .data_change(&k.namespace, &k.group, &k.data_id, id)
                 .await
                 .map_err(|e| e.message),
+            Mechanism::DataChange => node.data_change_variant(k, id).await.map_err(|e| e.message),
             Mechanism::GrpcSync => match grpc {
                 Some(g) => g.sync(&node.base, version, k, id).await,
                 None => Err("gRPC sync not available".into()),

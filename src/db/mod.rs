@@ -10,9 +10,11 @@ mod digest;
 mod hint;
 mod session;
 mod v3;
+mod variants;
 
 pub use crate::model::DigestRow;
 pub use digest::ContentDigest;
+pub use variants::RuleText;
 
 use crate::model::{canonical_namespace, ConfigItem, ConfigKey, Namespace};
 use crate::secret::Secret;

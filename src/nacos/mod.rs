@@ -15,6 +15,7 @@ pub mod parse;
 mod services;
 pub mod transport;
 pub mod urls;
+pub mod variants;
 mod write;
 
 use crate::model::{ConfigItem, Namespace, Service};
@@ -532,17 +533,22 @@ impl NacosNode {
         group: &str,
         data_id: &str,
     ) -> Result<Served, NodeError> {
-        let call = Dialect::served(namespace, group, data_id);
-        let resp = self.transport.send(&call).await?;
+        self.read_served(&Dialect::served(namespace, group, data_id))
+            .await
+    }
+
+    /// Send a config GET and read what the node serves (a 404 is "nothing").
+    async fn read_served(&self, call: &Call) -> Result<Served, NodeError> {
+        let resp = self.transport.send(call).await?;
         if resp.status != 200 && resp.status != 404 {
-            return Err(self.transport.status_error(&call, &resp));
+            return Err(self.transport.status_error(call, &resp));
         }
         let header = |k: &str| resp.headers.get(k).and_then(|v| v.to_str().ok());
         let md5 = if resp.status == 404 {
             String::new()
         } else {
             parse::served_md5(header("Content-MD5"), &resp.body)
-                .map_err(|e| self.transport.shape_error(&call, e))?
+                .map_err(|e| self.transport.shape_error(call, e))?
         };
         Ok(Served {
             status: resp.status,

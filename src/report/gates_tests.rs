@@ -194,6 +194,13 @@ fn every_gate_on_every_findings_set() {
             "PPPPF",
         ),
         (
+            "client listening on both sides (information)",
+            vec![f(ClientDualSubscribed, L4, None)],
+            &with_clients,
+            2,
+            "PPPPP",
+        ),
+        (
             "L4 unread",
             vec![f(SourceError, L4, Some("source"))],
             &with_clients,

@@ -44,6 +44,8 @@ struct Gathered {
     watermarks: BTreeMap<String, crate::state::Watermark>,
     /// Layers whose comparison ran to its end (a stopped run reports the others as not compared).
     done: BTreeSet<Layer>,
+    /// Each side's beta/gray rules, read for L2 before the databases close (or why not).
+    variant_rules: BTreeMap<crate::model::Side, probe::Rules>,
 }
 
 /// What every stage borrows for the whole run: the settings, the scope, the runtime, the
@@ -157,6 +159,7 @@ fn stages(
     let diffs = finish::fill_db_diffs(ctx, scope, &mut g.findings);
     stop.run(rt, during, Layer::L1, diffs)?;
     tracing::info!("content diffs fetched in {:?}", t1.elapsed());
+    probe::read_variant_rules(run, g)?;
     // The databases are done with: what follows talks to the nodes only.
     rt.block_on(ctx.close_dbs());
     probe::probe(a, run, g)?;

@@ -2,10 +2,12 @@
 //! SDK clients still connected to the source (`decommission-ready`).
 
 use super::{Gathered, Run};
+use crate::cache::variants::Cover;
 use crate::cancel::Stopped;
 use crate::cli::AuditArgs;
-use crate::finding::Layer;
-use crate::model::Side;
+use crate::diff::Scope;
+use crate::finding::{Code, Finding, Layer};
+use crate::model::{Side, SideSnapshot};
 use crate::report::escape::eprintln_visible;
 use crate::settings::Gate;
 
@@ -40,10 +42,28 @@ pub(super) fn probe(a: &AuditArgs, run: &Run<'_>, g: &mut Gathered) -> Result<()
         && settings.ignore.groups.is_empty()
         && settings.ignore.data_ids.is_empty();
     let reference = crate::cache::expect::source_reference(&g.source, scope);
-    for (side, conf) in [
+    let vref = crate::cache::variants::source_reference(&g.source, scope);
+    let mut covers = [
+        (Side::Source, Cover::NotProbed, 0),
+        (Side::Target, Cover::NotProbed, 0),
+    ];
+    let mut left = Vec::new();
+    for (ci, (side, conf)) in [
         (Side::Source, &settings.source),
         (Side::Target, &settings.target),
-    ] {
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        covers[ci].2 = variant_rows(
+            if side == Side::Source {
+                &g.source
+            } else {
+                &g.target
+            },
+            scope,
+            side,
+        );
         if conf.nacos.is_empty() {
             continue;
         }
@@ -52,8 +72,37 @@ pub(super) fn probe(a: &AuditArgs, run: &Run<'_>, g: &mut Gathered) -> Result<()
         } else {
             &g.target
         };
-        let (expected, db) =
+        let (mut expected, db) =
             crate::cache::expect::expected_for(snap, scope, side, reference.as_ref());
+        // Variants: their rows come from the scan, their rules (who sees them) from the DB.
+        covers[ci].1 = match (ctx.db(side), snap.db.as_ref()) {
+            (Some(Ok(_)), Some(d)) if d.errors.is_empty() => {
+                if let Some(rules) = g.variant_rules.remove(&side) {
+                    match rules {
+                        Ok(rules) => {
+                            let (v, out) = crate::cache::variants::expected_variants(
+                                snap,
+                                scope,
+                                side,
+                                vref.as_ref(),
+                                &rules,
+                            );
+                            expected.extend(v);
+                            left.extend(out.into_iter().map(|(k, why)| (side, k, why)));
+                        }
+                        Err(e) => {
+                            let mut f = Finding::new(Code::SourceError, Layer::L2, "", "", "");
+                            f.side = Some(side);
+                            f.detail = format!("{side}: cannot read the beta/gray rules: {e}");
+                            g.findings.push(f);
+                        }
+                    }
+                }
+                Cover::FromDb
+            }
+            (Some(_), _) => Cover::FromDb,
+            (None, _) => Cover::NoDb,
+        };
         let identity = conf.identity_key.clone().zip(conf.identity_value.clone());
         let during = if a.fix {
             format!("probing and repairing the {side}'s node caches")
@@ -91,9 +140,8 @@ pub(super) fn probe(a: &AuditArgs, run: &Run<'_>, g: &mut Gathered) -> Result<()
     }
     g.done.insert(Layer::L2);
     if !g.probe.is_empty() {
-        g.clients_not.extend(crate::listeners::variants_note(
-            &g.source, &g.target, run.scope,
-        ));
+        g.clients_not
+            .extend(crate::cache::variants::notes(covers, &left));
     }
     Ok(())
 }
@@ -116,4 +164,54 @@ pub(super) fn client_check(run: &Run<'_>, g: &mut Gathered) -> Result<(), Stoppe
     g.clients_not.extend(outcome.not_checked);
     g.clients_compared = Some("connected clients (SDK connections of each source node)");
     Ok(())
+}
+
+/// One side's beta/gray rules, or why they could not be read.
+pub(super) type Rules = Result<Vec<(crate::model::ConfigKey, crate::db::RuleText)>, String>;
+
+/// Read the beta/gray rules of each side whose nodes L2 will ask for variants, while its DB is
+/// still open.
+pub(super) fn read_variant_rules(run: &Run<'_>, g: &mut Gathered) -> Result<(), Stopped> {
+    if !run.settings.probe {
+        return Ok(());
+    }
+    for (side, conf) in [
+        (Side::Source, &run.settings.source),
+        (Side::Target, &run.settings.target),
+    ] {
+        let snap = if side == Side::Source {
+            &g.source
+        } else {
+            &g.target
+        };
+        if conf.nacos.is_empty() || variant_rows(snap, run.scope, side) == 0 {
+            continue;
+        }
+        let Some(Ok(handle)) = run.ctx.db(side) else {
+            continue;
+        };
+        let during = format!("reading the {side}'s beta and gray rules");
+        let rules = run
+            .stop
+            .run(run.rt, &during, Layer::L2, handle.variant_rules())?;
+        g.variant_rules
+            .insert(side, rules.map_err(|e| e.to_string()));
+    }
+    Ok(())
+}
+
+/// A side's variant rows in scope (read from its DB: API reads carry no variants).
+fn variant_rows(snap: &SideSnapshot, scope: &Scope, side: Side) -> usize {
+    snap.db
+        .iter()
+        .flat_map(|d| d.configs.iter())
+        .filter(|c| {
+            !c.key.variant.is_empty()
+                && scope.config_in_scope(
+                    &scope.source_ns(side, &c.key.namespace),
+                    &c.key.group,
+                    &c.key.data_id,
+                )
+        })
+        .count()
 }

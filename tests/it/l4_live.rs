@@ -71,7 +71,14 @@ impl App {
     /// The Node.js app on the `nacos` npm package, long polling `data_ids` on one node.
     fn node(bed: &Bed, base: &str, ns: &str, data_ids: &[&str]) -> App {
         let mut c = Command::new("node");
+        // The `nacos` npm client wraps its worker in `cluster-client`: every process on the host
+        // with the same client name (`DiamondClient@<host>`) follows the leader on
+        // NODE_CLUSTER_CLIENT_PORT (default 7777) and polls through it, so a second app (or
+        // another test's) would listen on the first one's node. A free port of its own each.
+        let (l, port) = crate::ops::live_port();
+        drop(l);
         c.arg(root().join("tests/testbed/apps/node/app.js"))
+            .env("NODE_CLUSTER_CLIENT_PORT", port.to_string())
             .env("APP_SERVER", addr(base))
             .env("APP_NAMESPACE", ns)
             .env("APP_GROUP", G)
@@ -496,5 +503,59 @@ fn a_grpc_client_on_a_nacos3_source_is_client_on_source() {
     assert!(
         wait_until(30, || run().code == 0),
         "decommission-ready still fails after the Java app stopped"
+    );
+}
+
+/// A client listening to the same config on both sides (two Node.js apps on the `nacos` npm
+/// package, HTTP long polling, both from 127.0.0.1: one on the source node, one on a target node)
+/// is one `client-dual-subscribed` finding, information only: level `allow`, counted by no gate;
+/// it is gone once the target app stops.
+#[test]
+fn a_client_listening_on_both_sides_is_one_information_finding() {
+    let Some(b) = bed() else { return };
+    let e = env(b);
+    e.src.publish(&e.ns, G, "dual.properties", "d=1\n");
+    e.replicated("dual.properties", Some(&md5("d=1\n")));
+    // The target node serves the config once told (a node lists listeners of configs it has).
+    {
+        let _caches = TARGET_CACHE_LOCK.blocking_lock();
+        e.refresh(&e.tgt[0], &[("dual.properties", &md5("d=1\n"))]);
+    }
+    let on_source = App::node(&e.bed, &e.bed.source_nacos[0], &e.ns, &["dual.properties"]);
+    let on_target = App::node(&e.bed, &e.bed.target_nacos[0], &e.ns, &["dual.properties"]);
+    let gate = ["--l4", "--gate", "dual-registered"];
+    let r = api_audit(&e, &gate, &[]);
+    let f = of_code(&r, "client-dual-subscribed");
+    assert_eq!(f.len(), 1, "{}", r.output);
+    assert_eq!(f[0]["layer"], "L4");
+    assert_eq!(f[0]["level"], "allow");
+    assert_eq!(f[0]["instance"], "127.0.0.1");
+    assert!(
+        f[0]["detail"].as_str().unwrap().contains("1 config(s)"),
+        "{f:?}"
+    );
+    // No gate counts it: the source app is `client-on-source` (decommission), nothing more.
+    for (gate, res) in r.json["gates"].as_object().unwrap() {
+        assert!(
+            res["by_code"].get("client-dual-subscribed").is_none(),
+            "{gate}: {}",
+            r.output
+        );
+    }
+    assert_eq!(
+        r.code, 0,
+        "dual-registered is not failed by it: {}",
+        r.output
+    );
+    drop(on_source);
+    drop(on_target);
+    // The node drops a long-polling client when its held request times out (about 30 s).
+    assert!(
+        wait_until(60, || of_code(
+            &api_audit(&e, &gate, &[]),
+            "client-dual-subscribed"
+        )
+        .is_empty()),
+        "still reported after both apps stopped"
     );
 }

@@ -29,3 +29,4 @@ mod tls_certs_live;
 mod tls_grpc_live;
 mod tls_live;
 mod token_live;
+mod variants_live;

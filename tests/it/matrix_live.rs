@@ -15,7 +15,7 @@ use crate::support::{bed, unique, Bed, MatrixPair, Side};
 
 const G: &str = "MATRIX";
 
-fn node(b: &Bed, side: &Side, url: &str) -> Node {
+pub(crate) fn node(b: &Bed, side: &Side, url: &str) -> Node {
     if side.java {
         Node::login(url, &b.username, &b.password)
     } else {
@@ -24,7 +24,13 @@ fn node(b: &Bed, side: &Side, url: &str) -> Node {
 }
 
 /// The audit of one pair, restricted to `ns`, with the identity header and DB passwords.
-fn pair_audit(b: &Bed, p: &MatrixPair, ns: &str, extra: &[&str], env: &[(&str, &str)]) -> Run {
+pub(crate) fn pair_audit(
+    b: &Bed,
+    p: &MatrixPair,
+    ns: &str,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> Run {
     let mut args: Vec<String> = vec![
         "--namespace".into(),
         ns.into(),

@@ -32,7 +32,9 @@ mod proto;
 use connect::{chain, connect_failure, local_ip_towards, tls_connector};
 pub use connect::{cluster_grpc_addr, CLUSTER_PORT_OFFSET};
 
-pub use proto::{cluster_client_version, sync_body, sync_tenant, Any, Metadata, Payload};
+pub use proto::{
+    cluster_client_version, sync_body, sync_body_variant, sync_tenant, Any, Metadata, Payload,
+};
 use proto::{codec, internal_request, is_success, request_id, response_message};
 
 use futures::channel::{mpsc, oneshot};
@@ -348,13 +350,39 @@ impl GrpcNode {
         namespace: &str,
         last_modified_ms: i64,
     ) -> Result<(), String> {
+        self.sync_variant(data_id, group, namespace, "", last_modified_ms)
+            .await
+    }
+
+    /// [`GrpcNode::sync`] of one variant (`beta`, `tag:<t>`, `gray:<g>`; "" is the formal config),
+    /// named as [`sync_body_variant`] says.
+    pub async fn sync_variant(
+        &self,
+        data_id: &str,
+        group: &str,
+        namespace: &str,
+        variant: &str,
+        last_modified_ms: i64,
+    ) -> Result<(), String> {
         let err = |what: &str| {
+            let v = if variant.is_empty() {
+                String::new()
+            } else {
+                format!("#{variant}")
+            };
             format!(
-                "Nacos gRPC {}: sync {namespace}/{group}/{data_id}: {what}",
+                "Nacos gRPC {}: sync {namespace}/{group}/{data_id}{v}: {what}",
                 self.addr
             )
         };
-        let body = sync_body(self.version, data_id, group, namespace, last_modified_ms);
+        let body = sync_body_variant(
+            self.version,
+            data_id,
+            group,
+            namespace,
+            variant,
+            last_modified_ms,
+        );
         // The identity goes in the metadata headers, where the Java client puts request headers;
         // 3.x checks it there (RemoteRequestAuthFilter), earlier versions ignore it.
         let headers: HashMap<String, String> = self.identity.iter().cloned().collect();

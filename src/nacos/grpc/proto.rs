@@ -160,10 +160,62 @@ pub fn sync_body(
     body
 }
 
+/// [`sync_body`] for a variant (`beta`, `tag:<t>`, `gray:<g>`; "" is the formal config): up to
+/// 2.4, `beta` true or the `tag` (`ConfigChangeClusterSyncRequestHandler` sets them on the dump
+/// request; 2.2.x drops the tag); from 2.5.0 the `grayName` the row has in `config_info_gray`
+/// (`beta`, `tag_<t>`, `<g>`), so `checkCompatity` migrates nothing.
+#[must_use]
+pub fn sync_body_variant(
+    version: (u32, u32, u32),
+    data_id: &str,
+    group: &str,
+    namespace: &str,
+    variant: &str,
+    last_modified_ms: i64,
+) -> Value {
+    let mut body = sync_body(version, data_id, group, namespace, last_modified_ms);
+    let gray = match variant.split_once(':') {
+        None if variant.is_empty() => return body,
+        None => variant.to_owned(),
+        Some(("tag", t)) => format!("tag_{t}"),
+        Some((_, g)) => g.to_owned(),
+    };
+    if version >= (2, 5, 0) {
+        body["grayName"] = Value::String(gray);
+    } else if variant == "beta" {
+        body["beta"] = Value::Bool(true);
+    } else if let Some(t) = variant.strip_prefix("tag:") {
+        body["tag"] = Value::String(t.to_owned());
+    }
+    body
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use prost::Message;
+
+    #[test]
+    fn a_variant_reload_names_the_variant_as_the_nodes_version_reads_it() {
+        let b = |v, variant| sync_body_variant(v, "d", "g", "ns", variant, 1);
+        let mut formal = b((2, 3, 2), "");
+        formal["requestId"] = Value::Null;
+        let mut plain = sync_body((2, 3, 2), "d", "g", "ns", 1);
+        plain["requestId"] = Value::Null;
+        assert_eq!(formal, plain);
+        assert_eq!(b((2, 3, 2), "beta")["beta"], true);
+        assert_eq!(b((2, 3, 2), "tag:blue")["tag"], "blue");
+        assert_eq!(b((2, 3, 2), "tag:blue")["beta"], false);
+        assert!(b((2, 3, 2), "beta").get("grayName").is_none());
+        for (variant, gray) in [("beta", "beta"), ("tag:blue", "tag_blue"), ("gray:c", "c")] {
+            let x = b((3, 1, 0), variant);
+            assert_eq!(x["grayName"], gray, "{variant}");
+            assert_eq!(
+                (x["beta"].clone(), x["tag"].clone()),
+                (json!(false), Value::Null)
+            );
+        }
+    }
 
     #[test]
     fn requests_look_like_a_member_of_the_nodes_version() {
