@@ -413,6 +413,8 @@ fn membership(code: Code) -> [&'static str; 5] {
         ClientConnected => ["1", "2t 2n", "", "1 2t 2n", "1 2 3 4"],
         ClientStale => ["1", "2t 2n", "", "1 2t 2n 3t 4t", ""],
         ClientOnSource => ["1", "2t 2n", "", "1 2t 2n", "1 2 3 4"],
+        // Only ever found at L4, at level `allow`: no gate sees it there.
+        ClientDualSubscribed => ["1", "2t 2n", "", "1 2t 2n", ""],
         SourceError => ["1 2 3 4", "1 2 3 4", "1 2 3 4", "1 2 3 4", "1 2 3 4"],
         BaselineStale => ["1", "2t 2n", "", "1 2t 2n", ""],
         InstanceOrphaned => ["1", "2t 2n", "", "1 2t 2n 3", ""],
