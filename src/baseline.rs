@@ -430,7 +430,7 @@ pub fn render(
          # given, variant, instance and node. `reason` and `expires = \"YYYY-MM-DD\"` (the last day\n\
          # it accepts) are optional. Use it with `audit --baseline FILE`.\n",
         if n == 1 { "y" } else { "ies" },
-        crate::report::escape::visible(from)
+        crate::escape::visible(from)
     );
     text.push_str(&body);
     Ok((text, carried))

@@ -17,6 +17,7 @@ pub mod cmd;
 pub mod db;
 pub mod diff;
 pub mod error;
+pub mod escape;
 pub mod exit;
 pub mod finding;
 pub mod history;

@@ -1,6 +1,7 @@
 //! Reading one side through its Nacos nodes' HTTP API (L3): namespaces, configs, services.
 
 use super::*;
+use crate::model::{ConfigKey, ServiceKey};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Capture the cluster-wide data through the API: every node is checked, data is read from the first healthy one.
@@ -244,7 +245,7 @@ pub(crate) async fn recheck_api(
     side: Side,
     nodes: &[Arc<NacosNode>],
     first: &ApiSnapshot,
-    plan: &crate::run::settle::ApiRecheck,
+    plan: &ApiRecheck,
 ) -> ApiSnapshot {
     let mut snap = ApiSnapshot {
         origin: first.origin.clone(),
@@ -339,4 +340,40 @@ pub(crate) async fn recheck_api(
     snap.configs.sort_by(|a, b| a.key.cmp(&b.key));
     snap.services.sort_by(|a, b| a.key.cmp(&b.key));
     snap
+}
+
+/// What the settling re-check reads again through the API: only what differed at L3.
+#[derive(Debug, Default, PartialEq)]
+pub(crate) struct ApiRecheck {
+    /// Namespaces whose configs are read whole.
+    pub(crate) config_namespaces: BTreeSet<String>,
+    /// Configs read one by one (the DB-backed detail view).
+    pub(crate) config_keys: BTreeSet<ConfigKey>,
+    /// Services read one by one (their namespace's listing says whether they exist).
+    pub(crate) services: BTreeSet<ServiceKey>,
+}
+
+impl ApiRecheck {
+    /// The same plan in the other side's namespace terms.
+    pub(crate) fn mapped(&self, to: impl Fn(&str) -> String) -> ApiRecheck {
+        ApiRecheck {
+            config_namespaces: self.config_namespaces.iter().map(|n| to(n)).collect(),
+            config_keys: self
+                .config_keys
+                .iter()
+                .map(|k| ConfigKey {
+                    namespace: to(&k.namespace),
+                    ..k.clone()
+                })
+                .collect(),
+            services: self
+                .services
+                .iter()
+                .map(|k| ServiceKey {
+                    namespace: to(&k.namespace),
+                    ..k.clone()
+                })
+                .collect(),
+        }
+    }
 }

@@ -447,7 +447,7 @@ async fn capture_db(dsn: &str, handle: &db::Handle, wanted: NamespaceFilter) -> 
 
 mod api;
 pub use api::capture_api;
-pub(crate) use api::recheck_api;
+pub(crate) use api::{recheck_api, ApiRecheck};
 
 #[cfg(test)]
 mod tests {

@@ -17,6 +17,7 @@ pub(crate) fn run(a: &AuditArgs, env: &dyn Fn(&str) -> Option<String>) -> Result
         no_probe: a.no_probe,
         env,
     })?;
+    super::check_since(&settings)?;
     settings.check_comparable()?;
     if (a.dry_run || a.fix_source) && !a.fix {
         return Err(Error::new(

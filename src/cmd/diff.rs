@@ -53,6 +53,7 @@ pub(crate) fn run(a: &DiffArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<
         no_probe: false,
         env,
     })?;
+    super::check_since(&settings)?;
     let mut source = load_snapshot(&a.source)?;
     let mut target = load_snapshot(&a.target)?;
     let warning = crate::model::check_sides(

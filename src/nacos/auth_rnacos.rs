@@ -172,7 +172,7 @@ fn ok_data<'a>(t: &Transport, path: &str, v: &'a Value) -> Result<&'a Value, Nod
         "" => "an answer that is neither a success nor an error".to_owned(),
         other => format!(
             "the console answered error `{}`",
-            crate::report::escape::visible(&super::parse::shape::snippet(other))
+            crate::escape::visible(&super::parse::shape::snippet(other))
         ),
     };
     Err(t.err(format!("{path}: {why}"), false, Some(200)))

@@ -3,7 +3,7 @@
 pub mod accept;
 pub mod coverage;
 pub mod csv;
-pub mod escape;
+pub use crate::escape;
 pub mod gates;
 pub mod html;
 pub mod json;

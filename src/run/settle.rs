@@ -1,6 +1,7 @@
 //! The settling re-check's decisions, pure: which findings depend on what was not read, and
 //! which first-pass differences the re-check confirmed.
 
+pub(crate) use crate::capture::ApiRecheck;
 use crate::diff::Scope;
 use crate::finding::{Code, Finding, Layer};
 use crate::model::{ConfigKey, ServiceKey, Side, SideSnapshot};
@@ -10,42 +11,6 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 /// past a tenth of the namespace's configs, the re-check reads the namespace's configs whole
 /// (one bulk read then costs less than a request per key).
 pub(crate) const PER_KEY_MAX: usize = 64;
-
-/// What the settling re-check reads again through the API: only what differed at L3.
-#[derive(Debug, Default, PartialEq)]
-pub(crate) struct ApiRecheck {
-    /// Namespaces whose configs are read whole.
-    pub(crate) config_namespaces: BTreeSet<String>,
-    /// Configs read one by one (the DB-backed detail view).
-    pub(crate) config_keys: BTreeSet<ConfigKey>,
-    /// Services read one by one (their namespace's listing says whether they exist).
-    pub(crate) services: BTreeSet<ServiceKey>,
-}
-
-impl ApiRecheck {
-    /// The same plan in the other side's namespace terms.
-    pub(crate) fn mapped(&self, to: impl Fn(&str) -> String) -> ApiRecheck {
-        ApiRecheck {
-            config_namespaces: self.config_namespaces.iter().map(|n| to(n)).collect(),
-            config_keys: self
-                .config_keys
-                .iter()
-                .map(|k| ConfigKey {
-                    namespace: to(&k.namespace),
-                    ..k.clone()
-                })
-                .collect(),
-            services: self
-                .services
-                .iter()
-                .map(|k| ServiceKey {
-                    namespace: to(&k.namespace),
-                    ..k.clone()
-                })
-                .collect(),
-        }
-    }
-}
 
 /// What the L3 re-check reads, from the first pass's findings (source terms). `configs_in`
 /// gives a namespace's config count in the first pass (the larger side); `per_key` whether both

@@ -159,13 +159,9 @@ pub fn resolve(inp: &Inputs<'_>) -> Result<Settings> {
         .collect();
     problems.extend(crate::validate::unknown_env(&process_env, &known_env()));
     let mut settings = build(&set, inp.env, &mut problems);
-    if let Some(p) = inp.report.and_then(|r| r.since.as_ref()) {
-        // Read now, before anything is audited: a wrong path is a usage error, not a late surprise.
-        match crate::history::load_report(p) {
-            Ok(_) => settings.since = Some(p.clone()),
-            Err(e) => problems.push(format!("--since {e}")),
-        }
-    }
+    // Only the path here: the commands read it (`cmd::check_since`) before anything is compared,
+    // since the report it names is a type of the layers above settings.
+    settings.since = inp.report.and_then(|r| r.since.clone());
     if inp.report.is_some() {
         // Reports are written at the end: a folder that cannot take them is found now, before
         // anything is audited.
