@@ -123,21 +123,7 @@ pub async fn capture_api(
             }),
         }
     }
-    // A field not compared is not kept either: a snapshot file says what it holds.
-    let (no_desc, no_tags) = (
-        snap.config_fields_unread.contains_key("desc"),
-        snap.config_fields_unread.contains_key("tags"),
-    );
-    for c in &mut snap.configs {
-        if no_desc {
-            c.desc.clear();
-        }
-        if no_tags {
-            c.tags.clear();
-        }
-    }
-    snap.configs.sort_by(|a, b| a.key.cmp(&b.key));
-    snap.services.sort_by(|a, b| a.key.cmp(&b.key));
+    finish(&mut snap);
     ticker.abort();
     crate::progress::rate(&progress, node.sent(), started.elapsed());
     snap
@@ -324,7 +310,13 @@ pub(crate) async fn recheck_api(
             Err(e) => snap.errors.push(fail(Some(ns), e)),
         }
     }
-    // As the first pass: a field not compared is not kept.
+    finish(&mut snap);
+    snap
+}
+
+/// The last step of every API read (first pass and re-check alike): a field not compared is not
+/// kept either, so a snapshot file says what it holds; configs and services in key order.
+fn finish(snap: &mut ApiSnapshot) {
     let (no_desc, no_tags) = (
         snap.config_fields_unread.contains_key("desc"),
         snap.config_fields_unread.contains_key("tags"),
@@ -339,7 +331,6 @@ pub(crate) async fn recheck_api(
     }
     snap.configs.sort_by(|a, b| a.key.cmp(&b.key));
     snap.services.sort_by(|a, b| a.key.cmp(&b.key));
-    snap
 }
 
 /// What the settling re-check reads again through the API: only what differed at L3.

@@ -135,16 +135,14 @@ pub fn config_detail(dialect: Dialect, body: &str, item: &mut ConfigItem) -> Sha
     Ok(())
 }
 
-/// One config whole from its DB-backed detail view (v1 `show=all` → `ConfigAllInfo`, 3.x
-/// `ConfigDetailInfo` in the envelope): content, type, appName, desc and tags, for the settling
-/// re-check of a few keys. The md5 is left to be computed from the content.
-pub fn config_item(
+/// The object of a DB-backed detail answer (v1 top level, 3.x `data`), checked to be of `key`:
+/// a node answering for another config is a wrong shape, not that config's row.
+fn detail_of<'a>(
     dialect: Dialect,
-    body: &str,
+    v: &'a serde_json::Value,
     key: &crate::model::ConfigKey,
-) -> Shape<ConfigItem> {
-    let v = super::answer(dialect, body)?;
-    let d = object(&v, if dialect == Dialect::V3 { "data" } else { "" })?;
+) -> Shape<super::shape::Obj<'a>> {
+    let d = object(v, if dialect == Dialect::V3 { "data" } else { "" })?;
     let group_field = if dialect == Dialect::V3 {
         "groupName"
     } else {
@@ -157,6 +155,19 @@ pub fn config_item(
             key.group, key.data_id
         ));
     }
+    Ok(d)
+}
+
+/// One config whole from its DB-backed detail view (v1 `show=all` → `ConfigAllInfo`, 3.x
+/// `ConfigDetailInfo` in the envelope): content, type, appName, desc and tags, for the settling
+/// re-check of a few keys. The md5 is left to be computed from the content.
+pub fn config_item(
+    dialect: Dialect,
+    body: &str,
+    key: &crate::model::ConfigKey,
+) -> Shape<ConfigItem> {
+    let v = super::answer(dialect, body)?;
+    let d = detail_of(dialect, &v, key)?;
     Ok(ConfigItem {
         key: key.clone(),
         md5: String::new(),
@@ -178,19 +189,7 @@ pub fn config_row(
     key: &crate::model::ConfigKey,
 ) -> Shape<(String, Option<i64>)> {
     let v = super::answer(dialect, body)?;
-    let d = object(&v, if dialect == Dialect::V3 { "data" } else { "" })?;
-    let group_field = if dialect == Dialect::V3 {
-        "groupName"
-    } else {
-        "group"
-    };
-    let (data_id, group) = (d.str("dataId")?, d.str(group_field)?);
-    if data_id != key.data_id || group != key.group {
-        return Err(format!(
-            "the detail is of `{group}/{data_id}`, not of `{}/{}`",
-            key.group, key.data_id
-        ));
-    }
+    let d = detail_of(dialect, &v, key)?;
     let content = d.any_str("content")?.to_owned();
     let modified = if d.has("modifyTime") {
         Some(d.int("modifyTime")?)
