@@ -7,11 +7,47 @@
 //! | Nacos 3.x | v3 admin export, one zip per namespace | the same | one v3 detail per config only |
 //! | Nacos before 1.4.2 | list pages of 500 | one `show=all` per config only | the same |
 //! | r-nacos | list pages of 500 (no type, appName) | the list pages (`ConfigInfoDto.desc`) | kept by none |
+//!
+//! A Java Nacos namespace of more than [`EXPORT_MAX_ROWS`] configs cannot be exported whole (the
+//! server cuts every query there): it is listed for its row ids, then exported by id in chunks.
 
 use super::dialect::{Call, Dialect, ServerKind};
 use super::{parse, NacosNode, NodeError};
 use crate::model::ConfigItem;
 use crate::settings::ConfigMeta;
+use std::collections::BTreeMap;
+
+/// The most rows one query of a Java Nacos server returns: its `JdbcTemplate` is built with
+/// `setMaxRows(50000)` (`ExternalDataSourceServiceImpl#initialize`, and the embedded
+/// `LocalDataSourceServiceImpl`, 1.4 to 3.x), so one export of a namespace holding more is cut
+/// short without a word. Such a namespace is exported by row ids, a chunk at a time.
+pub const EXPORT_MAX_ROWS: u64 = 50_000;
+
+/// How long the `ids` of one export may be once encoded (`,` is sent as `%2C`): the server's
+/// Tomcat refuses a request head over 8 KiB (Spring Boot's default `max-http-header-size`,
+/// which Nacos's `application.properties` leaves as it is), and the path, the other
+/// parameters and the headers need the rest.
+const EXPORT_IDS_BYTES: usize = 5_000;
+
+/// Row ids cut into chunks whose `ids` parameter stays within `budget` bytes encoded (each id
+/// costs its digits and a `%2C`), never an empty chunk.
+#[must_use]
+pub fn id_chunks(ids: impl IntoIterator<Item = u64>, budget: usize) -> Vec<Vec<u64>> {
+    let mut out: Vec<Vec<u64>> = Vec::new();
+    let mut used = 0;
+    for id in ids {
+        let cost = id.to_string().len() + 3;
+        match out.last_mut() {
+            Some(chunk) if used + cost <= budget => chunk.push(id),
+            _ => {
+                out.push(vec![id]);
+                used = 0;
+            }
+        }
+        used += cost;
+    }
+    out
+}
 
 /// How a node's configs are read for a given [`ConfigMeta`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,25 +139,17 @@ impl NacosNode {
     /// Every config of a namespace from one export: content, type, appName and desc. The
     /// export has no total of its own, so the listing's count is asked before and after it and
     /// all three must agree (a config written meanwhile is a read error, as when paging).
+    ///
+    /// A namespace over [`EXPORT_MAX_ROWS`] is listed for its row ids first and exported by
+    /// those, a chunk at a time, and every listed config must come back exactly once.
     pub async fn configs_exported(&self, namespace: &str) -> Result<Vec<ConfigItem>, NodeError> {
         let (before, _) = self.config_count(namespace).await?;
-        let (_, call, resp) = self.call(|d: Dialect| d.config_export(namespace)).await?;
-        if resp.status != 200 {
-            return Err(self.transport.status_error(&call, &resp));
-        }
-        // What the entries may inflate to: the body cap again per MiB of zip, at least 1 GiB.
-        let limit = self.transport.max_body.saturating_mul(16).max(1 << 30);
-        let bytes = resp.bytes;
-        let items = tokio::task::spawn_blocking({
-            let ns = namespace.to_owned();
-            move || parse::export_zip(&bytes, &ns, limit)
-        })
-        .await
-        .map_err(|e| {
-            self.transport
-                .err(format!("export parser: {e}"), false, None)
-        })?
-        .map_err(|e| self.transport.shape_error(&call, e))?;
+        let (items, call) = if before <= EXPORT_MAX_ROWS {
+            self.export(|d: Dialect| d.config_export(namespace), namespace)
+                .await?
+        } else {
+            self.export_by_ids(namespace).await?
+        };
         let (after, count_call) = self.config_count(namespace).await?;
         if before != after {
             return Err(self.transport.err(
@@ -147,11 +175,130 @@ impl NacosNode {
         }
         Ok(items)
     }
+
+    /// One export answer, read.
+    async fn export(
+        &self,
+        make: impl Fn(Dialect) -> Call,
+        namespace: &str,
+    ) -> Result<(Vec<ConfigItem>, Call), NodeError> {
+        let (_, call, resp) = self.call(make).await?;
+        if resp.status != 200 {
+            return Err(self.transport.status_error(&call, &resp));
+        }
+        // What the entries may inflate to: the body cap again per MiB of zip, at least 1 GiB.
+        let limit = self.transport.max_body.saturating_mul(16).max(1 << 30);
+        let bytes = resp.bytes;
+        let items = tokio::task::spawn_blocking({
+            let ns = namespace.to_owned();
+            move || parse::export_zip(&bytes, &ns, limit)
+        })
+        .await
+        .map_err(|e| {
+            self.transport
+                .err(format!("export parser: {e}"), false, None)
+        })?
+        .map_err(|e| self.transport.shape_error(&call, e))?;
+        Ok((items, call))
+    }
+
+    /// A namespace too big for one export: its listing's row ids, exported in chunks (a few at
+    /// a time; the node's semaphore bounds them too). An id selects a row whatever its
+    /// namespace, so each answer must hold exactly the listed keys of its chunk.
+    async fn export_by_ids(&self, namespace: &str) -> Result<(Vec<ConfigItem>, Call), NodeError> {
+        use futures::stream::{self, StreamExt};
+        let listed = self.config_ids(namespace).await?;
+        let key_of: BTreeMap<u64, &(String, String)> =
+            listed.iter().map(|(k, id)| (*id, k)).collect();
+        if key_of.len() != listed.len() {
+            return Err(self.transport.err(
+                format!("the listing of namespace `{namespace}` gives two configs one row id (an inconsistent answer)"),
+                true,
+                None,
+            ));
+        }
+        let chunks = id_chunks(key_of.keys().copied(), EXPORT_IDS_BYTES);
+        let answers: Vec<Result<_, NodeError>> = stream::iter(chunks)
+            .map(|ids| async move {
+                let (items, call) = self
+                    .export(|d: Dialect| d.config_export_ids(namespace, &ids), namespace)
+                    .await?;
+                Ok::<_, NodeError>((ids, items, call))
+            })
+            .buffer_unordered(4)
+            .collect()
+            .await;
+        let mut out: BTreeMap<(String, String), ConfigItem> = BTreeMap::new();
+        let mut last = None;
+        for a in answers {
+            let (ids, items, call) = a?;
+            let want: std::collections::BTreeSet<&(String, String)> =
+                ids.iter().map(|id| key_of[id]).collect();
+            let answered = items.len();
+            for it in items {
+                let k = (it.key.group.clone(), it.key.data_id.clone());
+                if !want.contains(&k) {
+                    return Err(self.transport.err(
+                        format!(
+                            "{} answered `{}/{}`, which is not one of the {} config(s) of namespace `{namespace}` it was asked for (changed while reading, or an inconsistent answer)",
+                            call.describe(),
+                            crate::nacos::parse::shape::snippet(&k.0),
+                            crate::nacos::parse::shape::snippet(&k.1),
+                            ids.len()
+                        ),
+                        true,
+                        None,
+                    ));
+                }
+                out.insert(k, it);
+            }
+            if answered != ids.len() {
+                return Err(self.transport.err(
+                    format!(
+                        "{} holds {answered} config(s) of the {} of namespace `{namespace}` asked for by id (changed while reading, or a truncated answer)",
+                        call.describe(),
+                        ids.len()
+                    ),
+                    true,
+                    None,
+                ));
+            }
+            last = Some(call);
+        }
+        let call = last.ok_or_else(|| {
+            self.transport.err(
+                format!("namespace `{namespace}` was counted over {EXPORT_MAX_ROWS} configs but lists none"),
+                true,
+                None,
+            )
+        })?;
+        Ok((out.into_values().collect(), call))
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ids_are_cut_into_chunks_that_fit_a_request_head() {
+        assert!(id_chunks([], 100).is_empty());
+        // "7%2C" costs 4, "10%2C" 5.
+        assert_eq!(
+            id_chunks([7, 8, 9, 10, 11], 13),
+            vec![vec![7, 8, 9], vec![10, 11]]
+        );
+        // An id longer than the budget still gets a chunk of its own, never an empty one.
+        assert_eq!(id_chunks([123_456, 1], 4), vec![vec![123_456], vec![1]]);
+        // 100,000 snowflake ids of 19 digits: every chunk within the budget, none lost.
+        let ids: Vec<u64> = (0..100_000)
+            .map(|i| 1_101_145_786_600_656_896 + i)
+            .collect();
+        let chunks = id_chunks(ids.iter().copied(), EXPORT_IDS_BYTES);
+        assert!(chunks.iter().all(|c| c.len() * 22 <= EXPORT_IDS_BYTES));
+        assert_eq!(chunks.concat(), ids);
+        assert_eq!(chunks.len(), 100_000usize.div_ceil(EXPORT_IDS_BYTES / 22));
+    }
 
     #[test]
     fn each_server_is_read_with_its_fewest_requests() {

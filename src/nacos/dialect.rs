@@ -264,6 +264,22 @@ impl Dialect {
         }
     }
 
+    /// The configs of these row ids in one zip, as [`Self::config_export`]: with `ids` the
+    /// server selects by id alone (`id IN (...)`, `findAllConfigInfo4Export` of
+    /// `ExternalStoragePersistServiceImpl` on 2.x and of `ConfigInfoMapper` on 3.x), so the
+    /// ids must come from this namespace's listing.
+    #[must_use]
+    pub fn config_export_ids(self, namespace: &str, ids: &[u64]) -> Call {
+        let mut call = self.config_export(namespace);
+        let joined = ids.iter().map(u64::to_string).collect::<Vec<_>>().join(",");
+        for (k, v) in &mut call.params {
+            if *k == "ids" {
+                v.clone_from(&joined);
+            }
+        }
+        call
+    }
+
     /// One config's DB-backed detail: desc and tags (`show=all`), and on 3.x content as well.
     #[must_use]
     pub fn config_detail(self, key: &ConfigKey) -> Call {

@@ -281,19 +281,51 @@ impl NacosNode {
     /// move between pages while they are written: duplicates are dropped, and what was read
     /// must add up to the server's count.
     pub async fn configs(&self, namespace: &str) -> Result<(Vec<ConfigItem>, bool), NodeError> {
+        let (out, without_desc) = self.config_listing(namespace, false, |it, _| it).await?;
+        Ok((out.into_values().collect(), without_desc))
+    }
+
+    /// Every config key of a namespace with its row id, from its list pages (what the pages
+    /// carry besides is dropped page by page). Not on r-nacos, which lists no ids.
+    pub async fn config_ids(
+        &self,
+        namespace: &str,
+    ) -> Result<BTreeMap<(String, String), u64>, NodeError> {
+        Ok(self.config_listing(namespace, true, |_, id| id).await?.0)
+    }
+
+    /// The list pages of a namespace, each item kept as `keep` makes it (with its row id when
+    /// `with_ids`, else 0), by (group, data id).
+    async fn config_listing<T>(
+        &self,
+        namespace: &str,
+        with_ids: bool,
+        keep: impl Fn(ConfigItem, u64) -> T + Copy,
+    ) -> Result<(BTreeMap<(String, String), T>, bool), NodeError> {
         use futures::stream::{self, StreamExt};
         let page_of = |page: usize| async move {
             let (d, call, resp) = self.call(|d| d.config_page(namespace, page)).await?;
-            let p = self.read(d, &call, &resp, |v| {
+            let (p, ids) = self.read(d, &call, &resp, |v| {
                 let p = parse::config_page(d, v, namespace)?;
-                parse::check_page(p.total, p.items.len(), PAGE_SIZE).map(|()| p)
+                parse::check_page(p.total, p.items.len(), PAGE_SIZE)?;
+                let ids = if with_ids {
+                    parse::config_ids(d, v)?
+                } else {
+                    vec![0; p.items.len()]
+                };
+                Ok((p, ids))
             })?;
-            Ok::<_, NodeError>((p, call))
+            let kept: Vec<_> = p
+                .items
+                .into_iter()
+                .zip(ids)
+                .map(|(it, id)| ((it.key.group.clone(), it.key.data_id.clone()), keep(it, id)))
+                .collect();
+            Ok::<_, NodeError>((p.total, p.without_desc, kept, call))
         };
-        let (first, call) = page_of(1).await?;
-        let total = first.total;
+        let (total, first_without_desc, first, call) = page_of(1).await?;
         // Paged by the count asked for: 3.x's `pagesAvailable` is not to be trusted on every list.
-        let pages = if first.items.len() < PAGE_SIZE {
+        let pages = if first.len() < PAGE_SIZE {
             1
         } else {
             usize::try_from(total.div_ceil(PAGE_SIZE as u64)).unwrap_or(usize::MAX)
@@ -303,28 +335,26 @@ impl NacosNode {
             .buffer_unordered(8)
             .collect()
             .await;
-        let mut out: BTreeMap<(String, String), ConfigItem> = BTreeMap::new();
+        let mut out: BTreeMap<(String, String), T> = BTreeMap::new();
         let mut without_desc = false;
-        for p in std::iter::once(Ok((first, call.clone()))).chain(rest) {
-            let (p, _) = p?;
-            if p.total != total {
+        let first = Ok((total, first_without_desc, first, call.clone()));
+        for p in std::iter::once(first).chain(rest) {
+            let (page_total, page_without_desc, items, _) = p?;
+            if page_total != total {
                 return Err(self.transport.err(
                     format!(
-                        "{}: the pages of namespace `{namespace}` give totals {total} and {} (changed while paging, or an inconsistent answer)",
+                        "{}: the pages of namespace `{namespace}` give totals {total} and {page_total} (changed while paging, or an inconsistent answer)",
                         call.describe(),
-                        p.total
                     ),
                     true,
                     None,
                 ));
             }
-            without_desc |= p.without_desc;
-            for it in p.items {
-                out.insert((it.key.group.clone(), it.key.data_id.clone()), it);
-            }
+            without_desc |= page_without_desc;
+            out.extend(items);
         }
         self.check_total(&call, &format!("namespace `{namespace}`"), out.len(), total)?;
-        Ok((out.into_values().collect(), without_desc))
+        Ok((out, without_desc))
     }
 
     /// What a listing read must add up to the total the server gave.

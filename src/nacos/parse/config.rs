@@ -110,6 +110,18 @@ pub fn config_page(dialect: Dialect, answer: &Value, namespace: &str) -> Shape<P
     })
 }
 
+/// The row id of each item of a config list page, in page order (`ConfigInfo.id` on v1,
+/// `ConfigBasicInfo.id` on v3): what a config export takes as `ids`. r-nacos lists none.
+pub fn config_ids(dialect: Dialect, answer: &Value) -> Shape<Vec<u64>> {
+    let o = object(answer, if dialect == Dialect::V3 { "data" } else { "" })?;
+    let items = o.list("pageItems")?;
+    let mut out = Vec::with_capacity(items.len());
+    for (i, it) in items.iter().enumerate() {
+        out.push(object(it, &index(&o.at("pageItems"), i))?.row_id("id")?);
+    }
+    Ok(out)
+}
+
 /// Fill desc and tags (and on 3.x content) from a config detail answer: v1 `ConfigAllInfo`
 /// (`show=all`), v3 `ConfigDetailInfo` in the envelope. It must be the config asked for.
 pub fn config_detail(dialect: Dialect, body: &str, item: &mut ConfigItem) -> Shape<()> {

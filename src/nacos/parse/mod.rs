@@ -11,8 +11,8 @@ pub mod shape;
 mod tests;
 
 pub use config::{
-    config_detail, config_item, config_page, config_row, listener, listening_configs, namespaces,
-    served_md5, CANARY_DATA_ID,
+    config_detail, config_ids, config_item, config_page, config_row, listener, listening_configs,
+    namespaces, served_md5, CANARY_DATA_ID,
 };
 pub use export::export_zip;
 pub use naming::{

@@ -130,6 +130,19 @@ impl<'a> Obj<'a> {
             .ok_or_else(|| self.missing(key, "a count"))
     }
 
+    /// A required row id: a non-negative integer, or the same written as a string of digits
+    /// (Nacos writes the `Long` ids of its config list items as strings).
+    pub fn row_id(&self, key: &str) -> Shape<u64> {
+        match self.map.get(key) {
+            Some(Value::Number(n)) => n.as_u64(),
+            Some(Value::String(s)) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => {
+                s.parse().ok()
+            }
+            _ => None,
+        }
+        .ok_or_else(|| self.missing(key, "a row id"))
+    }
+
     /// A required integer.
     pub fn int(&self, key: &str) -> Shape<i64> {
         self.map

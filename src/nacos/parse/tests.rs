@@ -311,6 +311,12 @@ fn real_answers_of_every_endpoint_parse_to_what_the_server_holds() {
 
         let page = config_page(d, &answer(d, c.config_list).unwrap(), "fixture-ns").unwrap();
         assert_eq!((page.total, page.items.len()), (1, 1), "{at}");
+        // The row ids an export by id takes: Nacos writes them as strings of digits.
+        if d != Dialect::RNacos {
+            let ids = config_ids(d, &answer(d, c.config_list).unwrap()).unwrap();
+            assert_eq!(ids.len(), 1, "{at}");
+            assert!(ids[0] > 0, "{at}");
+        }
         let mut item = page.items.into_iter().next().unwrap();
         assert_eq!(
             (item.key.group.as_str(), item.key.data_id.as_str()),
@@ -472,5 +478,30 @@ fn probe_key(namespace: &str, group: &str, data_id: &str, md5: &str) -> crate::m
     crate::model::ProbeKey {
         key: crate::model::FormalKey::new(namespace, group, data_id),
         md5: md5.to_owned(),
+    }
+}
+
+#[test]
+fn a_config_row_id_is_digits_or_a_count_and_nothing_else() {
+    let page = |id: &str| -> serde_json::Value {
+        serde_json::from_str(&format!(
+            r#"{{"totalCount":1,"pageItems":[{{"dataId":"a","group":"G","id":{id}}}]}}"#
+        ))
+        .unwrap()
+    };
+    assert_eq!(config_ids(Dialect::V1, &page(r#""42""#)).unwrap(), [42]);
+    assert_eq!(config_ids(Dialect::V1, &page("42")).unwrap(), [42]);
+    for bad in [
+        r#""""#,
+        r#""-1""#,
+        r#""4 2""#,
+        r#""1e3""#,
+        "-1",
+        "1.5",
+        "null",
+        r#""99999999999999999999""#,
+    ] {
+        let e = config_ids(Dialect::V1, &page(bad)).unwrap_err();
+        assert!(e.contains("pageItems[0].id"), "{bad}: {e}");
     }
 }
