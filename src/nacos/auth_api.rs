@@ -137,6 +137,7 @@ impl NacosNode {
                 headers: Vec::new(),
                 binary: false,
                 timeout: None,
+                queued: false,
             };
             let resp = self.transport.send(&call).await?;
             if resp.status == 403 || resp.status == 401 {

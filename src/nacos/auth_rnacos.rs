@@ -99,6 +99,7 @@ impl NacosNode {
                 headers: vec![("Token".to_owned(), token.clone())],
                 binary: false,
                 timeout: None,
+                queued: false,
             };
             let resp = t.send(&call).await?;
             if resp.status != 200 {
@@ -189,6 +190,7 @@ async fn login(t: &Transport, user: &str, pass: &str) -> Result<String, NodeErro
         headers: Vec::new(),
         binary: false,
         timeout: None,
+        queued: false,
     };
     let resp = t.send(&call).await?;
     if resp.status != 200 {

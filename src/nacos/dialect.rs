@@ -103,7 +103,16 @@ pub struct Call {
     pub timeout: Option<Duration>,
     /// The answer is binary (a zip): kept as bytes, not read as text.
     pub binary: bool,
+    /// The server answers it from a small bounded queue, which refuses what does not fit with a
+    /// 503 (see [`SEARCH_QUEUE`]).
+    pub queued: bool,
 }
+
+/// How many queued calls ([`Call::queued`]) one node is sent at a time. A 3.x config list page
+/// is searched by `ConfigDetailService#findConfigInfoPage`: 2 worker threads take searches from
+/// a queue of 4 (`nacos.config.search.max_thread` / `max_capacity` defaults), and a search that
+/// does not fit is answered 503 "server limit match". Four keeps room for the console's users.
+pub const SEARCH_QUEUE: usize = 4;
 
 impl Call {
     pub(super) fn get(endpoint: Endpoint, path: &'static str) -> Self {
@@ -115,6 +124,7 @@ impl Call {
             headers: Vec::new(),
             timeout: None,
             binary: false,
+            queued: false,
         }
     }
 
@@ -216,11 +226,14 @@ impl Dialect {
     pub fn config_page(self, namespace: &str, page: usize) -> Call {
         let call = match self {
             // v3 spells the default namespace as `public`, v1 as an empty tenant.
-            Dialect::V3 => Call::get(Endpoint::ConfigList, "/v3/admin/cs/config/list")
-                .param("search", "accurate")
-                .param("dataId", "")
-                .param("groupName", "")
-                .param("namespaceId", namespace),
+            Dialect::V3 => Call {
+                queued: true,
+                ..Call::get(Endpoint::ConfigList, "/v3/admin/cs/config/list")
+            }
+            .param("search", "accurate")
+            .param("dataId", "")
+            .param("groupName", "")
+            .param("namespaceId", namespace),
             Dialect::V1 | Dialect::RNacos => Call::get(Endpoint::ConfigList, "/v1/cs/configs")
                 .param("search", "accurate")
                 .param("dataId", "")

@@ -169,6 +169,8 @@ pub struct Transport {
     /// and no later stage of the run asks it again.
     down: std::sync::OnceLock<NodeError>,
     permits: Semaphore,
+    /// Bounds the calls the server queues ([`super::dialect::SEARCH_QUEUE`]).
+    queue_permits: Semaphore,
     pub(super) retries: u32,
     pub(super) max_body: usize,
     /// Requests sent so far (every attempt), for the progress line's rate.
@@ -210,6 +212,7 @@ impl Transport {
             token: Mutex::new(None),
             down: std::sync::OnceLock::new(),
             permits: Semaphore::new(concurrency.max(1)),
+            queue_permits: Semaphore::new(super::dialect::SEARCH_QUEUE),
             retries,
             max_body: DEFAULT_MAX_BODY,
             sent: std::sync::atomic::AtomicU64::new(0),
@@ -366,6 +369,17 @@ impl Transport {
     /// A node that is down (see [`Self::is_down`]) is not asked: its error comes back at once.
     pub async fn send(&self, call: &Call) -> Result<Response, NodeError> {
         self.check_down()?;
+        // The queue's permit first, so a queued call waiting for it holds no general one.
+        let _queued = if call.queued {
+            Some(
+                self.queue_permits
+                    .acquire()
+                    .await
+                    .map_err(|_| self.err("client shut down", false, None))?,
+            )
+        } else {
+            None
+        };
         let _permit = self
             .permits
             .acquire()
