@@ -18,7 +18,7 @@ use crate::settings::ConfigMeta;
 use std::collections::BTreeMap;
 
 /// The most rows one query of a Java Nacos server returns: its `JdbcTemplate` is built with
-/// `setMaxRows(50000)` (`ExternalDataSourceServiceImpl#initialize`, and the embedded
+/// `setMaxRows(50000)` (`ExternalDataSourceServiceImpl#init`, and the embedded
 /// `LocalDataSourceServiceImpl`, 1.4 to 3.x), so one export of a namespace holding more is cut
 /// short without a word. Such a namespace is exported by row ids, a chunk at a time.
 pub const EXPORT_MAX_ROWS: u64 = 50_000;
