@@ -107,6 +107,21 @@ impl NacosNode {
         &self,
         key: &crate::model::ConfigKey,
     ) -> Result<Option<ConfigItem>, NodeError> {
+        let Some((d, call, body)) = self.detail_answer(key).await? else {
+            return Ok(None);
+        };
+        parse::config_item(d, &body, key)
+            .map(Some)
+            .map_err(|e| self.transport.shape_error(&call, e))
+    }
+
+    /// The DB-backed detail answer for `key`, `None` when the node has no such config (2.x
+    /// answers an empty 200, 3.x a 404). An error on a server without that view (r-nacos, whose
+    /// `show=all` is the plain content: [`ServerKind::has_config_detail`]) and on any other status.
+    pub(super) async fn detail_answer(
+        &self,
+        key: &crate::model::ConfigKey,
+    ) -> Result<Option<(Dialect, Call, String)>, NodeError> {
         if !self.kind().await?.1.has_config_detail() {
             return Err(self.transport.err(
                 "this server has no DB-backed config detail view",
@@ -121,9 +136,7 @@ impl NacosNode {
         if resp.status != 200 {
             return Err(self.transport.status_error(&call, &resp));
         }
-        parse::config_item(d, &resp.body, key)
-            .map(Some)
-            .map_err(|e| self.transport.shape_error(&call, e))
+        Ok(Some((d, call, resp.body)))
     }
 
     /// How many configs a namespace holds, as its listing says.

@@ -404,23 +404,11 @@ impl NacosNode {
         &self,
         key: &crate::model::ConfigKey,
     ) -> Result<Option<(String, Option<i64>)>, NodeError> {
-        if !self.kind().await?.1.has_config_detail() {
-            return Err(self.transport.err(
-                "this server has no DB-backed detail view",
-                false,
-                None,
-            ));
-        }
-        let (d, call, resp) = self.call(|d| d.config_detail(key)).await?;
-        // 2.x answers a missing row with an empty 200, 3.x with a 404.
-        if resp.status == 404 || (resp.status == 200 && resp.body.trim().is_empty()) {
+        let Some((d, call, body)) = self.detail_answer(key).await? else {
             return Ok(None);
-        }
-        if resp.status != 200 {
-            return Err(self.transport.status_error(&call, &resp));
-        }
-        let (content, modified) = parse::config_row(d, &resp.body, key)
-            .map_err(|e| self.transport.shape_error(&call, e))?;
+        };
+        let (content, modified) =
+            parse::config_row(d, &body, key).map_err(|e| self.transport.shape_error(&call, e))?;
         Ok(Some((crate::model::md5_hex(&content), modified)))
     }
 
