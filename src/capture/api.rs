@@ -5,11 +5,18 @@ use crate::model::{ConfigKey, ServiceKey};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Capture the cluster-wide data through the API: every node is checked, data is read from the first healthy one.
+///
+/// With `digests_only`, each namespace's configs keep their MD5 and drop their content as soon
+/// as they are read, where the node can give one config's content again by key (the DB-backed
+/// detail view): an audit holds 16 bytes per config instead of its content (at 100,000 configs
+/// a side that is most of the memory), and fetches the content of the few that differ after
+/// comparing ([`crate::run`]'s `fill_api_diffs`).
 pub async fn capture_api(
     side: Side,
     nodes: &[Arc<NacosNode>],
     wanted: NamespaceFilter,
     also: &[String],
+    digests_only: bool,
 ) -> ApiSnapshot {
     let mut snap = ApiSnapshot {
         version: "unknown".into(),
@@ -74,6 +81,8 @@ pub async fn capture_api(
     for (field, why) in unread {
         snap.config_fields_unread.insert(field.to_owned(), why);
     }
+    // r-nacos has no by-key view to give content back later: it keeps content.
+    let digests_only = digests_only && node.gives_config_by_key().await;
     let progress = crate::progress::bar(side);
     // The request rate on the side's line, refreshed while the read runs.
     let started = std::time::Instant::now();
@@ -89,7 +98,15 @@ pub async fn capture_api(
     let per_ns = futures::future::join_all(scan.iter().map(|ns| {
         let (node, id, progress) = (node.clone(), ns.clone(), progress.clone());
         async move {
-            let configs = namespace_configs(&node, cplan, &id, &progress);
+            let configs = async {
+                let read = namespace_configs(&node, cplan, &id, &progress).await;
+                match read {
+                    Ok((items, without_desc)) if digests_only => {
+                        digests_of(items).await.map(|d| (d, without_desc))
+                    }
+                    other => other,
+                }
+            };
             let services = namespace_services(&node, &id, &progress, None);
             let (c, s) = tokio::join!(configs, services);
             (id, c, s)
@@ -127,6 +144,28 @@ pub async fn capture_api(
     ticker.abort();
     crate::progress::rate(&progress, node.sent(), started.elapsed());
     snap
+}
+
+/// `items` with their MD5 filled in from content and content dropped, hashed on rayon (not on
+/// the async runtime's threads).
+async fn digests_of(
+    mut items: Vec<crate::model::ConfigItem>,
+) -> Result<Vec<crate::model::ConfigItem>, nacos::NodeError> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    rayon::spawn(move || {
+        crate::diff::hash_contents(&mut items);
+        for it in &mut items {
+            it.content = None;
+        }
+        // The receiver only goes away with the run itself.
+        let _ = tx.send(items);
+    });
+    // Never an empty list in place of what was read: the namespace is then not read.
+    rx.await.map_err(|_| nacos::NodeError {
+        message: "hashing the configs read failed".into(),
+        transient: false,
+        status: None,
+    })
 }
 
 /// A namespace's configs as `plan` reads them, and whether some came without a desc.

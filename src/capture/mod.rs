@@ -38,6 +38,9 @@ pub struct SideHandles<'a> {
     pub db: Option<&'a db::Handle>,
     /// Read the side's accounts through the auth API (L1 cannot compare them).
     pub accounts_by_api: bool,
+    /// Keep each config's MD5 and drop its content once read (an audit: content is fetched
+    /// again for the few keys that differ); `false` keeps it (a snapshot file carries it).
+    pub api_digests_only: bool,
 }
 
 /// Which namespaces (in this side's own ids) to read.
@@ -382,7 +385,7 @@ pub async fn capture(
         if conf.nacos.is_empty() || !with_api {
             None
         } else {
-            Some(capture_api(side, nodes, wanted.clone(), also).await)
+            Some(capture_api(side, nodes, wanted.clone(), also, handles.api_digests_only).await)
         }
     };
     let (db, mut api) = tokio::join!(db, api);

@@ -100,6 +100,11 @@ impl NacosNode {
         Ok(plan(self.kind().await?.1, meta))
     }
 
+    /// Whether [`Self::config_by_key`] can give a config's content again (not on r-nacos).
+    pub async fn gives_config_by_key(&self) -> bool {
+        matches!(self.kind().await, Ok((_, k)) if k.has_config_detail())
+    }
+
     /// One config by key from the DB-backed detail view, `None` when the node has no such
     /// config (2.x answers an empty 200, 3.x a 404). Not on r-nacos, whose `show=all` is the plain
     /// content ([`ServerKind::has_config_detail`]): an error there.
@@ -154,12 +159,26 @@ impl NacosNode {
     /// all three must agree (a config written meanwhile is a read error, as when paging).
     ///
     /// A namespace over [`EXPORT_MAX_ROWS`] is listed for its row ids first and exported by
-    /// those, a chunk at a time, and every listed config must come back exactly once.
+    /// those, a chunk at a time, and every listed config must come back exactly once. So is a
+    /// namespace whose single export the server fails with a 5xx after the retries.
     pub async fn configs_exported(&self, namespace: &str) -> Result<Vec<ConfigItem>, NodeError> {
         let (before, _) = self.config_count(namespace).await?;
         let (items, call) = if before <= EXPORT_MAX_ROWS {
-            self.export(|d: Dialect| d.config_export(namespace), namespace)
-                .await?
+            match self
+                .export(|d: Dialect| d.config_export(namespace), namespace)
+                .await
+            {
+                Ok(read) => read,
+                // Mostly Nacos cancelling the export's SELECT at its query timeout
+                // (`QUERYTIMEOUT`, 3 s by default: `ExternalDataSourceServiceImpl#init`) on a busy
+                // DB: `config_info` has no index led by `tenant_id`, so the export scans the
+                // whole table in one statement. By id it is primary-key lookups, a chunk each.
+                Err(e) if e.status.is_some_and(|s| s >= 500) => {
+                    tracing::warn!("{e}; reading namespace `{namespace}` by row ids instead");
+                    self.export_by_ids(namespace).await?
+                }
+                Err(e) => return Err(e),
+            }
         } else {
             self.export_by_ids(namespace).await?
         };

@@ -23,6 +23,8 @@ pub struct RunContext {
     target_db: Option<db::Handle>,
     /// Accounts are read through the auth API: L1 cannot compare them (a side has no DB).
     accounts_by_api: bool,
+    /// API configs keep digests only (an audit), not content (a snapshot file).
+    api_digests_only: bool,
 }
 
 fn accounts_by_api(settings: &Settings) -> bool {
@@ -49,6 +51,7 @@ impl RunContext {
             source_db: open_db(&settings.source, settings, deadline),
             target_db: open_db(&settings.target, settings, deadline),
             accounts_by_api: accounts_by_api(settings),
+            api_digests_only: true,
         }
     }
 
@@ -70,6 +73,7 @@ impl RunContext {
             source_db: source.1,
             target_db: target.1,
             accounts_by_api: accounts_by_api(settings),
+            api_digests_only: false,
         }
     }
 
@@ -89,6 +93,7 @@ impl RunContext {
             nodes: self.nodes.side(side),
             db: self.db(side),
             accounts_by_api: self.accounts_by_api,
+            api_digests_only: self.api_digests_only,
         }
     }
 

@@ -12,7 +12,8 @@ use crate::settings::{self, Settings};
 use std::io::Write;
 use std::path::PathBuf;
 
-/// Most content diffs fetched from the DBs per run; the rest show digests only.
+/// Most content diffs fetched from the DBs, and from the nodes, per run; the rest show digests
+/// only.
 const MAX_DB_DIFFS: usize = 200;
 
 /// Diff two snapshots and add a `source-error` finding for every capture failure.
@@ -88,6 +89,88 @@ pub(crate) async fn fill_db_diffs(ctx: &RunContext, scope: &Scope, findings: &mu
     for (n, i) in idx.iter().enumerate() {
         if let (Some(a), Some(b)) = (s.get(&skeys[n]), t.get(&tkeys[n])) {
             findings[*i].diff = Some(diff::text::unified(a, b, show_secrets));
+        }
+    }
+}
+
+/// For L3 content differences compared on digests alone (an audit drops API content once
+/// hashed: see [`crate::capture::capture_api`]), fetch both configs again by key from the nodes
+/// the snapshots were read from and attach a masked diff. A config whose content no longer
+/// has the digest that was compared changed since: it keeps its digests only, never a diff of
+/// something other than what was compared.
+pub(crate) async fn fill_api_diffs(
+    ctx: &RunContext,
+    scope: &Scope,
+    source: &SideSnapshot,
+    target: &SideSnapshot,
+    findings: &mut [Finding],
+) {
+    use futures::stream::{self, StreamExt};
+    let node_of = |side: Side, snap: &SideSnapshot| {
+        let origin = &snap.api.as_ref()?.origin;
+        ctx.nodes
+            .side(side)
+            .iter()
+            .find(|n| &n.base == origin)
+            .cloned()
+    };
+    let (Some(sn), Some(tn)) = (node_of(Side::Source, source), node_of(Side::Target, target))
+    else {
+        return;
+    };
+    let show_secrets = scope.show_secrets();
+    let idx: Vec<usize> = findings
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| {
+            f.layer == Layer::L3 && f.code == Code::ConfigContentDiffers && f.diff.is_none()
+        })
+        .map(|(i, _)| i)
+        .take(MAX_DB_DIFFS)
+        .collect();
+    if idx.is_empty() {
+        return;
+    }
+    let key = |f: &Finding, ns: String| crate::model::ConfigKey {
+        namespace: ns,
+        group: f.group.clone(),
+        data_id: f.name.clone(),
+        variant: f.variant.clone().unwrap_or_default(),
+    };
+    // The content of `key` on `node` if it still has the digest compared.
+    let content = |node: std::sync::Arc<crate::nacos::NacosNode>,
+                   key: crate::model::ConfigKey,
+                   digest: Option<String>| async move {
+        let item = node.config_by_key(&key).await.ok()??;
+        let content = item.content?;
+        (Some(crate::model::md5_hex(&content)) == digest).then_some(content)
+    };
+    let fetched: Vec<(usize, Option<String>, Option<String>)> = stream::iter(idx)
+        .map(|i| {
+            let f = &findings[i];
+            let (s, t) = (
+                content(
+                    sn.clone(),
+                    key(f, f.namespace.clone()),
+                    f.source_digest.clone(),
+                ),
+                content(
+                    tn.clone(),
+                    key(f, scope.to_target(&f.namespace)),
+                    f.target_digest.clone(),
+                ),
+            );
+            async move {
+                let (s, t) = tokio::join!(s, t);
+                (i, s, t)
+            }
+        })
+        .buffer_unordered(8)
+        .collect()
+        .await;
+    for (i, s, t) in fetched {
+        if let (Some(a), Some(b)) = (s, t) {
+            findings[i].diff = Some(diff::text::unified(&a, &b, show_secrets));
         }
     }
 }

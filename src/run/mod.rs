@@ -156,7 +156,10 @@ fn stages(
     }
     let t1 = std::time::Instant::now();
     let during = "fetching the content of differing rows";
-    let diffs = finish::fill_db_diffs(ctx, scope, &mut g.findings);
+    let diffs = async {
+        finish::fill_db_diffs(ctx, scope, &mut g.findings).await;
+        finish::fill_api_diffs(ctx, scope, &g.source, &g.target, &mut g.findings).await;
+    };
     stop.run(rt, during, Layer::L1, diffs)?;
     tracing::info!("content diffs fetched in {:?}", t1.elapsed());
     probe::read_variant_rules(run, g)?;

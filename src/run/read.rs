@@ -252,6 +252,7 @@ async fn recheck_side(
             nodes: handles.nodes,
             db: None,
             accounts_by_api: handles.accounts_by_api,
+            api_digests_only: handles.api_digests_only,
         };
         capture::capture(side, &api_only, nodes, filter, also, None, true)
             .await

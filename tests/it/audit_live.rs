@@ -311,6 +311,45 @@ fn config_changed_on_one_side_is_content_differs_with_a_masked_diff() {
     });
 }
 
+/// An audit holds API configs as digests and fetches content back only for what differs (the
+/// test above); a snapshot file still carries every config's content, which `diff` between two
+/// files needs.
+#[test]
+fn a_snapshot_file_carries_the_api_configs_content() {
+    each_kind(|p| {
+        let target = match p.kind {
+            Kind::Java => p.bed.target_nacos.join(","),
+            Kind::Rnacos => p.bed.target_rnacos.clone(),
+            Kind::Nacos3 => p.bed.nacos3.clone(),
+        };
+        let file = crate::support::tempdir("snapshot-content").join("target.json");
+        let file_s = file.to_str().unwrap().to_owned();
+        let args = [
+            "snapshot",
+            "--side",
+            "target",
+            "--target-nacos",
+            &target,
+            "--namespace",
+            &p.ns,
+            "--output",
+            &file_s,
+        ];
+        let env = p.env();
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let o = crate::support::run(&args, &env);
+        assert_eq!(o.status.code(), Some(0), "{}", crate::support::text(&o));
+        let snap: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+        let configs = snap["api"]["configs"].as_array().expect("api configs");
+        let cfg = configs
+            .iter()
+            .find(|c| c["data_id"] == "app.properties")
+            .unwrap_or_else(|| panic!("app.properties not in {configs:?}"));
+        assert_eq!(cfg["content"], "a=1\nb=2\n", "{cfg}");
+    });
+}
+
 #[test]
 fn instance_registered_on_the_source_only_is_instance_missing() {
     each_kind(|p| {
@@ -1174,4 +1213,59 @@ fn a_namespace_over_the_servers_50000_row_cap_is_read_whole_through_the_api() {
         assert_eq!(r.json["target"]["api_configs"], N + 1, "{}", r.output);
         assert!(exports(&r) > 4, "{} exports: {}", exports(&r), r.output);
     }
+}
+
+/// A server that fails a namespace's export with a 5xx (what Nacos answers when it cancels the
+/// export's SELECT at its 3 s query timeout on a busy DB) is read by row ids instead, and every
+/// config is still compared. The fault comes from a stand-in in front of the real 2.3.2 node:
+/// it answers the whole-namespace export (`ids` empty) 500 and passes every other request on.
+#[test]
+fn a_namespace_whose_export_fails_is_read_by_row_ids() {
+    use crate::standin::{self, Reply};
+    let Some(b) = bed() else { return };
+    let p = Pair::new(b, Kind::Java);
+    sql(
+        &p.bed.target_db,
+        &format!("UPDATE config_info SET content='a=1\\nb=3\\n', md5=MD5('a=1\\nb=3\\n') WHERE tenant_id='{}' AND data_id='app.properties'", p.ns),
+    );
+    let upstream = p.bed.target_nacos[0]
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    let node = standin::start("", move |req, _| {
+        let whole_export = req.path == "/nacos/v1/cs/configs"
+            && req.param_is("exportV2", "true")
+            && req.param_is("ids", "");
+        Some(if whole_export {
+            Reply::Http(
+                "500 Internal Server Error",
+                Vec::new(),
+                b"caused: PreparedStatementCallback; Statement cancelled due to timeout or client request".to_vec(),
+            )
+        } else {
+            standin::forward(req, &upstream)
+        })
+    });
+    let r = p.audit_custom(p.args_with_target(&[node.base.clone()]), &[], &[]);
+    expect(
+        &r,
+        &[
+            ("config-content-differs", "L1", "APP/app.properties/"),
+            ("config-content-differs", "L3", "APP/app.properties/"),
+        ],
+    );
+    let requests = node.requests.lock().unwrap().clone();
+    let exports = |by_ids: bool| {
+        requests
+            .iter()
+            .filter(|q| q.path == "/nacos/v1/cs/configs" && q.param_is("exportV2", "true"))
+            .filter(|q| q.param_is("ids", "") != by_ids)
+            .count()
+    };
+    // The whole export was asked (and retried), then the namespace by ids.
+    assert!(exports(false) >= 1, "no whole export asked: {requests:?}");
+    assert!(exports(true) >= 1, "no export by ids: {requests:?}");
+    assert!(r.output.contains("by row ids instead"), "{}", r.output);
 }

@@ -50,6 +50,8 @@ pub enum Reply {
     Endless,
     /// Accepts and never answers.
     Hang,
+    /// These bytes as they are (a real node's whole answer: [`forward`]).
+    Raw(Vec<u8>),
 }
 
 impl Reply {
@@ -247,8 +249,34 @@ fn write_reply(mut s: TcpStream, reply: Reply, streamed: &AtomicUsize) {
             }
         }
         Reply::Hang => std::thread::sleep(Duration::from_secs(600)),
+        Reply::Raw(bytes) => {
+            let _ = s.write_all(&bytes);
+        }
     }
     let _ = s.flush();
+}
+
+/// `req` asked of a real node at `upstream` (`host:port`) and its whole answer, for a stand-in
+/// that faults some requests of a real server and passes the others on. Sent as HTTP/1.0, so
+/// the node answers unchunked and closes (the answer is then passed on as it came).
+pub fn forward(req: &Request, upstream: &str) -> Reply {
+    let mut head = String::new();
+    for (i, line) in req.head.split("\r\n").enumerate() {
+        if i == 0 {
+            head.push_str(&format!("{} {} HTTP/1.0\r\n", req.method, req.target));
+        } else if !line.is_empty() && !line.to_ascii_lowercase().starts_with("connection:") {
+            head.push_str(line);
+            head.push_str("\r\n");
+        }
+    }
+    head.push_str("Connection: close\r\n\r\n");
+    let mut s = TcpStream::connect(upstream).expect("upstream node");
+    let _ = s.set_read_timeout(Some(Duration::from_secs(60)));
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(req.body.as_bytes()).unwrap();
+    let mut answer = Vec::new();
+    let _ = s.read_to_end(&mut answer);
+    Reply::Raw(answer)
 }
 
 /// The listener's answer to a probe: the canary, and no other key (every md5 matches).
