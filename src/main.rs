@@ -5,6 +5,13 @@ use nacos_drift::{app, cli::Cli, exit::ExitStatus};
 use std::io::Write;
 use std::process::ExitCode;
 
+/// mimalloc, not the system allocator: glibc keeps up to 8 arenas per core, one per thread that
+/// allocates (tokio's workers and blocking pool, rayon's), each holding on to what its thread
+/// freed. An audit parses namespace exports on those threads and then holds little: measured
+/// at 100,000 configs per side, glibc's peak RSS was about twice the peak heap.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     nacos_drift::tls::install_provider();
     tracing_subscriber::fmt()

@@ -29,6 +29,13 @@ pub const EXPORT_MAX_ROWS: u64 = 50_000;
 /// parameters and the headers need the rest.
 const EXPORT_IDS_BYTES: usize = 5_000;
 
+/// Export answers parsed at once, in the whole process. Parsing is CPU-bound, so more than the
+/// two cores of a small machine gains nothing, and each parse holds its namespace's contents
+/// and the metadata YAML's whole event list (`serde_norway` loads a document before
+/// deserializing it): measured with heaptrack at 100,000 configs in 4 namespaces per side,
+/// 8 parses at once were 280 MB of the run's 338 MB peak.
+static EXPORT_PARSES: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+
 /// Row ids cut into chunks whose `ids` parameter stays within `budget` bytes encoded (each id
 /// costs its digits and a `%2C`), never an empty chunk.
 #[must_use]
@@ -221,6 +228,8 @@ impl NacosNode {
         // What the entries may inflate to: the body cap again per MiB of zip, at least 1 GiB.
         let limit = self.transport.max_body.saturating_mul(16).max(1 << 30);
         let bytes = resp.bytes;
+        // Never closed, so acquiring cannot fail.
+        let _parse = EXPORT_PARSES.acquire().await;
         let items = tokio::task::spawn_blocking({
             let ns = namespace.to_owned();
             move || parse::export_zip(&bytes, &ns, limit)

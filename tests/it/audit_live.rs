@@ -1248,7 +1248,11 @@ fn a_namespace_whose_export_fails_is_read_by_row_ids() {
             standin::forward(req, &upstream)
         })
     });
-    let r = p.audit_custom(p.args_with_target(&[node.base.clone()]), &[], &[]);
+    let r = p.audit_custom(
+        p.args_with_target(std::slice::from_ref(&node.base)),
+        &[],
+        &[],
+    );
     expect(
         &r,
         &[
