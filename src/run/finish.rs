@@ -137,28 +137,40 @@ pub(crate) async fn fill_api_diffs(
         data_id: f.name.clone(),
         variant: f.variant.clone().unwrap_or_default(),
     };
-    // The content of `key` on `node` if it still has the digest compared.
+    // A side that kept its contents (r-nacos, which has no by-key view) gives them as read.
+    let names: std::collections::HashSet<&str> =
+        idx.iter().map(|i| findings[*i].name.as_str()).collect();
+    let kept = |snap: &SideSnapshot| -> std::collections::HashMap<crate::model::ConfigKey, String> {
+        snap.api
+            .iter()
+            .flat_map(|a| &a.configs)
+            .filter(|c| c.content.is_some() && names.contains(c.key.data_id.as_str()))
+            .filter_map(|c| Some((c.key.clone(), c.content.clone()?)))
+            .collect()
+    };
+    let (skept, tkept) = (kept(source), kept(target));
+    // The content of `key` on `node` (or as kept) if it still has the digest compared.
     let content = |node: std::sync::Arc<crate::nacos::NacosNode>,
                    key: crate::model::ConfigKey,
+                   kept: Option<String>,
                    digest: Option<String>| async move {
-        let item = node.config_by_key(&key).await.ok()??;
-        let content = item.content?;
+        let content = match kept {
+            Some(c) => c,
+            None => node.config_by_key(&key).await.ok()??.content?,
+        };
         (Some(crate::model::md5_hex(&content)) == digest).then_some(content)
     };
     let fetched: Vec<(usize, Option<String>, Option<String>)> = stream::iter(idx)
         .map(|i| {
             let f = &findings[i];
+            let (sk, tk) = (
+                key(f, f.namespace.clone()),
+                key(f, scope.to_target(&f.namespace)),
+            );
+            let (sc, tc) = (skept.get(&sk).cloned(), tkept.get(&tk).cloned());
             let (s, t) = (
-                content(
-                    sn.clone(),
-                    key(f, f.namespace.clone()),
-                    f.source_digest.clone(),
-                ),
-                content(
-                    tn.clone(),
-                    key(f, scope.to_target(&f.namespace)),
-                    f.target_digest.clone(),
-                ),
+                content(sn.clone(), sk, sc, f.source_digest.clone()),
+                content(tn.clone(), tk, tc, f.target_digest.clone()),
             );
             async move {
                 let (s, t) = tokio::join!(s, t);
