@@ -8,9 +8,9 @@ use std::collections::{BTreeMap, BTreeSet};
 ///
 /// With `digests_only`, each namespace's configs keep their MD5 and drop their content as soon
 /// as they are read, where the node can give one config's content again by key (the DB-backed
-/// detail view): an audit holds 16 bytes per config instead of its content (at 100,000 configs
-/// a side that is most of the memory), and fetches the content of the few that differ after
-/// comparing ([`crate::run`]'s `fill_api_diffs`).
+/// detail view): an audit holds a 32-character hex digest per config instead of its content (at
+/// 100,000 configs a side that was most of the memory), and fetches the content of the few that
+/// differ after comparing ([`crate::run`]'s `fill_api_diffs`).
 pub async fn capture_api(
     side: Side,
     nodes: &[Arc<NacosNode>],
