@@ -345,14 +345,22 @@ impl Dialect {
     }
 
     /// One service's detail (metadata, protect threshold, selector, clusters).
+    ///
+    /// r-nacos takes the group from a `group@@name` service name only and ignores `groupName`
+    /// (`openapi/naming/service.rs`, 0.8.5 and the bed's 0.8.8): asked by the bare name it looks
+    /// for the service in `DEFAULT_GROUP` and answers 500 "service not found".
     #[must_use]
     pub fn service_detail(self, namespace: &str, group: &str, name: &str) -> Call {
+        let service = match self {
+            Dialect::RNacos => grouped(group, name),
+            Dialect::V1 | Dialect::V3 => name.to_owned(),
+        };
         match self {
             Dialect::V3 => Call::get(Endpoint::ServiceDetail, "/v3/admin/ns/service"),
             Dialect::V1 | Dialect::RNacos => Call::get(Endpoint::ServiceDetail, "/v1/ns/service"),
         }
         .param("namespaceId", namespace)
-        .param("serviceName", name)
+        .param("serviceName", service)
         .param("groupName", group)
     }
 
@@ -504,6 +512,17 @@ mod tests {
         assert_eq!(c.headers, vec![("lastModified".to_owned(), "7".to_owned())]);
         let c = Dialect::data_change("prod", "G", "d", 7);
         assert!(c.params.contains(&("tenant", "prod".into())));
+    }
+
+    #[test]
+    fn r_nacos_service_detail_names_the_service_with_its_group() {
+        let c = Dialect::RNacos.service_detail("ns", "G", "svc");
+        assert!(c.params.contains(&("serviceName", "G@@svc".into())));
+        for d in [Dialect::V1, Dialect::V3] {
+            let c = d.service_detail("ns", "G", "svc");
+            assert!(c.params.contains(&("serviceName", "svc".into())));
+            assert!(c.params.contains(&("groupName", "G".into())));
+        }
     }
 
     #[test]

@@ -452,16 +452,10 @@ impl NacosNode {
         let (d, call, resp) = self
             .call(|d| d.service_detail(namespace, group, name))
             .await?;
-        let detail = if d == Dialect::RNacos
-            && resp.status != 200
-            && resp.body.contains("service not found")
-        {
-            // r-nacos lists services that were created implicitly by a registration but keeps no
-            // service record for them: such a service has default metadata and no cluster list.
-            parse::naming::ServiceDetail::default()
-        } else {
-            self.read(d, &call, &resp, |v| parse::service_detail(d, v, name))?
-        };
+        // A listed service whose detail is "not found" is an error, never defaults: r-nacos
+        // answered that for every service outside `DEFAULT_GROUP` while it was asked by the bare
+        // name, and taking defaults then compared nothing of them (see `service_detail`).
+        let detail = self.read(d, &call, &resp, |v| parse::service_detail(d, v, name))?;
         let mut clusters = detail.clusters.clone();
         if clusters.is_empty() {
             clusters.push(String::new());

@@ -1273,3 +1273,31 @@ fn a_namespace_whose_export_fails_is_read_by_row_ids() {
     assert!(exports(true) >= 1, "no export by ids: {requests:?}");
     assert!(r.output.contains("by row ids instead"), "{}", r.output);
 }
+
+/// A service whose protect threshold differs is `service-meta-differs` on every pair. On r-nacos
+/// this reads the service detail by `group@@name`: asked by the bare name (the service is in
+/// group `APP`), r-nacos answered "service not found" and nacos-drift compared defaults, so
+/// this difference passed unseen.
+#[test]
+fn a_service_whose_protect_threshold_differs_is_service_meta_differs() {
+    each_kind(|p| {
+        let path = match p.kind {
+            Kind::Java | Kind::Rnacos => "/v1/ns/service",
+            Kind::Nacos3 => "/v3/admin/ns/service",
+        };
+        let (s, b) = p.tgt.call(
+            "PUT",
+            path,
+            &[
+                ("namespaceId", p.ns.as_str()),
+                ("groupName", GROUP),
+                ("serviceName", "orders"),
+                ("protectThreshold", "0.5"),
+            ],
+        );
+        assert_eq!(s, 200, "{b}");
+        let r = p.audit();
+        expect(&r, &[("service-meta-differs", "L3", "APP/orders/")]);
+        assert!(r.output.contains("0.5"), "{}", r.output);
+    });
+}
