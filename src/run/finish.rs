@@ -60,37 +60,46 @@ pub(crate) async fn fill_db_diffs(ctx: &RunContext, scope: &Scope, findings: &mu
         return;
     };
     let show_secrets = scope.show_secrets();
-    let idx: Vec<usize> = findings
-        .iter()
-        .enumerate()
-        .filter(|(_, f)| f.layer == Layer::L1 && f.code == Code::ConfigContentDiffers)
-        .map(|(i, _)| i)
-        .take(MAX_DB_DIFFS)
-        .collect();
-    if idx.is_empty() {
+    let wanted = diffs_wanted(findings, Layer::L1, scope);
+    if wanted.is_empty() {
         return;
     }
-    let key = |f: &Finding, ns: String| crate::model::ConfigKey {
-        namespace: ns,
+    let skeys: Vec<_> = wanted.iter().map(|(_, s, _)| s.clone()).collect();
+    let tkeys: Vec<_> = wanted.iter().map(|(_, _, t)| t.clone()).collect();
+    let (s, t) = tokio::join!(sdb.contents(&skeys), tdb.contents(&tkeys));
+    let (Ok(s), Ok(t)) = (s, t) else { return };
+    for (i, sk, tk) in &wanted {
+        if let (Some(a), Some(b)) = (s.get(sk), t.get(tk)) {
+            findings[*i].diff = Some(diff::text::unified(a, b, show_secrets));
+        }
+    }
+}
+
+/// The `config-content-differs` findings of `layer` still without a diff, at most
+/// [`MAX_DB_DIFFS`]: each one's index with its key on the source and on the target.
+fn diffs_wanted(
+    findings: &[Finding],
+    layer: Layer,
+    scope: &Scope,
+) -> Vec<(usize, crate::model::ConfigKey, crate::model::ConfigKey)> {
+    let key = |f: &Finding, namespace: String| crate::model::ConfigKey {
+        namespace,
         group: f.group.clone(),
         data_id: f.name.clone(),
         variant: f.variant.clone().unwrap_or_default(),
     };
-    let skeys: Vec<_> = idx
+    findings
         .iter()
-        .map(|i| key(&findings[*i], findings[*i].namespace.clone()))
-        .collect();
-    let tkeys: Vec<_> = idx
-        .iter()
-        .map(|i| key(&findings[*i], scope.to_target(&findings[*i].namespace)))
-        .collect();
-    let (s, t) = tokio::join!(sdb.contents(&skeys), tdb.contents(&tkeys));
-    let (Ok(s), Ok(t)) = (s, t) else { return };
-    for (n, i) in idx.iter().enumerate() {
-        if let (Some(a), Some(b)) = (s.get(&skeys[n]), t.get(&tkeys[n])) {
-            findings[*i].diff = Some(diff::text::unified(a, b, show_secrets));
-        }
-    }
+        .enumerate()
+        .filter(|(_, f)| f.layer == layer && f.code == Code::ConfigContentDiffers)
+        .filter(|(_, f)| f.diff.is_none())
+        .take(MAX_DB_DIFFS)
+        .map(|(i, f)| {
+            let s = key(f, f.namespace.clone());
+            let t = key(f, scope.to_target(&f.namespace));
+            (i, s, t)
+        })
+        .collect()
 }
 
 /// For L3 content differences compared on digests alone (an audit drops API content once
@@ -119,36 +128,22 @@ pub(crate) async fn fill_api_diffs(
         return;
     };
     let show_secrets = scope.show_secrets();
-    let idx: Vec<usize> = findings
-        .iter()
-        .enumerate()
-        .filter(|(_, f)| {
-            f.layer == Layer::L3 && f.code == Code::ConfigContentDiffers && f.diff.is_none()
-        })
-        .map(|(i, _)| i)
-        .take(MAX_DB_DIFFS)
-        .collect();
-    if idx.is_empty() {
+    let wanted = diffs_wanted(findings, Layer::L3, scope);
+    if wanted.is_empty() {
         return;
     }
-    let key = |f: &Finding, ns: String| crate::model::ConfigKey {
-        namespace: ns,
-        group: f.group.clone(),
-        data_id: f.name.clone(),
-        variant: f.variant.clone().unwrap_or_default(),
-    };
     // A side that kept its contents (r-nacos, which has no by-key view) gives them as read.
-    let names: std::collections::HashSet<&str> =
-        idx.iter().map(|i| findings[*i].name.as_str()).collect();
-    let kept = |snap: &SideSnapshot| -> std::collections::HashMap<crate::model::ConfigKey, String> {
+    let kept = |snap: &SideSnapshot, keys: Vec<&crate::model::ConfigKey>| {
+        let keys: std::collections::HashSet<_> = keys.into_iter().collect();
         snap.api
             .iter()
             .flat_map(|a| &a.configs)
-            .filter(|c| c.content.is_some() && names.contains(c.key.data_id.as_str()))
+            .filter(|c| keys.contains(&c.key))
             .filter_map(|c| Some((c.key.clone(), c.content.clone()?)))
-            .collect()
+            .collect::<std::collections::HashMap<_, _>>()
     };
-    let (skept, tkept) = (kept(source), kept(target));
+    let skept = kept(source, wanted.iter().map(|(_, s, _)| s).collect());
+    let tkept = kept(target, wanted.iter().map(|(_, _, t)| t).collect());
     // The content of `key` on `node` (or as kept) if it still has the digest compared.
     let content = |node: std::sync::Arc<crate::nacos::NacosNode>,
                    key: crate::model::ConfigKey,
@@ -160,13 +155,9 @@ pub(crate) async fn fill_api_diffs(
         };
         (Some(crate::model::md5_hex(&content)) == digest).then_some(content)
     };
-    let fetched: Vec<(usize, Option<String>, Option<String>)> = stream::iter(idx)
-        .map(|i| {
+    let fetched: Vec<(usize, Option<String>, Option<String>)> = stream::iter(wanted)
+        .map(|(i, sk, tk)| {
             let f = &findings[i];
-            let (sk, tk) = (
-                key(f, f.namespace.clone()),
-                key(f, scope.to_target(&f.namespace)),
-            );
             let (sc, tc) = (skept.get(&sk).cloned(), tkept.get(&tk).cloned());
             let (s, t) = (
                 content(sn.clone(), sk, sc, f.source_digest.clone()),
