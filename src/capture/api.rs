@@ -244,7 +244,7 @@ async fn namespace_services(
         listed.retain(|(k, _)| only.contains(k));
     }
     progress.inc_length(listed.len() as u64);
-    let results: Vec<Result<crate::model::Service, nacos::NodeError>> = stream::iter(listed)
+    let results: Vec<Result<_, nacos::NodeError>> = stream::iter(listed)
         .map(|((g, n), instances)| {
             let node = node.clone();
             let progress = progress.clone();
@@ -254,13 +254,56 @@ async fn namespace_services(
                     None => node.service(id, &g, &n).await,
                 };
                 progress.inc(1);
-                s
+                s.map(|s| s.ok_or((g, n)))
             }
         })
         .buffer_unordered(16)
         .collect()
         .await;
-    results.into_iter().collect()
+    let mut services = Vec::new();
+    let mut gone = Vec::new();
+    for r in results {
+        match r? {
+            Ok(s) => services.push(s),
+            Err(key) => gone.push(key),
+        }
+    }
+    confirm_gone(node, id, gone).await?;
+    Ok(services)
+}
+
+/// Services listed, then answered "not found" by their detail: dropped if a second listing no
+/// longer has them (removed while the namespace was read, as Nacos 2.x's empty-service cleaner
+/// does), an error if it still does. A node that lists a service it cannot show must not pass as
+/// one without it: r-nacos asked by the bare name answered "not found" for every service outside
+/// `DEFAULT_GROUP`.
+async fn confirm_gone(
+    node: &Arc<NacosNode>,
+    id: &str,
+    mut gone: Vec<(String, String)>,
+) -> Result<(), nacos::NodeError> {
+    if gone.is_empty() {
+        return Ok(());
+    }
+    gone.sort();
+    let still: BTreeSet<(String, String)> = node.service_names(id).await?.into_iter().collect();
+    if let Some((g, n)) = gone.iter().find(|k| still.contains(*k)) {
+        return Err(nacos::NodeError {
+            message: format!(
+                "{}: namespace `{id}` lists service `{g}@@{n}` but its detail answers that it does not exist",
+                node.base
+            ),
+            transient: false,
+            status: None,
+        });
+    }
+    for (g, n) in &gone {
+        tracing::info!(
+            "{}: service `{g}@@{n}` of namespace `{id}` was removed while it was read; not compared",
+            node.base
+        );
+    }
+    Ok(())
 }
 
 /// The settling re-check of one side through the API: only what `plan` names (side terms),

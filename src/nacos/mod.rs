@@ -443,18 +443,25 @@ impl NacosNode {
     }
 
     /// A service's detail and every instance of every cluster (disabled ones included).
+    ///
+    /// `None` when the node answers that the service does not exist (removed since it was
+    /// listed, e.g. by Nacos 2.x's empty-service cleaner): the caller lists again to tell a
+    /// service that is gone from a node that lists what it cannot show.
     pub async fn service(
         &self,
         namespace: &str,
         group: &str,
         name: &str,
-    ) -> Result<Service, NodeError> {
+    ) -> Result<Option<Service>, NodeError> {
         let (d, call, resp) = self
             .call(|d| d.service_detail(namespace, group, name))
             .await?;
-        // A listed service whose detail is "not found" is an error, never defaults: r-nacos
+        // A listed service whose detail is "not found" is never taken as defaults: r-nacos
         // answered that for every service outside `DEFAULT_GROUP` while it was asked by the bare
         // name, and taking defaults then compared nothing of them (see `service_detail`).
+        if transport::says_not_found(resp.status, &resp.body) {
+            return Ok(None);
+        }
         let detail = self.read(d, &call, &resp, |v| parse::service_detail(d, v, name))?;
         let mut clusters = detail.clusters.clone();
         if clusters.is_empty() {
@@ -482,6 +489,14 @@ impl NacosNode {
                     // listInstances`: "cluster <name> is not found!"): it has no instances.
                     break (0, call);
                 }
+                if resp.status >= 400
+                    && resp.body.contains("service ")
+                    && transport::says_not_found(resp.status, &resp.body)
+                {
+                    // Removed between its detail and its instances (`CatalogServiceV2Impl.
+                    // listInstances`: "service <group>@@<name> is not found!").
+                    return Ok(None);
+                }
                 let p = self.read(d, &call, &resp, |v| {
                     let p = parse::instance_page(d, v, &cluster)?;
                     let size = if d == Dialect::V3 {
@@ -502,7 +517,9 @@ impl NacosNode {
             let what = format!("instances of `{group}@@{name}` cluster `{cluster}`");
             self.check_total(&call, &what, got, total)?;
         }
-        Ok(parse::service(namespace, group, name, detail, instances))
+        Ok(Some(parse::service(
+            namespace, group, name, detail, instances,
+        )))
     }
 
     /// Cluster members, or `None` if the server has no members API (r-nacos).

@@ -53,19 +53,25 @@ impl NacosNode {
         Ok(out)
     }
 
-    /// A service from its detail and the instances its list page already carried.
+    /// A service from its detail and the instances its list page already carried; `None` when
+    /// the node answers that it does not exist (as [`NacosNode::service`]).
     pub async fn service_with(
         &self,
         namespace: &str,
         group: &str,
         name: &str,
         instances: Vec<Instance>,
-    ) -> Result<Service, NodeError> {
+    ) -> Result<Option<Service>, NodeError> {
         let (d, call, resp) = self
             .call(|d| d.service_detail(namespace, group, name))
             .await?;
+        if super::transport::says_not_found(resp.status, &resp.body) {
+            return Ok(None);
+        }
         let detail = self.read(d, &call, &resp, |v| parse::service_detail(d, v, name))?;
-        Ok(parse::service(namespace, group, name, detail, instances))
+        Ok(Some(parse::service(
+            namespace, group, name, detail, instances,
+        )))
     }
 
     /// Whether this node's services come with their instances in the list pages (3.x).

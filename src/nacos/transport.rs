@@ -136,6 +136,16 @@ fn describe(e: &reqwest::Error) -> Failure {
     }
 }
 
+/// Whether an answer says a naming resource does not exist: Nacos answers "service not found"
+/// (`ServiceOperatorV2Impl.queryService`, `InstanceOperatorClientImpl`), "service G@@N is not
+/// found!" and "cluster C is not found!" (`CatalogServiceV2Impl`) with a 500 on the v1 API, and
+/// r-nacos "service not found" (its `openapi/naming/service.rs`). That is the node's answer about
+/// its data at that moment, not a failure: asking again only costs the backoff.
+#[must_use]
+pub fn says_not_found(status: u16, body: &str) -> bool {
+    status >= 400 && (body.contains("service not found") || body.contains(" is not found!"))
+}
+
 fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(200 * (1 << attempt.min(5)))
 }
@@ -410,7 +420,8 @@ impl Transport {
                         continue;
                     }
                     let retry_status = call.endpoint != Endpoint::Login
-                        && matches!(resp.status, 500 | 502 | 503 | 504);
+                        && matches!(resp.status, 500 | 502 | 503 | 504)
+                        && !says_not_found(resp.status, &resp.body);
                     if retry_status && attempt < self.retries {
                         attempt += 1;
                         tokio::time::sleep(backoff(attempt)).await;
@@ -569,6 +580,27 @@ async fn read_capped(resp: &mut reqwest::Response, cap: usize) -> Result<Vec<u8>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_naming_not_found_answer_is_final_and_a_timeout_is_not() {
+        for body in [
+            "caused: service not found, namespace: prod, serviceName: APP@@orders;",
+            "service not found,namespace_id:prod,service_name:APP@@orders",
+            "caused: service APP@@orders is not found!;",
+            "caused: cluster  is not found!;",
+        ] {
+            assert!(says_not_found(500, body), "{body}");
+        }
+        assert!(!says_not_found(200, "service not found"));
+        assert!(!says_not_found(
+            500,
+            "caused: PreparedStatementCallback; Statement cancelled due to timeout or client request"
+        ));
+        assert!(!says_not_found(
+            503,
+            "server is DOWN now, please try again later!"
+        ));
+    }
 
     #[test]
     fn a_base_with_secrets_is_shown_without_them() {

@@ -1301,3 +1301,116 @@ fn a_service_whose_protect_threshold_differs_is_service_meta_differs() {
         assert!(r.output.contains("0.5"), "{}", r.output);
     });
 }
+
+/// The stand-in in front of the pair's first target node, handing every request not taken by
+/// `take` to the real node.
+fn standin_before_target(
+    p: &Pair,
+    take: impl Fn(&crate::standin::Request) -> Option<crate::standin::Reply> + Send + Sync + 'static,
+) -> crate::standin::StandIn {
+    let upstream = p.bed.target_nacos[0]
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    crate::standin::start("", move |req, _| {
+        Some(take(req).unwrap_or_else(|| crate::standin::forward(req, &upstream)))
+    })
+}
+
+fn is_detail_of(req: &crate::standin::Request, name: &str) -> bool {
+    req.method == "GET" && req.path == "/nacos/v1/ns/service" && req.param_is("serviceName", name)
+}
+
+/// A service listed by the target and removed before its detail is read (Nacos 2.x removes a
+/// service whose instances are gone) is read as the node has it by then: missing, not a
+/// `source-error`, and its real "service not found" answer is not retried. The stand-in only
+/// times the removal: it deletes the service on the real 2.3.2 node when nacos-drift first asks
+/// its detail, and the real node answers.
+#[test]
+fn a_service_removed_while_it_is_read_is_missing_not_a_source_error() {
+    let Some(b) = bed() else { return };
+    let p = Pair::new(b, Kind::Java);
+    for n in [&p.src, &p.tgt] {
+        n.register(&p.ns, GROUP, "leaving", p.port, &[]);
+    }
+    assert!(wait_until(20, || p
+        .tgt
+        .instance_count(&p.ns, GROUP, "leaving")
+        == 1));
+    let (tgt, ns, port) = (p.tgt.clone(), p.ns.clone(), p.port.to_string());
+    let removed = std::sync::atomic::AtomicBool::new(false);
+    let node = standin_before_target(&p, move |req| {
+        if is_detail_of(req, "leaving") && !removed.swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            let who = [
+                ("namespaceId", ns.as_str()),
+                ("groupName", GROUP),
+                ("serviceName", "leaving"),
+            ];
+            let mut inst = who.to_vec();
+            inst.extend([
+                ("ip", "127.0.0.1"),
+                ("port", port.as_str()),
+                ("ephemeral", "false"),
+            ]);
+            assert_eq!(tgt.call("DELETE", "/v1/ns/instance", &inst).0, 200);
+            // The instance leaves through Raft, asynchronously; the service is refused until then.
+            assert!(wait_until(30, || tgt
+                .call("DELETE", "/v1/ns/service", &who)
+                .0
+                == 200));
+            assert!(wait_until(30, || tgt.call("GET", "/v1/ns/service", &who).0 != 200));
+        }
+        None
+    });
+    let r = p.audit_custom(
+        p.args_with_target(std::slice::from_ref(&node.base)),
+        &[],
+        &[],
+    );
+    expect(&r, &[("service-missing", "L3", "APP/leaving/")]);
+    let requests = node.requests.lock().unwrap().clone();
+    let details = requests
+        .iter()
+        .filter(|q| is_detail_of(q, "leaving"))
+        .count();
+    assert_eq!(
+        details, 1,
+        "the not-found answer was asked again: {requests:?}"
+    );
+}
+
+/// A node that lists a service and answers its detail "service not found" (as r-nacos did when
+/// asked by the bare name) is a `source-error` naming the service, never a service read as
+/// absent or with defaults: the second listing still has it.
+#[test]
+fn a_service_listed_but_answered_not_found_is_a_source_error() {
+    use crate::standin::Reply;
+    let Some(b) = bed() else { return };
+    let p = Pair::new(b, Kind::Java);
+    let ns = p.ns.clone();
+    let node = standin_before_target(&p, move |req| {
+        is_detail_of(req, "orders").then(|| {
+            Reply::Http(
+                "500 Internal Server Error",
+                Vec::new(),
+                format!("caused: service not found, namespace: {ns}, serviceName: APP@@orders;")
+                    .into_bytes(),
+            )
+        })
+    });
+    let r = p.audit_custom(
+        p.args_with_target(std::slice::from_ref(&node.base)),
+        &[],
+        &[],
+    );
+    assert_eq!(r.code, 3, "{}", r.output);
+    assert!(
+        r.output
+            .contains("lists service `APP@@orders` but its detail answers that it does not exist"),
+        "{}",
+        r.output
+    );
+}
