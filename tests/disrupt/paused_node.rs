@@ -64,10 +64,13 @@ fn namespace_with_a_config(b: &Bed) -> String {
                 .await
                 .unwrap();
             let token = login["accessToken"].as_str().unwrap_or("").to_owned();
+            // The token in the `Authorization` header, as nacos-drift sends it (Nacos reads
+            // `Bearer <token>` there: `JwtTokenManager`/`NacosAuthPluginService`), never in a form.
             let post = |path: &str, form: Vec<(&str, String)>| {
-                let mut form = form;
-                form.push(("accessToken", token.clone()));
-                c.post(format!("{base}{path}")).form(&form).send()
+                c.post(format!("{base}{path}"))
+                    .header("Authorization", format!("Bearer {token}"))
+                    .form(&form)
+                    .send()
             };
             let r = post(
                 "/v1/console/namespaces",
