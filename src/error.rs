@@ -59,17 +59,56 @@ impl Error {
         }
     }
 
-    /// The message followed by each cause, `a: b: c`.
+    /// The message followed by each cause, `a: b: c`. A cause whose text the message already
+    /// ends with is not said twice: many errors (`mysql_async`'s I/O error, `std::io::Error`
+    /// wrapping another) put their source's text in their own.
     #[must_use]
     pub fn chain(&self) -> String {
         let mut out = self.msg.clone();
         let mut cur: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(self);
         while let Some(e) = cur {
-            out.push_str(": ");
-            out.push_str(&e.to_string());
+            let text = e.to_string();
+            if !out.ends_with(&text) {
+                out.push_str(": ");
+                out.push_str(&text);
+            }
             cur = e.source();
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug)]
+    struct Wraps(std::io::Error);
+    impl std::fmt::Display for Wraps {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "Input/output error: {}", self.0)
+        }
+    }
+    impl std::error::Error for Wraps {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    #[test]
+    fn a_cause_already_in_the_message_is_said_once() {
+        let io = std::io::Error::other("broken pipe");
+        let e = Error::with_source(ErrorKind::Source, "reading `nacos`", Wraps(io));
+        assert_eq!(
+            e.chain(),
+            "reading `nacos`: Input/output error: broken pipe"
+        );
+        let e = Error::with_source(
+            ErrorKind::Source,
+            "reading `nacos`",
+            std::io::Error::other("refused"),
+        );
+        assert_eq!(e.chain(), "reading `nacos`: refused");
     }
 }
 
