@@ -4,11 +4,21 @@ use clap::{Args, CommandFactory, Parser, Subcommand};
 use std::path::PathBuf;
 
 /// `--version`: the crate version and the commit the binary was built from (set by `src/build.rs`).
+#[cfg(not(debug_assertions))]
 pub const VERSION: &str = concat!(
     env!("CARGO_PKG_VERSION"),
     " (",
     env!("BUILD_GIT_COMMIT"),
     ")"
+);
+/// `--version` of a debug build says so: its timings and memory are not the product's (the
+/// benchmarks read this).
+#[cfg(debug_assertions)]
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("BUILD_GIT_COMMIT"),
+    ", debug build)"
 );
 
 /// Audit and repair drift between a source and a target Nacos cluster during a live migration.
