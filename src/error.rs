@@ -78,6 +78,9 @@ impl Error {
     }
 }
 
+/// Result alias for this crate.
+pub type Result<T> = std::result::Result<T, Error>;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -111,6 +114,3 @@ mod tests {
         assert_eq!(e.chain(), "reading `nacos`: refused");
     }
 }
-
-/// Result alias for this crate.
-pub type Result<T> = std::result::Result<T, Error>;

@@ -185,6 +185,10 @@ pub struct SideRun<'a> {
     pub grpc: Option<&'a (dyn GrpcSync + Sync)>,
     /// What the probe covers.
     pub scope: ProbeScope<'a>,
+    /// Every repair as it is about to be sent, kept outside the side's future: when the run is
+    /// stopped mid-repair that future is dropped, and the report must still say what may have
+    /// reached the nodes (see `run::probe`).
+    pub journal: &'a std::sync::Mutex<Vec<Repair>>,
 }
 
 impl SideRun<'_> {

@@ -57,6 +57,9 @@ pub enum RepairStatus {
     Failed,
     /// Deliberately not done (no mechanism, or the rows are not trusted).
     Skipped,
+    /// The run stopped (deadline or signal) while this repair was being sent or verified: some
+    /// or all of it may have reached the node, and nothing of it was verified.
+    Interrupted,
 }
 
 impl RepairStatus {
@@ -68,6 +71,7 @@ impl RepairStatus {
             RepairStatus::Applied => "applied",
             RepairStatus::Failed => "failed",
             RepairStatus::Skipped => "skipped",
+            RepairStatus::Interrupted => "interrupted",
         }
     }
 }

@@ -39,6 +39,7 @@ fn report_names_stay_byte_identical() {
         (RepairStatus::Applied, "applied"),
         (RepairStatus::Failed, "failed"),
         (RepairStatus::Skipped, "skipped"),
+        (RepairStatus::Interrupted, "interrupted"),
     ];
     for (st, s) in statuses {
         assert_eq!(st.to_string(), s);

@@ -105,6 +105,7 @@ pub(super) async fn repair_side(
                 continue;
             }
             let mut r = record(mechanism, RepairStatus::Applied, idx.len(), why);
+            journal(run, &r);
             let (sent, failures) = apply(run, s, &idx, mechanism).await;
             note_failures(run, s, &idx, &failures, &sent, &mut r, findings, out);
             if !sent.is_empty() {
@@ -151,6 +152,7 @@ pub(super) async fn repair_side(
             continue;
         }
         let mut r = record(mechanism, RepairStatus::Applied, allowed.len(), why);
+        journal(run, &r);
         let (sent, failures) = apply(run, s, &allowed, mechanism).await;
         note_failures(run, s, &allowed, &failures, &sent, &mut r, findings, out);
         if !sent.is_empty() {
@@ -161,6 +163,21 @@ pub(super) async fn repair_side(
     if !opts.dry_run {
         verify(run, live, keys, findings, out, &applied).await;
     }
+}
+
+/// Note a repair about to be sent, as it would stand if the run stopped before its end.
+fn journal(run: &SideRun<'_>, r: &Repair) {
+    let mut j = r.clone();
+    j.status = RepairStatus::Interrupted;
+    j.detail = format!(
+        "{}; the run stopped while this repair was sent or verified: some or all of its keys may have been reloaded, none was verified",
+        r.detail
+    );
+    // A poisoned lock only means another side's task panicked: the list is still whole.
+    run.journal
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .push(j);
 }
 
 /// The variant keys of one node grouped by how they can be reloaded there (or why not).

@@ -109,6 +109,7 @@ pub(super) fn probe(a: &AuditArgs, run: &Run<'_>, g: &mut Gathered) -> Result<()
         } else {
             format!("probing the {side}'s node caches")
         };
+        let journal = std::sync::Mutex::new(Vec::new());
         let outcome = stop.run(
             rt,
             &during,
@@ -124,8 +125,21 @@ pub(super) fn probe(a: &AuditArgs, run: &Run<'_>, g: &mut Gathered) -> Result<()
                     whole,
                     db: db.as_deref(),
                 },
+                journal: &journal,
             }),
-        )?;
+        );
+        let outcome = match outcome {
+            Ok(o) => o,
+            Err(stopped) => {
+                // Stopped mid-repair: what was being sent is listed, never silently dropped.
+                g.repairs.extend(
+                    journal
+                        .into_inner()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner),
+                );
+                return Err(stopped);
+            }
+        };
         g.probe.insert(
             side.as_str().to_owned(),
             crate::report::ProbeInfo {

@@ -344,3 +344,37 @@ fn a_namespace_subset_is_repaired_per_key_whatever_its_stale_share() {
         );
     }
 }
+
+/// A run stopped by its deadline while a repair is under way lists that repair as
+/// `interrupted` (it may have reached the node, nothing of it was verified), instead of
+/// dropping it with the stopped step. The repair here is real: a timestamp trap, which the
+/// per-key reload is sent for and which stays stale, so verification waits until the deadline.
+#[test]
+fn a_repair_stopped_by_the_deadline_is_listed_as_interrupted() {
+    let Some(b) = bed() else { return };
+    let _caches = TARGET_CACHE_LOCK.blocking_lock();
+    let e = Env::new(b);
+    e.src.publish(&e.ns, G, "trap.yaml", "t: 1\n");
+    e.replicated("trap.yaml", Some(&md5("t: 1\n")));
+    for n in &e.tgt {
+        e.refresh(n, &[("trap.yaml", &md5("t: 1\n"))]);
+    }
+    sql(
+        &e.bed.source_db,
+        &format!("UPDATE config_info SET content='t: 2\\n', md5=MD5('t: 2\\n'), gmt_modified='2020-01-01 00:00:00' WHERE tenant_id='{}' AND data_id='trap.yaml'", e.ns),
+    );
+    e.replicated("trap.yaml", Some(&md5("t: 2\n")));
+    let r = e.audit(
+        &["--fix", "--deadline", "20"],
+        &[PER_KEY, ("NACOS_DRIFT_FIX_VERIFY_SECS", "300")],
+    );
+    assert_eq!(r.code, 3, "{}", r.output);
+    let reps = repairs(&r);
+    assert_eq!(reps.len(), e.tgt.len(), "{}", r.output);
+    assert!(
+        reps.iter().all(|(_, _, status)| status == "interrupted"),
+        "{}",
+        r.output
+    );
+    assert!(r.output.contains("none was verified"), "{}", r.output);
+}
