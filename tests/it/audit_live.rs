@@ -1414,3 +1414,40 @@ fn a_service_listed_but_answered_not_found_is_a_source_error() {
         r.output
     );
 }
+
+/// A Java source (read as digests, content fetched again by key for the diff) against an
+/// r-nacos target (no by-key view: content kept as read): the content finding still carries the
+/// masked diff, built from one side's refetched content and the other's kept content.
+#[test]
+fn a_java_source_against_an_rnacos_target_shows_the_content_diff() {
+    let Some(b) = bed() else { return };
+    let ns = format!("it-{}", unique());
+    let src = Node::login(&b.source_nacos[0], &b.username, &b.password);
+    let tgt = Node::login(&b.target_rnacos, "", "");
+    for (n, content) in [
+        (&src, "a=1\nb=2\n"),
+        (&tgt, "a=1\nb=3\npassword=topsecret\n"),
+    ] {
+        n.create_namespace(&ns);
+        n.publish(&ns, GROUP, "app.properties", content);
+    }
+    let r = api_audit(
+        &b,
+        &b.source_nacos[0],
+        &b.target_rnacos,
+        &["--namespace", &ns, "--no-probe"],
+        &[],
+    );
+    expect(
+        &r,
+        &[("config-content-differs", "L3", "APP/app.properties/")],
+    );
+    let f = &r.json["findings"][0];
+    let d = f["diff"].as_str().unwrap_or_default();
+    assert!(
+        d.contains("-b=2") && d.contains("+b=3") && d.contains("+password= ****"),
+        "{}",
+        r.output
+    );
+    assert!(!r.output.contains("topsecret"));
+}
