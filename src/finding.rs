@@ -72,11 +72,14 @@ pub enum Code {
     CapacityMissing,
     /// A tenant or group capacity quota differs (quota, max size, max aggr count/size).
     CapacityDiffers,
+    /// A DB holds a default-namespace key under `public` and under `''` with different content,
+    /// both written by users: Nacos 3.x refuses to start on it.
+    NamespaceMigrateConflict,
 }
 
 impl Code {
     /// Every code, in report order.
-    pub const ALL: [Code; 33] = [
+    pub const ALL: [Code; 34] = [
         Code::NamespaceMissing,
         Code::NamespaceExtra,
         Code::ConfigMissing,
@@ -110,6 +113,7 @@ impl Code {
         Code::PermissionExtra,
         Code::CapacityMissing,
         Code::CapacityDiffers,
+        Code::NamespaceMigrateConflict,
     ];
 
     /// The kebab-case code.
@@ -149,6 +153,7 @@ impl Code {
             Code::PermissionExtra => "permission-extra",
             Code::CapacityMissing => "capacity-missing",
             Code::CapacityDiffers => "capacity-differs",
+            Code::NamespaceMigrateConflict => "namespace-migrate-conflict",
         }
     }
 

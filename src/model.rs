@@ -100,6 +100,10 @@ pub struct DbSnapshot {
     /// before any narrowing: a namespace with configs but no `tenant_info` row still exists.
     #[serde(skip)]
     pub namespaces_with_rows: std::collections::BTreeSet<String>,
+    /// Default-namespace keys whose `public` and `''` rows differ, both written by users: a
+    /// 3.x node will not start on this DB (`NacosDb::namespace_conflicts`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub namespace_conflicts: Vec<ConfigKey>,
     /// Users, roles and permissions (absent: the DB has no `users` table, or the file predates them).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth: Option<crate::accounts::AuthTables>,

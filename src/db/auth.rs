@@ -115,7 +115,7 @@ impl NacosDb {
     }
 }
 
-/// Read the auth tables and quotas into `snap` (a DB whose scan already failed is not asked
+/// Read the auth tables, the quotas and the 3.x namespace conflicts into `snap` (a DB whose scan already failed is not asked
 /// again); a failure is a capture error of the DB layer, never an empty list.
 pub async fn capture(db: &NacosDb, snap: &mut DbSnapshot) {
     if !snap.errors.is_empty() {
@@ -127,13 +127,15 @@ pub async fn capture(db: &NacosDb, snap: &mut DbSnapshot) {
         drop(conn);
         let auth = db.auth_tables(&tables).await?;
         let quotas = db.quotas(&tables).await?;
-        Ok::<_, DbError>((auth, quotas))
+        let conflicts = db.namespace_conflicts(&tables).await?;
+        Ok::<_, DbError>((auth, quotas, conflicts))
     }
     .await;
     match result {
-        Ok((auth, quotas)) => {
+        Ok((auth, quotas, conflicts)) => {
             snap.auth = auth;
             snap.quotas = quotas;
+            snap.namespace_conflicts = conflicts;
         }
         Err(e) => snap.errors.push(CaptureError {
             origin: snap.origin.clone(),

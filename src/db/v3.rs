@@ -18,6 +18,72 @@
 //! A DB that still has `config_info_beta` (a 2.5 server, or 3.x upgraded in place: it then reads
 //! both) is read as a 2.x one.
 
+/// The user 3.x writes its own `''` copies of `public` rows as (`ConfigMigrateService.
+/// NAMESPACE_MIGRATE_SRC_USER`): rows of this user never count as a conflict.
+const MIGRATE_USER: &str = "nacos_namespace_migrate";
+
+/// At most this many conflicting keys are listed per table (each is a finding).
+const CONFLICTS_MAX: usize = 1000;
+
+impl super::NacosDb {
+    /// Keys of the default namespace whose `public` row and `''` row differ (md5), neither
+    /// written by 3.x's own migration: the rows `ConfigMigrateService.namespaceMigratePreCheck`
+    /// counts (`ConfigMigrateMapper.getConfigConflictCount` / `getConfigGrayConflictCount`, the
+    /// same conditions), and while any exists a 3.x node in its namespace-compatible mode (the
+    /// default) refuses to start on this DB. Asked of a DB that has `config_info_gray` (3.x, or
+    /// 2.5+ a 3.x node may be upgraded onto); empty for others.
+    pub async fn namespace_conflicts(
+        &self,
+        tables: &[String],
+    ) -> Result<Vec<crate::model::ConfigKey>, super::DbError> {
+        use mysql_async::prelude::Queryable;
+        let has = |t: &str| tables.iter().any(|x| x.eq_ignore_ascii_case(t));
+        if !has("config_info_gray") {
+            return Ok(Vec::new());
+        }
+        let mut conn = self.conn().await?;
+        let id = conn.id();
+        let mut out = Vec::new();
+        for (table, gray) in [("config_info", false), ("config_info_gray", true)] {
+            let (name, same) = if gray {
+                ("ci1.gray_name", " AND ci2.gray_name = ci1.gray_name")
+            } else {
+                ("''", "")
+            };
+            let sql = super::tagged(&format!(
+                "SELECT ci1.group_id, ci1.data_id, {name} FROM {table} ci1 \
+                 WHERE ci1.tenant_id = 'public' AND (ci1.src_user <> '{MIGRATE_USER}' OR ci1.src_user IS NULL) \
+                 AND EXISTS (SELECT 1 FROM {table} ci2 WHERE ci2.data_id = ci1.data_id \
+                 AND ci2.group_id = ci1.group_id{same} AND ci2.md5 <> ci1.md5 AND ci2.tenant_id = '' \
+                 AND (ci2.src_user <> '{MIGRATE_USER}' OR ci2.src_user IS NULL)) \
+                 ORDER BY ci1.group_id, ci1.data_id LIMIT {CONFLICTS_MAX}"
+            ));
+            let what = format!("checking {table} for `public`/'' conflicts");
+            let rows: Vec<(Option<String>, Option<String>, Option<String>)> =
+                self.bounded(id, &what, conn.query(sql)).await?;
+            out.extend(rows.into_iter().map(|(g, d, v)| {
+                let v = v.unwrap_or_default();
+                crate::model::ConfigKey {
+                    namespace: "public".into(),
+                    group: g.unwrap_or_default(),
+                    data_id: d.unwrap_or_default(),
+                    // Named as the scan names gray rows of a 3.x DB.
+                    variant: if !gray {
+                        String::new()
+                    } else if v == "beta" {
+                        v
+                    } else if let Some(t) = v.strip_prefix("tag_") {
+                        format!("tag:{t}")
+                    } else {
+                        format!("gray:{v}")
+                    },
+                }
+            }));
+        }
+        Ok(out)
+    }
+}
+
 /// Whether these tables are the 3.x schema: `config_info_gray` without the 2.x beta/tag tables.
 pub fn is_v3(tables: &[String]) -> bool {
     let has = |t: &str| tables.iter().any(|x| x.eq_ignore_ascii_case(t));

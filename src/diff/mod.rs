@@ -68,6 +68,12 @@ pub fn compare(
             scope,
         ));
     }
+    // Each DB on its own: a hazard of that DB, whatever the other side holds.
+    for (side, db) in [(Side::Source, &source.db), (Side::Target, &target.db)] {
+        if let Some(db) = db {
+            out.extend(namespace_conflicts(side, &db.namespace_conflicts, scope));
+        }
+    }
     if let (Some(s), Some(t)) = (&source.api, &target.api) {
         out.extend(compare_namespaces(
             &s.namespaces,
@@ -99,6 +105,36 @@ pub fn compare(
     }
     out.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
     out
+}
+
+/// One finding per default-namespace key of a DB whose `public` and `''` rows conflict.
+fn namespace_conflicts(side: Side, keys: &[ConfigKey], scope: &Scope) -> Vec<Finding> {
+    keys.iter()
+        .filter_map(|k| {
+            let ns = match side {
+                Side::Source => canonical_namespace(&k.namespace),
+                Side::Target => scope.to_source(&k.namespace),
+            };
+            if !scope.config_in_scope(&ns, &k.group, &k.data_id) {
+                return None;
+            }
+            let mut f = Finding::new(
+                Code::NamespaceMigrateConflict,
+                Layer::L1,
+                &ns,
+                &k.group,
+                &k.data_id,
+            );
+            f.variant = (!k.variant.is_empty()).then(|| k.variant.clone());
+            f.side = Some(side);
+            f.detail = format!(
+                "{side} DB: this key's `public` row and its `''` row differ, and neither is 3.x's own copy: \
+                 a Nacos 3.x node in its namespace-compatible mode (the default) will not start on this DB \
+                 (`ConfigMigrateService.namespaceMigratePreCheck`) until they agree or one is deleted"
+            );
+            Some(f)
+        })
+        .collect()
 }
 
 fn compare_namespaces(

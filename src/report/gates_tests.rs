@@ -427,6 +427,9 @@ fn membership(code: Code) -> [&'static str; 5] {
         PermissionExtra => ["1", "2t 2n", "", "1 2t 2n", ""],
         CapacityMissing => ["1", "2t 2n", "", "1 2t 2n", ""],
         CapacityDiffers => ["1", "2t 2n", "", "1 2t 2n", ""],
+        // Found at L1 only: it blocks db-synced and cutover-ready there (a 3.x node that will
+        // not start is not a synced DB).
+        NamespaceMigrateConflict => ["1", "2t 2n", "", "1 2t 2n", ""],
     }
 }
 

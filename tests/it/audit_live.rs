@@ -1451,3 +1451,80 @@ fn a_java_source_against_an_rnacos_target_shows_the_content_diff() {
     );
     assert!(!r.output.contains("topsecret"));
 }
+
+/// A 3.x DB holding a default-namespace key under `public` and under `''` with different
+/// content, both written by users, is `namespace-migrate-conflict` (a 3.x node would refuse to
+/// start on it: `ConfigMigrateService.namespaceMigratePreCheck`); equal rows, and a `''` row that
+/// is 3.x's own copy (`nacos_namespace_migrate`), are not. Rows are written straight into the
+/// 3.1 cluster's DB (the running nodes check only at start-up) and removed at the end.
+#[test]
+fn a_3x_db_whose_public_and_blank_rows_differ_is_a_namespace_migrate_conflict() {
+    let Some(b) = bed() else { return };
+    if b.v3_db.is_empty() {
+        return;
+    }
+    let group = format!("NMC-{}", unique());
+    struct Cleanup(String, String);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            sql(
+                &self.0,
+                &format!("DELETE FROM config_info WHERE group_id='{}'", self.1),
+            );
+        }
+    }
+    let _cleanup = Cleanup(b.v3_db.clone(), group.clone());
+    let row = |data_id: &str, tenant: &str, content: &str, user: &str| {
+        format!("INSERT INTO config_info (data_id, group_id, content, md5, src_user, tenant_id) VALUES ('{data_id}', '{group}', '{content}', MD5('{content}'), '{user}', '{tenant}')")
+    };
+    for stmt in [
+        row("conflict.yaml", "public", "a: 1", "alice"),
+        row("conflict.yaml", "", "a: 2", "bob"),
+        row("same.yaml", "public", "s: 1", "alice"),
+        row("same.yaml", "", "s: 1", "bob"),
+        row("copy.yaml", "public", "c: 1", "alice"),
+        row("copy.yaml", "", "c: 0", "nacos_namespace_migrate"),
+    ] {
+        sql(&b.v3_db, &stmt);
+    }
+    let (src, src_pw) = split_dsn(&b.source_db);
+    let (tgt, tgt_pw) = split_dsn(&b.v3_db);
+    let r = audit(
+        &[
+            "--source-db",
+            &src,
+            "--target-db",
+            &tgt,
+            "--namespace",
+            "public",
+            "--settle",
+            "0",
+            "--no-probe",
+        ],
+        &[
+            ("NACOS_DRIFT_SOURCE_DB_PASSWORD", &src_pw),
+            ("NACOS_DRIFT_TARGET_DB_PASSWORD", &tgt_pw),
+        ],
+    );
+    let conflicts: Vec<_> = r
+        .findings()
+        .into_iter()
+        .filter(|f| f.0 == "namespace-migrate-conflict")
+        .collect();
+    assert_eq!(
+        conflicts,
+        [(
+            "namespace-migrate-conflict".to_owned(),
+            "L1".to_owned(),
+            format!("{group}/conflict.yaml/")
+        )],
+        "{}",
+        r.output
+    );
+    assert_eq!(r.code, 1, "{}", r.output);
+    assert!(
+        r.output.contains("namespaceMigratePreCheck"),
+        "{}",
+        r.output
+    );
+}
