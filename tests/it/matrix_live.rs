@@ -307,6 +307,8 @@ fn nacos3_public_mirror_rows_count_once_at_l1() {
             r.output
         );
         // Changed on the source: the feed updates the '' copy, the served public row stays old.
+        // The two rows now differ and neither is 3.x's own copy: a 3.x node would not start on
+        // this DB (`namespaceMigratePreCheck`), which is reported too.
         src.publish("", &g, "both.yaml", "y: 2\n");
         assert!(wait_until(30, || {
             sql_value(
@@ -331,6 +333,11 @@ fn nacos3_public_mirror_rows_count_once_at_l1() {
                     ("config-content-differs", "L3", &format!("{g}/both.yaml/")),
                     ("config-missing", "L1", &format!("{g}/only-fed.yaml/")),
                     ("config-missing", "L3", &format!("{g}/only-fed.yaml/")),
+                    (
+                        "namespace-migrate-conflict",
+                        "L1",
+                        &format!("{g}/both.yaml/")
+                    ),
                 ]),
                 "{} ({digest}): {}",
                 p.label(),
