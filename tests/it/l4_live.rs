@@ -43,7 +43,12 @@ struct App {
     child: Child,
     lines: Receiver<String>,
     what: &'static str,
+    /// The last lines the app wrote to stderr, for a failure's message.
+    stderr: std::sync::Arc<std::sync::Mutex<std::collections::VecDeque<String>>>,
 }
+
+/// Lines of an app's output kept for a failure's message.
+const KEPT_LINES: usize = 20;
 
 impl App {
     fn start(mut cmd: Command, what: &'static str, bed: &Bed) -> App {
@@ -52,10 +57,21 @@ impl App {
             .env("NACOS_PASSWORD", &bed.password)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null());
+            .stderr(Stdio::piped());
         let mut child = cmd
             .spawn()
             .unwrap_or_else(|e| panic!("starting {what}: {e}"));
+        let stderr = std::sync::Arc::new(std::sync::Mutex::new(std::collections::VecDeque::new()));
+        let (err, kept) = (child.stderr.take().unwrap(), stderr.clone());
+        std::thread::spawn(move || {
+            for l in BufReader::new(err).lines().map_while(Result::ok) {
+                let mut k = kept.lock().unwrap();
+                if k.len() == KEPT_LINES {
+                    k.pop_front();
+                }
+                k.push_back(l);
+            }
+        });
         let out = child.stdout.take().unwrap();
         let (tx, lines) = channel();
         std::thread::spawn(move || {
@@ -65,7 +81,12 @@ impl App {
                 }
             }
         });
-        App { child, lines, what }
+        App {
+            child,
+            lines,
+            what,
+            stderr,
+        }
     }
 
     /// The Node.js app on the `nacos` npm package, long polling `data_ids` on one node.
@@ -147,17 +168,30 @@ impl App {
         app
     }
 
-    /// Wait (60 s at most) for a line the predicate accepts; returns it.
+    /// Wait (60 s at most) for a line the predicate accepts; returns it. A failure shows the
+    /// app's last lines on stdout and stderr (a real client's own account of why).
     fn wait_for(&mut self, want: impl Fn(&str) -> bool) -> String {
         let end = Instant::now() + Duration::from_secs(60);
+        let mut seen = std::collections::VecDeque::new();
         while let Some(left) = end.checked_duration_since(Instant::now()) {
             match self.lines.recv_timeout(left) {
                 Ok(l) if want(&l) => return l,
-                Ok(_) => {}
+                Ok(l) => {
+                    if seen.len() == KEPT_LINES {
+                        seen.pop_front();
+                    }
+                    seen.push_back(l);
+                }
                 Err(_) => break,
             }
         }
-        panic!("{} did not print the awaited line", self.what);
+        let err: Vec<String> = self.stderr.lock().unwrap().iter().cloned().collect();
+        panic!(
+            "{} did not print the awaited line; its last stdout lines:\n{}\nits last stderr lines:\n{}",
+            self.what,
+            Vec::from(seen).join("\n"),
+            err.join("\n")
+        );
     }
 
     fn send(&mut self, cmd: &str) {
