@@ -45,8 +45,10 @@ impl super::NacosDb {
         let id = conn.id();
         let mut out = Vec::new();
         for (table, gray) in [("config_info", false), ("config_info_gray", true)] {
+            // Gray rows named as the scan names them on this DB (`gray_variant`; its bare
+            // `gray_name` is ci1's in the select list).
             let (name, same) = if gray {
-                ("ci1.gray_name", " AND ci2.gray_name = ci1.gray_name")
+                (gray_variant(tables), " AND ci2.gray_name = ci1.gray_name")
             } else {
                 ("''", "")
             };
@@ -61,23 +63,11 @@ impl super::NacosDb {
             let what = format!("checking {table} for `public`/'' conflicts");
             let rows: Vec<(Option<String>, Option<String>, Option<String>)> =
                 self.bounded(id, &what, conn.query(sql)).await?;
-            out.extend(rows.into_iter().map(|(g, d, v)| {
-                let v = v.unwrap_or_default();
-                crate::model::ConfigKey {
-                    namespace: "public".into(),
-                    group: g.unwrap_or_default(),
-                    data_id: d.unwrap_or_default(),
-                    // Named as the scan names gray rows of a 3.x DB.
-                    variant: if !gray {
-                        String::new()
-                    } else if v == "beta" {
-                        v
-                    } else if let Some(t) = v.strip_prefix("tag_") {
-                        format!("tag:{t}")
-                    } else {
-                        format!("gray:{v}")
-                    },
-                }
+            out.extend(rows.into_iter().map(|(g, d, v)| crate::model::ConfigKey {
+                namespace: "public".into(),
+                group: g.unwrap_or_default(),
+                data_id: d.unwrap_or_default(),
+                variant: v.unwrap_or_default(),
             }));
         }
         Ok(out)

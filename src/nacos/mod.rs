@@ -489,8 +489,7 @@ impl NacosNode {
                     // listInstances`: "cluster <name> is not found!"): it has no instances.
                     break (0, call);
                 }
-                if resp.status >= 400
-                    && resp.body.contains("service ")
+                if resp.body.contains("service ")
                     && transport::says_not_found(resp.status, &resp.body)
                 {
                     // Removed between its detail and its instances (`CatalogServiceV2Impl.

@@ -44,6 +44,23 @@ impl Env {
         );
     }
 
+    /// A timestamp trap on `data_id`: every target node caches `t: 1`, then a sync tool rewrites
+    /// the row to `t: 2` with an old timestamp (on the source, so that the target row, its
+    /// replica, agrees with the source: a repair only loads rows the source confirms). A reload
+    /// is sent and never takes.
+    pub(crate) fn timestamp_trap(&self, data_id: &str) {
+        self.src.publish(&self.ns, G, data_id, "t: 1\n");
+        self.replicated(data_id, Some(&md5("t: 1\n")));
+        for n in &self.tgt {
+            self.refresh(n, &[(data_id, &md5("t: 1\n"))]);
+        }
+        sql(
+            &self.bed.source_db,
+            &format!("UPDATE config_info SET content='t: 2\\n', md5=MD5('t: 2\\n'), gmt_modified='2020-01-01 00:00:00' WHERE tenant_id='{}' AND data_id='{data_id}'", self.ns),
+        );
+        self.replicated(data_id, Some(&md5("t: 2\n")));
+    }
+
     /// Reload a target node whole (ops/localCache) once, and wait until it serves every `(data_id, md5)`.
     ///
     /// One request per node: the reload is asynchronous, and a second request made while one runs
@@ -506,18 +523,7 @@ fn a_row_rewritten_with_an_older_timestamp_is_a_timestamp_trap() {
     let Some(b) = bed() else { return };
     let _caches = TARGET_CACHE_LOCK.blocking_lock();
     let e = Env::new(b);
-    e.src.publish(&e.ns, G, "trap.yaml", "t: 1\n");
-    e.replicated("trap.yaml", Some(&md5("t: 1\n")));
-    for n in &e.tgt {
-        e.refresh(n, &[("trap.yaml", &md5("t: 1\n"))]);
-    }
-    // A sync tool rewrites the row with an old timestamp (on the source, so that the target row,
-    // its replica, agrees with the source: a repair only loads rows the source confirms).
-    sql(
-        &e.bed.source_db,
-        &format!("UPDATE config_info SET content='t: 2\\n', md5=MD5('t: 2\\n'), gmt_modified='2020-01-01 00:00:00' WHERE tenant_id='{}' AND data_id='trap.yaml'", e.ns),
-    );
-    e.replicated("trap.yaml", Some(&md5("t: 2\n")));
+    e.timestamp_trap("trap.yaml");
     let r = e.audit(&["--fix"], &[PER_KEY, ("NACOS_DRIFT_FIX_VERIFY_SECS", "4")]);
     assert_eq!(r.code, 1, "{}", r.output);
     let traps: Vec<_> = l2(&r)

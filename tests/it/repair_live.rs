@@ -354,16 +354,7 @@ fn a_repair_stopped_by_the_deadline_is_listed_as_interrupted() {
     let Some(b) = bed() else { return };
     let _caches = TARGET_CACHE_LOCK.blocking_lock();
     let e = Env::new(b);
-    e.src.publish(&e.ns, G, "trap.yaml", "t: 1\n");
-    e.replicated("trap.yaml", Some(&md5("t: 1\n")));
-    for n in &e.tgt {
-        e.refresh(n, &[("trap.yaml", &md5("t: 1\n"))]);
-    }
-    sql(
-        &e.bed.source_db,
-        &format!("UPDATE config_info SET content='t: 2\\n', md5=MD5('t: 2\\n'), gmt_modified='2020-01-01 00:00:00' WHERE tenant_id='{}' AND data_id='trap.yaml'", e.ns),
-    );
-    e.replicated("trap.yaml", Some(&md5("t: 2\n")));
+    e.timestamp_trap("trap.yaml");
     let r = e.audit(
         &["--fix", "--deadline", "20"],
         &[PER_KEY, ("NACOS_DRIFT_FIX_VERIFY_SECS", "300")],
